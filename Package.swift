@@ -1,0 +1,105 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// The agent mesh: shared libraries under `Shared/`, one executable per service under
+/// `Services/`, tests under `Tests/`. C libraries are reached only through their wrapper
+/// module (`CNats` → `Nats`, `CPQ` → `Store`, `CMeshProto` → `MeshProto`).
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let log = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+/// A service: `mesh-<name>` executable (thin wiring) plus a library target tests can reach.
+func service(_ executable: String, folder: String, library: String, dependencies: [Target.Dependency]) -> [Target] {
+    [
+        .target(name: library, dependencies: dependencies, path: "Services/\(folder)/Service", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: executable, dependencies: [.target(name: library), "MeshRuntime", lifecycle, log],
+            path: "Services/\(folder)/Main", swiftSettings: swiftSettings),
+    ]
+}
+
+let serviceBase: [Target.Dependency] = ["MeshCore", "MeshRuntime", "MeshProto", "Nats", log, metrics, lifecycle]
+
+let package = Package(
+    name: "agent-mesh",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mesh-registry", targets: ["mesh-registry"]),
+        .executable(name: "mesh-supervisor", targets: ["mesh-supervisor"]),
+        .executable(name: "mesh-agent-worker", targets: ["mesh-agent-worker"]),
+        .executable(name: "mesh-gateway", targets: ["mesh-gateway"]),
+        .executable(name: "mesh-metrics-collector", targets: ["mesh-metrics-collector"]),
+        .executable(name: "meshctl", targets: ["meshctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    ],
+    targets: [
+        // C libraries (system) and generated protobuf-c code.
+        .systemLibrary(name: "CNats", path: "Shared/CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        .systemLibrary(name: "CPQ", path: "Shared/CPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(
+            name: "CProtobufC", path: "Shared/CProtobufC", pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]),
+        .target(name: "CMeshProto", dependencies: ["CProtobufC"], path: "Shared/CMeshProto"),
+
+        // Safe Swift layers over the C libraries.
+        .target(name: "Nats", dependencies: ["CNats", log], path: "Shared/Nats", swiftSettings: swiftSettings),
+        .target(name: "Store", dependencies: ["CPQ", log], path: "Shared/Store", swiftSettings: swiftSettings),
+        .target(name: "MeshProto", dependencies: ["CMeshProto"], path: "Shared/MeshProto", swiftSettings: swiftSettings),
+
+        // Mesh-wide pieces with no C.
+        .target(
+            name: "MeshCore",
+            dependencies: [log, metrics, argumentParser],
+            path: "Shared/MeshCore", swiftSettings: swiftSettings),
+        .target(name: "NatsMicro", dependencies: ["Nats", log], path: "Shared/NatsMicro", swiftSettings: swiftSettings),
+        .target(
+            name: "MeshRuntime",
+            dependencies: [
+                "MeshCore", "MeshProto", "Nats", "NatsMicro", "Store", log, metrics, lifecycle,
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Shared/MeshRuntime", swiftSettings: swiftSettings),
+        .target(name: "MeshTesting", dependencies: [], path: "Shared/MeshTesting", swiftSettings: swiftSettings),
+    ]
+        + service("mesh-registry", folder: "Registry", library: "RegistryService", dependencies: serviceBase + ["Store"])
+        + service("mesh-supervisor", folder: "Supervisor", library: "SupervisorService", dependencies: serviceBase)
+        + service("mesh-agent-worker", folder: "AgentWorker", library: "AgentWorkerService", dependencies: serviceBase)
+        + service("mesh-gateway", folder: "Gateway", library: "GatewayService", dependencies: serviceBase)
+        + service(
+            "mesh-metrics-collector", folder: "MetricsCollector", library: "MetricsCollectorService",
+            dependencies: serviceBase + ["Store"])
+        + [
+            .target(
+                name: "MeshCtlKit", dependencies: ["MeshCore", "MeshRuntime", "MeshProto", "Nats", "NatsMicro", argumentParser, log],
+                path: "Services/MeshCtl/Kit", swiftSettings: swiftSettings),
+            .executableTarget(name: "meshctl", dependencies: ["MeshCtlKit"], path: "Services/MeshCtl/Main", swiftSettings: swiftSettings),
+
+            // Tests: unit tests per module, integration against real servers, system tests
+            // that start the real executables.
+            .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], swiftSettings: swiftSettings),
+            .testTarget(name: "NatsTests", dependencies: ["Nats", "NatsMicro", "MeshTesting"], swiftSettings: swiftSettings),
+            .testTarget(name: "StoreTests", dependencies: ["Store", "MeshTesting"], swiftSettings: swiftSettings),
+            .testTarget(name: "MeshProtoTests", dependencies: ["MeshProto"], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "SystemTests", dependencies: ["MeshTesting", "Nats", "NatsMicro", "MeshCore"],
+                swiftSettings: swiftSettings),
+        ]
+)

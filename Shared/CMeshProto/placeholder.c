@@ -1,0 +1,1 @@
+/* generated code goes here */
