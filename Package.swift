@@ -96,6 +96,7 @@ let package = Package(
             // that start the real executables.
             .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], swiftSettings: swiftSettings),
             .testTarget(name: "NatsTests", dependencies: ["Nats", "NatsMicro", "MeshTesting"], swiftSettings: swiftSettings),
+            .testTarget(name: "NatsMicroTests", dependencies: ["Nats", "NatsMicro", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "StoreTests", dependencies: ["Store", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "MeshProtoTests", dependencies: ["MeshProto"], swiftSettings: swiftSettings),
             .testTarget(
