@@ -94,7 +94,7 @@ let package = Package(
 
             // Tests: unit tests per module, integration against real servers, system tests
             // that start the real executables.
-            .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore"], swiftSettings: swiftSettings),
+            .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore", argumentParser], swiftSettings: swiftSettings),
             .testTarget(name: "NatsTests", dependencies: ["Nats", "NatsMicro", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "NatsMicroTests", dependencies: ["Nats", "NatsMicro", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "StoreTests", dependencies: ["Store", "MeshTesting"], swiftSettings: swiftSettings),

@@ -1,0 +1,118 @@
+/// Every NATS subject, stream, bucket and queue group name of the mesh — the only place
+/// one is spelled. Each subject has a concrete form and, where a service subscribes to
+/// many, a wildcard form beside it.
+///
+/// The prefix (default `mesh`) separates clusters or tenants sharing one NATS system.
+/// Tokens passed in are already validated (``AgentID``, ``NodeID``, shard numbers, or the
+/// service's own constant verbs), so no user text reaches a subject unchecked.
+///
+/// ```swift
+/// let subjects = try Subjects(prefix: "mesh")
+/// subjects.action(shard: 7, agent: id)      // "mesh.agent.7.<id>.act"
+/// subjects.actionWildcard(shard: 7)          // "mesh.agent.7.*.act"
+/// ```
+public struct Subjects: Sendable, Hashable {
+    /// The default prefix.
+    public static let defaultPrefix = "mesh"
+
+    /// The first token of every mesh subject.
+    public let prefix: String
+
+    /// - Throws: ``MeshError`` `invalid_id` when `prefix` is not a legal id token.
+    public init(prefix: String = Subjects.defaultPrefix) throws(MeshError) {
+        try Identifier.validate(prefix, kind: "subject prefix")
+        self.prefix = prefix
+    }
+
+    // MARK: Agents
+
+    /// `<prefix>.agent.<shard>.<id>.act` — an action, core request/reply, served by the shard's owner.
+    public func action(shard: Int, agent: AgentID) -> String { "\(prefix).agent.\(shard).\(agent.rawValue).act" }
+    /// `<prefix>.agent.<shard>.*.act` — what an owning worker subscribes per owned shard.
+    public func actionWildcard(shard: Int) -> String { "\(prefix).agent.\(shard).*.act" }
+    /// `<prefix>.agent.<shard>.<id>.ctl` — lifecycle control of one agent.
+    public func control(shard: Int, agent: AgentID) -> String { "\(prefix).agent.\(shard).\(agent.rawValue).ctl" }
+    /// `<prefix>.agent.<shard>.*.ctl`.
+    public func controlWildcard(shard: Int) -> String { "\(prefix).agent.\(shard).*.ctl" }
+
+    // MARK: Tasks
+
+    /// `<prefix>.task.<shard>.<id>` — a durable task for an agent (stream ``tasksStream``).
+    public func task(shard: Int, agent: AgentID) -> String { "\(prefix).task.\(shard).\(agent.rawValue)" }
+    /// `<prefix>.task.<shard>.*` — the filter of a shard's task consumer.
+    public func taskWildcard(shard: Int) -> String { "\(prefix).task.\(shard).*" }
+    /// `<prefix>.task.>` — all task subjects (the stream's subjects).
+    public var tasksAll: String { "\(prefix).task.>" }
+
+    // MARK: Registry
+
+    /// `<prefix>.reg.<shard>.<verb>` — a registry request about one agent.
+    public func registry(shard: Int, verb: RegistryVerb) -> String { "\(prefix).reg.\(shard).\(verb.rawValue)" }
+    /// `<prefix>.reg.<verb>` — a registry request across agents (list, query).
+    public func registry(verb: RegistryVerb) -> String { "\(prefix).reg.\(verb.rawValue)" }
+    /// `<prefix>.reg.>` — everything the registry serves.
+    public var registryAll: String { "\(prefix).reg.>" }
+
+    // MARK: Supervisor and nodes
+
+    /// `<prefix>.sup.<verb>` — a request to the supervisor leader.
+    public func supervisor(verb: SupervisorVerb) -> String { "\(prefix).sup.\(verb.rawValue)" }
+    /// `<prefix>.node.<node>.hb` — a worker's heartbeat.
+    public func heartbeat(node: NodeID) -> String { "\(prefix).node.\(node.rawValue).hb" }
+    /// `<prefix>.node.*.hb` — every worker's heartbeat.
+    public var heartbeatWildcard: String { "\(prefix).node.*.hb" }
+
+    // MARK: Events and metrics
+
+    /// `<prefix>.evt.<domain>.<event>` — an event (stream ``eventsStream``).
+    public func event(domain: String, name: String) -> String { "\(prefix).evt.\(domain).\(name)" }
+    /// `<prefix>.evt.>` — every event.
+    public var eventsAll: String { "\(prefix).evt.>" }
+    /// `<prefix>.metrics.<service>.<instance>` — a metric snapshot.
+    public func metrics(service: ServiceName, instance: NodeID) -> String {
+        "\(prefix).metrics.\(service.rawValue).\(instance.rawValue)"
+    }
+    /// `<prefix>.metrics.>` — every snapshot.
+    public var metricsAll: String { "\(prefix).metrics.>" }
+
+    // MARK: JetStream streams, KV buckets, queue groups
+
+    /// Stream of durable tasks (work-queue retention).
+    public var tasksStream: String { "\(prefix.uppercased())_TASKS" }
+    /// Stream of events (limits retention).
+    public var eventsStream: String { "\(prefix.uppercased())_EVENTS" }
+    /// KV bucket of agent records (desired spec, status, placement).
+    public var agentsBucket: String { "\(prefix)_agents" }
+    /// KV bucket of shard ownership with epochs.
+    public var shardsBucket: String { "\(prefix)_shards" }
+    /// KV bucket of agent state checkpoints.
+    public var stateBucket: String { "\(prefix)_state" }
+    /// KV bucket of cluster-wide settings (shard count, …).
+    public var clusterBucket: String { "\(prefix)_cluster" }
+    /// Queue group of registry instances.
+    public var registryQueue: String { "registry" }
+    /// Queue group of metrics collectors.
+    public var collectorQueue: String { "collector" }
+}
+
+/// Verbs of registry requests.
+public enum RegistryVerb: String, Sendable, CaseIterable {
+    case get, put, delete, list, query
+}
+
+/// Verbs of supervisor requests.
+public enum SupervisorVerb: String, Sendable, CaseIterable {
+    case assignments, drain, nodes
+}
+
+/// The services of the mesh, as they name themselves in discovery, logs and subjects.
+public enum ServiceName: String, Sendable, CaseIterable, Codable {
+    case registry = "mesh-registry"
+    case supervisor = "mesh-supervisor"
+    case agentWorker = "mesh-agent-worker"
+    case gateway = "mesh-gateway"
+    case metricsCollector = "mesh-metrics-collector"
+
+    /// Short form for logger labels: `mesh.registry`, `mesh.agent-worker`, ….
+    public var loggerLabel: String { "mesh." + rawValue.dropFirst("mesh-".count) }
+}
