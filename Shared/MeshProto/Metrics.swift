@@ -1,11 +1,12 @@
 import CMeshProto
 
 /// Bucket layout of a histogram (`mesh.v1.HistogramScheme`); unknown values are kept as
-/// `.unrecognized`. See `LogLinearBuckets` for the layout of `.logLinear`.
+/// `.unrecognized`. The layout of `.logLinear` is specified in `Shared/Proto/metrics.proto`
+/// and implemented (record, merge, percentiles) by MeshCore's `LogLinearHistogram`.
 public enum HistogramScheme: RawRepresentable, Sendable, Hashable {
     /// Not set by the writer (wire value 0); the histogram's buckets cannot be interpreted.
     case unspecified
-    /// HDR-style log-linear buckets over non-negative integers (`LogLinearBuckets`).
+    /// HDR-style log-linear buckets over non-negative integers.
     case logLinear
     /// A wire value this version does not know.
     case unrecognized(Int32)
@@ -36,8 +37,9 @@ extension HistogramScheme: WireEnum {}
 /// restart by a new `processStartedAtUnixMs`. Histograms merge exactly (see `Histogram`).
 ///
 /// ```swift
-/// var latency = MetricSnapshot.Histogram(name: "mesh_action_duration_us", unit: "us")
-/// latency.record(850)
+/// let latency = MetricSnapshot.Histogram(name: "mesh_action_duration_ns", unit: "ns",
+///     precisionBits: 5, firstBucket: 501, counts: [3, 0, 0, 0, 0, 0, 1], count: 4, sum: 3_610_000,
+///     min: 880_000, max: 970_000)
 /// let snapshot = MetricSnapshot(service: "agent-worker", instance: "w-1", histograms: [latency])
 /// ```
 public struct MetricSnapshot: Sendable, Hashable {
@@ -78,9 +80,10 @@ public struct MetricSnapshot: Sendable, Hashable {
     /// (`mesh.v1.MetricSnapshot.Histogram`).
     ///
     /// With `scheme == .logLinear`, `counts[k]` is the number of observations in bucket
-    /// `firstBucket + k` of `LogLinearBuckets` at `precisionBits`. Two histograms with the
-    /// same `unit` merge exactly (`merge(_:)`): counts add index by index, `count` and `sum`
-    /// add, `min`/`max` take the extremes; differing precisions merge at the smaller one.
+    /// `firstBucket + k` of the log-linear layout at `precisionBits` (`metrics.proto`
+    /// specifies it; MeshCore's `LogLinearHistogram` implements it). Two histograms with
+    /// the same `unit` merge exactly: counts add index by index, `count` and `sum` add,
+    /// `min`/`max` take the extremes; differing precisions merge at the smaller one.
     public struct Histogram: Sendable, Hashable {
         /// Schema version (field 1); see `SchemaVersion`.
         public var version: UInt32
@@ -107,7 +110,7 @@ public struct MetricSnapshot: Sendable, Hashable {
         public init(
             version: UInt32 = SchemaVersion.current, name: String = "", labels: [String: String] = [:],
             unit: String = "", scheme: HistogramScheme = .logLinear,
-            precisionBits: UInt32 = LogLinearBuckets.defaultPrecisionBits, firstBucket: UInt32 = 0,
+            precisionBits: UInt32 = 5, firstBucket: UInt32 = 0,
             counts: [UInt64] = [], count: UInt64 = 0, sum: UInt64 = 0, min: UInt64 = 0, max: UInt64 = 0
         ) {
             self.version = version

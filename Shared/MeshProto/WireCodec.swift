@@ -265,3 +265,10 @@ extension WireEnum {
         self.init(rawValue: Int32(truncatingIfNeeded: c.rawValue))
     }
 }
+
+extension WireCodec {
+    /// The name protobuf-c's descriptor gives `M` (its `name` field), e.g. `mesh.v1.ActionRequest`.
+    static func descriptorName<M: CBridged>(_: M.Type) -> String {
+        String(cString: M.descriptor.pointee.name)
+    }
+}

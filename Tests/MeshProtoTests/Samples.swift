@@ -1,0 +1,126 @@
+import MeshProto
+
+/// Messages with every field set (unicode, extremes, maps, nested messages) and helpers
+/// shared by the tests.
+enum Samples {
+    static let unicode = "naïve 日本語 🚀 Ωmega — ok"
+    static let bigPayload: [UInt8] = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+    static let labels = ["team": "search", "tier": "gold", "emoji": "🚀", "": "empty key", "k": ""]
+
+    static let error = ErrorReply(version: 1, code: "busy", message: "mailbox full: \(unicode)", retryAfterMs: .max)
+
+    static let spec = AgentSpec(
+        version: 1, id: "counter-1", kind: "counter", generation: .max, config: Array(#"{"start": 5, "name": "ünï"}"#.utf8),
+        labels: labels, restartType: .transient, group: "group-a", groupStrategy: .restForOne, maxRestarts: 10,
+        periodSeconds: 60, mailboxCapacity: 1024, actionTimeoutMs: .max)
+
+    static let placement = Placement(version: 1, nodeId: "node-ä", shard: 63, shardEpoch: 1 << 40)
+
+    static let record = AgentRecord(
+        version: 1, spec: spec, status: .restarting, placement: placement, revision: 99, restartCount: 3, lastError: error,
+        createdAtUnixMs: 1_700_000_000_000, updatedAtUnixMs: -1, startedAtUnixMs: .min, statusChangedAtUnixMs: .max)
+
+    static let request = ActionRequest(
+        version: 1, requestId: "req-\(unicode)", agentId: "echo-1", action: "echo", payload: bigPayload,
+        deadlineUnixMs: 1_700_000_002_000, shardEpoch: 7)
+
+    static let reply = ActionReply(
+        version: 1, requestId: "req-1", status: .error, payload: [0, 1, 2, 0, 255], error: error, servedBy: "node-a",
+        shardEpoch: .max)
+
+    static let task = TaskEnvelope(
+        version: 1, taskId: "t-1", agentId: "work-1", action: "run", payload: Array(unicode.utf8), priority: .low,
+        deadlineUnixMs: .max, attempt: 2, maxAttempts: 5, idempotencyKey: "order-42-✓", submittedAtUnixMs: 1)
+
+    static let taskResult = TaskResult(
+        version: 1, taskId: "t-1", status: .deadLettered, result: [42], error: error, attempts: 5,
+        startedAtUnixMs: 10, finishedAtUnixMs: 20, nodeId: "node-b", agentId: "work-1")
+
+    static let heartbeat = NodeHeartbeat(
+        version: 1, nodeId: "node-a", instanceId: "a-7f3c", capacity: 100, load: 1.25, agentCount: 12_345,
+        ownedShards: (0..<64).map { NodeHeartbeat.OwnedShard(shard: UInt32($0), epoch: UInt64($0) * 1_000_003) },
+        timestampUnixMs: 1_700_000_000_123, buildVersion: "1.4.0-β", draining: true, sequence: .max)
+
+    static let assignment = ShardAssignment(
+        version: 1, shard: 12, nodeId: "node-c", epoch: 44, assignedAtUnixMs: 1_700_000_000_000, reason: "node_lost",
+        previousNodeId: "node-a")
+
+    static let event = Event(
+        version: 1, id: "e-1", domain: "agent", type: "restarted", agentId: "counter-1", nodeId: "node-a",
+        reason: "crashed: \(unicode)", timestampUnixMs: 1_700_000_000_000,
+        attributes: Dictionary(uniqueKeysWithValues: (0..<100).map { ("attr-\($0)", "värde \($0)") }), payload: [1, 2, 3])
+
+    static let counter = MetricSnapshot.Counter(version: 1, name: "mesh_actions_total", labels: labels, value: .max)
+    static let gauge = MetricSnapshot.Gauge(version: 1, name: "mesh_mailbox_depth", labels: ["agent": "a"], value: -0.5)
+    static let histogram = MetricSnapshot.Histogram(
+        version: 1, name: "mesh_action_duration_ns", labels: ["action": "echo"], unit: "ns", scheme: .logLinear,
+        precisionBits: 5, firstBucket: 501, counts: [3, 0, 0, 0, 0, 0, 1, .max], count: 4, sum: 3_610_000,
+        min: 880_000, max: 970_000)
+    static let snapshot = MetricSnapshot(
+        version: 1, service: "agent-worker", instance: "w-1", timestampUnixMs: 1_700_000_000_000,
+        processStartedAtUnixMs: 1_699_999_000_000, counters: [counter, counter], gauges: [gauge],
+        histograms: [histogram, MetricSnapshot.Histogram()])
+
+    /// One fully populated value of every message type, in `MessageType.allMessages` order.
+    static let full: [any MeshMessage] = [
+        error, spec, placement, record, request, reply, task, taskResult, heartbeat, heartbeat.ownedShards[5],
+        assignment, event, snapshot, counter, gauge, histogram,
+    ]
+
+    /// Default-initialised value of every message type.
+    static let empty: [any MeshMessage] = [
+        ErrorReply(), AgentSpec(), Placement(), AgentRecord(), ActionRequest(), ActionReply(), TaskEnvelope(),
+        TaskResult(), NodeHeartbeat(), NodeHeartbeat.OwnedShard(), ShardAssignment(), Event(), MetricSnapshot(),
+        MetricSnapshot.Counter(), MetricSnapshot.Gauge(), MetricSnapshot.Histogram(),
+    ]
+}
+
+/// Deterministic pseudo-random numbers (SplitMix64) so failures reproduce.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476C_E5B9_E2D9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A minimal protobuf writer for hand-made inputs (unknown fields, bad values).
+struct ProtoWriter {
+    var bytes: [UInt8] = []
+
+    mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+    mutating func tag(_ field: UInt64, _ wireType: UInt64) { varint(field << 3 | wireType) }
+    mutating func varintField(_ field: UInt64, _ value: UInt64) {
+        tag(field, 0)
+        varint(value)
+    }
+    mutating func bytesField(_ field: UInt64, _ value: [UInt8]) {
+        tag(field, 2)
+        varint(UInt64(value.count))
+        bytes += value
+    }
+    mutating func fixed64Field(_ field: UInt64, _ value: UInt64) {
+        tag(field, 1)
+        withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
+    }
+    mutating func fixed32Field(_ field: UInt64, _ value: UInt32) {
+        tag(field, 5)
+        withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
+    }
+}
+
+/// Decodes `bytes` as the same type as `sample` (opens the existential).
+func decodeLike<M: MeshMessage>(_ sample: M, _ bytes: [UInt8], limits: WireLimits = .default) throws(WireError) -> M {
+    try M(serializedBytes: bytes, limits: limits)
+}
