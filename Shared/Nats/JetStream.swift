@@ -1,0 +1,3 @@
+public final class JetStream: Sendable {
+    init(connection: NatsConnection, domain: String?, maxPending: Int) throws(NatsError) {}
+}
