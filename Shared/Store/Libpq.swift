@@ -1,4 +1,9 @@
 import CPQ
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 import Logging
 
@@ -88,11 +93,17 @@ final class PGConnectionHandle: @unchecked Sendable {
     /// server sent meanwhile without blocking (libpq sockets are non-blocking), so a
     /// session the server terminated is noticed here.
     ///
-    /// The corresponding C functions are `PQconsumeInput`, `PQstatus` and
-    /// `PQtransactionStatus`.
+    /// The corresponding C functions are `PQsocket`, `PQconsumeInput`, `PQstatus` and
+    /// `PQtransactionStatus` (with `poll(2)`).
     func checkIdle() -> Bool {
-        guard PQstatus(connection) == CONNECTION_OK else { return false }
-        _ = PQconsumeInput(connection)
+        // A terminated session first delivers its FATAL message, then end-of-file; each
+        // `PQconsumeInput` sees one of them, so read while the socket stays readable.
+        for _ in 0..<4 {
+            guard PQstatus(connection) == CONNECTION_OK else { return false }
+            var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 0) > 0 else { break }
+            guard PQconsumeInput(connection) == 1 else { return false }
+        }
         return PQstatus(connection) == CONNECTION_OK && PQtransactionStatus(connection) == PQTRANS_IDLE
     }
 

@@ -83,7 +83,7 @@ enum Timestamp {
         }
         guard index == bytes.count, (1...12).contains(month), (1...31).contains(day) else { return nil }
         let total = days(fromCivil: year, month, day) * 86_400_000_000 + micros
-        return Date(timeIntervalSince1970: Double(total / 1_000_000) + Double(total % 1_000_000) / 1_000_000)
+        return Date(timeIntervalSince1970: Double(total) / 1_000_000)
     }
 
     /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar

@@ -1,0 +1,139 @@
+import Foundation
+import MeshTesting
+import Store
+import Testing
+
+@Suite("Transactions and batch inserts", .enabled(if: TestEnvironment.postgresAvailable))
+struct TransactionTests {
+    struct Boom: Error {}
+
+    @Test func commitAndRollback() async throws {
+        let fixture = try await Fixture.start()
+        defer { fixture.tearDown() }
+        let store = fixture.store
+        try await store.migrate([Migration(version: 1, name: "t", sql: "CREATE TABLE t (id int PRIMARY KEY, v text)")])
+
+        let returned = try await store.transaction { connection in
+            try await connection.execute("INSERT INTO t VALUES ($1, $2)", [1, "one"])
+            try await connection.execute("INSERT INTO t VALUES ($1, $2)", [2, "two"])
+            return try await connection.query("SELECT count(*) AS n FROM t")[0].decode("n", Int.self)
+        }
+        #expect(returned == 2)
+        #expect(try await store.query("SELECT count(*) AS n FROM t")[0].decode("n", Int.self) == 2)
+
+        await #expect(throws: Boom.self) {
+            try await store.transaction { connection in
+                try await connection.execute("INSERT INTO t VALUES ($1, $2)", [3, "three"])
+                throw Boom()
+            }
+        }
+        let afterThrow = await storeError {
+            try await store.transaction { connection in
+                try await connection.execute("INSERT INTO t VALUES ($1, $2)", [4, "four"])
+                try await connection.execute("INSERT INTO t VALUES ($1, $2)", [1, "duplicate"])
+            }
+        }
+        #expect(afterThrow?.code == .uniqueViolation)
+        // A failed statement the body swallowed still rolls everything back — and says so.
+        let swallowed = await storeError {
+            try await store.transaction { connection in
+                try await connection.execute("INSERT INTO t VALUES ($1, $2)", [5, "five"])
+                _ = try? await connection.execute("INSERT INTO t VALUES ($1, $2)", [1, "duplicate"])
+            }
+        }
+        #expect(swallowed?.code == .queryFailed)
+        let ids = try await store.query("SELECT id FROM t ORDER BY id").map { try $0.decode("id", Int.self) }
+        #expect(ids == [1, 2])
+        let statistics = store.statistics
+        #expect(statistics.inUse == 0)
+    }
+
+    @Test func serializableConflictIsReported() async throws {
+        let fixture = try await Fixture.start()
+        defer { fixture.tearDown() }
+        let store = fixture.store
+        try await store.migrate([Migration(version: 1, name: "acct", sql: "CREATE TABLE acct (id int PRIMARY KEY, v int); INSERT INTO acct VALUES (1, 0);")])
+        let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
+        let (go, goContinuation) = AsyncStream<Void>.makeStream()
+        let first = Task {
+            try await store.transaction(isolation: .serializable) { connection in
+                _ = try await connection.query("SELECT v FROM acct WHERE id = 1")
+                readyContinuation.yield()
+                for await _ in go { break }
+                try await connection.execute("UPDATE acct SET v = v + 1 WHERE id = 1")
+            }
+        }
+        for await _ in ready { break }
+        try await store.transaction(isolation: .serializable) { connection in
+            try await connection.execute("UPDATE acct SET v = v + 10 WHERE id = 1")
+        }
+        goContinuation.yield()
+        let error = await storeError { try await first.value }
+        #expect(error?.code == .serializationFailure)
+        #expect(error?.sqlState == "40001")
+        #expect(error?.isTransient == true)
+    }
+
+    @Test func batchInsertTwentyThousandRowsThenUpsert() async throws {
+        let fixture = try await Fixture.start()
+        defer { fixture.tearDown() }
+        let store = fixture.store
+        try await store.migrate([Migration(version: 1, name: "events", sql: """
+            CREATE TABLE events (id bigint PRIMARY KEY, agent text NOT NULL, payload bytea, at timestamptz, note text)
+            """)])
+        let now = Date(timeIntervalSince1970: 1_700_000_000)
+        let rows: [[PostgresValue]] = (0..<20_000).map { (index: Int) -> [PostgresValue] in
+            let note: PostgresValue = index % 3 == 0 ? .null : .text("n'\(index)")
+            return [.int(Int64(index)), .text("agent-\(index % 97)"), .bytes([UInt8(index & 0xFF), 0]), .timestamp(now), note]
+        }
+        let inserted = try await store.batchInsert(table: "events", columns: ["id", "agent", "payload", "at", "note"], rows: rows)
+        #expect(inserted == 20_000)
+        #expect(try await store.query("SELECT count(*) AS n FROM events")[0].decode("n", Int.self) == 20_000)
+
+        // Upsert: the upper half exists (updated), 10 000 more are new.
+        let upserts: [[PostgresValue]] = (10_000..<30_000).map { index in
+            [.int(Int64(index)), .text("moved"), nil, .timestamp(now), "upserted"]
+        }
+        let touched = try await store.batchInsert(
+            table: "public.events", columns: ["id", "agent", "payload", "at", "note"], rows: upserts,
+            onConflict: "(id) DO UPDATE SET agent = EXCLUDED.agent, note = EXCLUDED.note")
+        #expect(touched == 20_000)
+        let summary = try await store.query("""
+            SELECT count(*) AS total, count(*) FILTER (WHERE agent = 'moved') AS moved,
+                   count(*) FILTER (WHERE note IS NULL) AS null_notes
+            FROM events
+            """)
+        #expect(try summary[0].decode("total", Int.self) == 30_000)
+        #expect(try summary[0].decode("moved", Int.self) == 20_000)
+        #expect(try summary[0].decode("null_notes", Int.self) == (0..<10_000).filter { $0 % 3 == 0 }.count)
+        let sample = try await store.query("SELECT payload, note FROM events WHERE id = $1", [257])
+        #expect(try sample[0].decode("payload", [UInt8].self) == [1, 0])
+        #expect(try sample[0].decode("note", String?.self) == "n'257")
+
+        let skipped = try await store.batchInsert(
+            table: "events", columns: ["id", "agent"], rows: (29_990..<30_010).map { [.int(Int64($0)), "late"] },
+            onConflict: "DO NOTHING")
+        #expect(skipped == 10)
+    }
+
+    @Test func batchInsertIsAllOrNothingAndValidatesInput() async throws {
+        let fixture = try await Fixture.start()
+        defer { fixture.tearDown() }
+        let store = fixture.store
+        try await store.migrate([Migration(version: 1, name: "kv", sql: "CREATE TABLE kv (k int PRIMARY KEY, v text)")])
+        // The duplicate sits in the third chunk: earlier chunks must roll back too.
+        var rows: [[PostgresValue]] = (0..<25_000).map { [.int(Int64($0)), "v"] }
+        rows.append([.int(3), "dup"])
+        let error = await storeError { try await store.batchInsert(table: "kv", columns: ["k", "v"], rows: rows) }
+        #expect(error?.code == .uniqueViolation)
+        #expect(try await store.query("SELECT count(*) AS n FROM kv")[0].decode("n", Int.self) == 0)
+
+        for (table, columns) in [("kv; DROP TABLE kv", ["k"]), ("kv", ["k\" OR 1=1"]), ("a.b.c", ["k"]), ("", ["k"])] {
+            let bad = await storeError { try await store.batchInsert(table: table, columns: columns, rows: [[1]]) }
+            #expect(bad?.code == .invalidArgument)
+        }
+        let ragged = await storeError { try await store.batchInsert(table: "kv", columns: ["k", "v"], rows: [[1, "x"], [2]]) }
+        #expect(ragged?.code == .invalidArgument)
+        #expect(try await store.batchInsert(table: "kv", columns: ["k"], rows: []) == 0)
+    }
+}

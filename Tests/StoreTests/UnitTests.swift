@@ -1,0 +1,58 @@
+import Foundation
+@testable import Store
+import Testing
+
+/// Pure logic, no server.
+@Suite("Store without a server")
+struct StoreUnitTests {
+    @Test(arguments: [
+        (0.0, "1970-01-01 00:00:00.000000+00"),
+        (1_718_000_000.123456, "2024-06-10 06:13:20.123456+00"),
+        (-1.5, "1969-12-31 23:59:58.500000+00"),
+        (951_782_400, "2000-02-29 00:00:00.000000+00"),
+    ])
+    func timestampFormat(seconds: Double, text: String) throws {
+        let date = Date(timeIntervalSince1970: seconds)
+        #expect(Timestamp.format(date) == text)
+        let parsed = Array(text.utf8).withUnsafeBytes { Timestamp.parse($0) }
+        #expect(parsed == date)
+    }
+
+    @Test func timestampParsesServerStyles() {
+        func parse(_ text: String) -> Date? { Array(text.utf8).withUnsafeBytes { Timestamp.parse($0) } }
+        #expect(parse("2024-06-10 08:13:20.5+02") == Date(timeIntervalSince1970: 1_718_000_000.5))
+        #expect(parse("2024-06-10 01:43:20-04:30") == Date(timeIntervalSince1970: 1_718_000_000))
+        #expect(parse("2024-06-10 06:13:20") == Date(timeIntervalSince1970: 1_718_000_000))
+        #expect(parse("2024-06-10") == Date(timeIntervalSince1970: 1_717_977_600))
+        #expect(parse("infinity") == .distantFuture)
+        #expect(parse("2024-13-10") == nil)
+        #expect(parse("2024-06-10 06:13") == nil)
+        #expect(parse("garbage") == nil)
+        #expect(Timestamp.format(Date(timeIntervalSince1970: -70_000_000_000)) == nil)
+    }
+
+    @Test func batchPlanRespectsTheParameterLimit() throws {
+        let rows = Array(repeating: [PostgresValue](repeating: .null, count: 7), count: 30_000)
+        let plan = try BatchInsertPlan(table: "s.t", columns: (0..<7).map { "c\($0)" }, rows: rows, onConflict: "DO NOTHING")
+        #expect(plan.chunks.allSatisfy { $0.count * 7 <= 65_535 })
+        #expect(plan.chunks.map(\.count).reduce(0, +) == 30_000)
+        #expect(plan.statement(rowCount: 2) == #"INSERT INTO "s"."t" ("c0", "c1", "c2", "c3", "c4", "c5", "c6") VALUES ($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING"#)
+    }
+
+    @Test func identifiers() {
+        #expect(SQLIdentifier.isValid("agent_events"))
+        #expect(SQLIdentifier.isValid("_x1"))
+        for bad in ["", "1abc", "a-b", "a b", "a\"b", "ä", String(repeating: "a", count: 64), "a;b"] {
+            #expect(!SQLIdentifier.isValid(bad))
+        }
+    }
+
+    @Test func errorDescriptionShape() {
+        let error = StoreError(.uniqueViolation, operation: "PQexecParams", sqlState: "23505", constraint: "t_pkey",
+            serverMessage: "duplicate key value violates unique constraint \"t_pkey\"")
+        #expect(error.description == #"StoreError.uniqueViolation in PQexecParams (SQLSTATE 23505) constraint "t_pkey""#)
+        #expect(error.debugDescription.contains("duplicate key"))
+        #expect(Migration(version: 1, name: "a", sql: "x").checksum != Migration(version: 1, name: "a", sql: "y").checksum)
+        #expect(Migration(version: 1, name: "a", sql: "x").checksum.count == 16)
+    }
+}
