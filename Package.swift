@@ -21,7 +21,7 @@ func service(_ executable: String, folder: String, library: String, dependencies
     [
         .target(name: library, dependencies: dependencies, path: "Services/\(folder)/Service", swiftSettings: swiftSettings),
         .executableTarget(
-            name: executable, dependencies: [.target(name: library), "MeshRuntime", lifecycle, log],
+            name: executable, dependencies: [.target(name: library), "MeshCore", "MeshRuntime", argumentParser, lifecycle, log],
             path: "Services/\(folder)/Main", swiftSettings: swiftSettings),
     ]
 }
@@ -71,26 +71,32 @@ let package = Package(
             name: "MeshRuntime",
             dependencies: [
                 "MeshCore", "MeshProto", "Nats", "NatsMicro", "Store", log, metrics, lifecycle,
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Shared/MeshRuntime", swiftSettings: swiftSettings),
-        .target(name: "MeshTesting", dependencies: [], path: "Shared/MeshTesting", swiftSettings: swiftSettings),
+        .target(name: "LocalServers", dependencies: [], path: "Shared/LocalServers", swiftSettings: swiftSettings),
+        .target(name: "MeshTesting", dependencies: ["LocalServers"], path: "Shared/MeshTesting", swiftSettings: swiftSettings),
     ]
         + service("mesh-registry", folder: "Registry", library: "RegistryService", dependencies: serviceBase + ["Store"])
         + service("mesh-supervisor", folder: "Supervisor", library: "SupervisorService", dependencies: serviceBase)
-        + service("mesh-agent-worker", folder: "AgentWorker", library: "AgentWorkerService", dependencies: serviceBase)
+        + service("mesh-agent-worker", folder: "AgentWorker", library: "AgentWorkerService", dependencies: serviceBase + [argumentParser])
         + service("mesh-gateway", folder: "Gateway", library: "GatewayService", dependencies: serviceBase)
         + service(
             "mesh-metrics-collector", folder: "MetricsCollector", library: "MetricsCollectorService",
             dependencies: serviceBase + ["Store"])
         + [
             .target(
-                name: "MeshCtlKit", dependencies: ["MeshCore", "MeshRuntime", "MeshProto", "Nats", "NatsMicro", argumentParser, log],
+                name: "MeshCtlKit",
+                dependencies: [
+                    "MeshCore", "MeshRuntime", "MeshProto", "Nats", "NatsMicro", "Store", "LocalServers", argumentParser, log,
+                    .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                ],
                 path: "Services/MeshCtl/Kit", swiftSettings: swiftSettings),
-            .executableTarget(name: "meshctl", dependencies: ["MeshCtlKit"], path: "Services/MeshCtl/Main", swiftSettings: swiftSettings),
+            .executableTarget(name: "meshctl", dependencies: ["MeshCtlKit", argumentParser, log], path: "Services/MeshCtl/Main", swiftSettings: swiftSettings),
 
             // Tests: unit tests per module, integration against real servers, system tests
             // that start the real executables.
@@ -100,7 +106,7 @@ let package = Package(
             .testTarget(name: "StoreTests", dependencies: ["Store", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "MeshProtoTests", dependencies: ["MeshProto"], swiftSettings: swiftSettings),
             .testTarget(
-                name: "SystemTests", dependencies: ["MeshTesting", "Nats", "NatsMicro", "MeshCore"],
+                name: "SystemTests", dependencies: ["MeshTesting", "LocalServers", "Nats", "NatsMicro", "MeshCore", "MeshProto", log],
                 swiftSettings: swiftSettings),
         ]
 )

@@ -77,3 +77,8 @@ public struct NodeID: Hashable, Sendable, CustomStringConvertible, Comparable {
     public var description: String { rawValue }
     public static func < (lhs: NodeID, rhs: NodeID) -> Bool { lhs.rawValue < rhs.rawValue }
 }
+
+/// The mesh's software version, reported by discovery and heartbeats.
+public enum MeshVersion {
+    public static let current = "0.1.0"
+}

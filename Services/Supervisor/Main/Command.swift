@@ -1,0 +1,21 @@
+import ArgumentParser
+import MeshCore
+import MeshRuntime
+import SupervisorService
+
+/// `mesh-supervisor`: The cluster brain: node liveness, shard assignment and agent restart policy.
+@main
+struct Command: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mesh-supervisor",
+        abstract: "The cluster brain: node liveness, shard assignment and agent restart policy.",
+        discussion: "Every option can also be set with its MESH_* environment variable; see the README.")
+
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        try await ServiceHost.run(Supervisor.descriptor, options: options) { context in
+            try Supervisor.services(context: context)
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+
+/// Resource use of this process, read from `/proc/self` (Linux); zeros elsewhere.
+public struct ProcessStats: Sendable {
+    /// Resident set size in bytes.
+    public var residentBytes: UInt64 = 0
+    /// User + system CPU time consumed since start, in seconds.
+    public var cpuSeconds: Double = 0
+    /// Open file descriptors.
+    public var openFileDescriptors: Int = 0
+    /// Threads.
+    public var threads: Int = 0
+
+    /// Reads the current figures.
+    public static func current() -> ProcessStats {
+        var stats = ProcessStats()
+        #if os(Linux)
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) {
+            let fields = statm.split(separator: " ")
+            if fields.count > 1, let pages = UInt64(fields[1]) { stats.residentBytes = pages * pageSize }
+        }
+        if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        {
+            // Fields after "comm)": state is field 3; utime 14, stime 15, threads 20 (1-based).
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 18, let user = Double(fields[11]), let system = Double(fields[12]), ticks > 0 {
+                stats.cpuSeconds = (user + system) / ticks
+                stats.threads = Int(fields[17]) ?? 0
+            }
+        }
+        stats.openFileDescriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+        #endif
+        return stats
+    }
+}
