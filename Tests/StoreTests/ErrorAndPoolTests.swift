@@ -110,9 +110,10 @@ struct ErrorAndPoolTests {
         let store = fixture.store
         try await store.migrate([Migration(version: 1, name: "t", sql: "CREATE TABLE t (id int)")])
         // Open every connection so all of them go stale.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<3 { group.addTask { _ = try await store.query("SELECT pg_sleep(0.05)") } }
-            try await group.waitForAll()
+        try await store.withConnection { _ in
+            try await store.withConnection { _ in
+                try await store.withConnection { connection in _ = try await connection.query("SELECT 1") }
+            }
         }
         #expect(store.statistics.size == 3)
 
@@ -128,6 +129,20 @@ struct ErrorAndPoolTests {
         try await store.execute("INSERT INTO t VALUES ($1)", [2])
         #expect(try await store.query("SELECT count(*) AS n FROM t")[0].decode("n", Int.self) == 1)
         #expect(store.statistics.reconnects >= 1)
+    }
+
+    @Test func serverCrashThenRestartRecovers() async throws {
+        let fixture = try await Fixture.start(poolSize: 2, acquireTimeout: .seconds(2))
+        defer { fixture.tearDown() }
+        let store = fixture.store
+        try await store.ping()
+        fixture.server.kill()
+        let error = await storeError { try await store.ping() }
+        #expect(error?.code == .connectionFailed || error?.code == .connectionLost)
+        #expect(error?.isTransient == true)
+        try await fixture.server.restart()
+        try await store.ping()
+        #expect(try await store.query("SELECT 2 AS two")[0].decode("two", Int.self) == 2)
     }
 
     @Test func terminatedBackendIsReplaced() async throws {
