@@ -32,6 +32,7 @@ extension MeshMessage {
     ///   - bytes: the encoding.
     ///   - limits: size bound checked before parsing (default 4 MiB).
     /// - Throws: `WireError` (`.tooLarge`, `.malformed`, `.invalidValue`).
+    @inlinable
     public init(serializedBytes bytes: some Collection<UInt8>, limits: WireLimits = .default) throws(WireError) {
         let result = bytes.withContiguousStorageIfAvailable { buffer in
             Result { () throws(WireError) -> Self in try Self(unsafeBytes: UnsafeRawBufferPointer(buffer), limits: limits) }
@@ -53,6 +54,7 @@ extension MeshMessage {
 
     /// Decodes a message from contiguous memory with the default limits (4 MiB).
     /// - Throws: `WireError`.
+    @inlinable
     public init(unsafeBytes bytes: UnsafeRawBufferPointer) throws(WireError) {
         try self.init(unsafeBytes: bytes, limits: .default)
     }

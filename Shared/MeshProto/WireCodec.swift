@@ -23,12 +23,15 @@ enum WireCodec {
     /// The corresponding C functions are `protobuf_c_message_get_packed_size` and
     /// `protobuf_c_message_pack`.
     static func encode<M: CBridged>(_ message: M) -> [UInt8] {
-        var arena = WireArena()
-        // The generated struct starts with its ProtobufCMessage header.
-        let base = UnsafeRawPointer(arena.message(message)).assumingMemoryBound(to: ProtobufCMessage.self)
-        let size = protobuf_c_message_get_packed_size(base)
-        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            count = size == 0 ? 0 : protobuf_c_message_pack(base, buffer.baseAddress!)
+        // Small messages are built entirely in this stack buffer; larger ones spill to the heap.
+        withUnsafeTemporaryAllocation(byteCount: WireArena.stackBytes, alignment: 16) { stack in
+            var arena = WireArena(firstBlock: stack)
+            // The generated struct starts with its ProtobufCMessage header.
+            let base = UnsafeRawPointer(arena.message(message)).assumingMemoryBound(to: ProtobufCMessage.self)
+            let size = protobuf_c_message_get_packed_size(base)
+            return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = size == 0 ? 0 : protobuf_c_message_pack(base, buffer.baseAddress!)
+            }
         }
     }
 
@@ -62,12 +65,20 @@ enum WireCodec {
 /// Bump allocator for the C side of one encode: every string, byte buffer and nested
 /// message lives here until the arena is destroyed, right after packing.
 struct WireArena: ~Copyable {
-    private var block: UnsafeMutableRawPointer?  // newest block; its first word links the previous one
+    private var block: UnsafeMutableRawPointer?  // newest heap block; its first word links the previous one
     private var cursor: UnsafeMutableRawPointer?
     private var end: UnsafeMutableRawPointer?
 
     private static let header = MemoryLayout<UnsafeMutableRawPointer?>.stride
-    private static let blockSize = 2048
+    private static let blockSize = 4096
+    /// Size of the caller-provided first block used by `WireCodec.encode`.
+    static let stackBytes = 1024
+
+    /// An arena that starts in `firstBlock` (owned by the caller, never freed here).
+    init(firstBlock: UnsafeMutableRawBufferPointer) {
+        cursor = firstBlock.baseAddress
+        end = firstBlock.baseAddress.map { $0 + firstBlock.count }
+    }
 
     init() {}
 
@@ -88,7 +99,7 @@ struct WireArena: ~Copyable {
                 return aligned
             }
         }
-        let size = max(Self.blockSize, Self.header + byteCount + 16)
+        let size = max(Self.blockSize, Self.header + byteCount + 16)  // + 16: room to align
         let fresh = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         fresh.storeBytes(of: block, as: UnsafeMutableRawPointer?.self)
         block = fresh

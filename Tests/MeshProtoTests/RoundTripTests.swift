@@ -48,6 +48,14 @@ import Testing
         try roundTrip(MetricSnapshot.Histogram(counts: (0..<50_000).map { UInt64($0) * 1_000_003 }))
     }
 
+    @Test func sizesAroundTheEncoderArenaBlocks() throws {
+        // The encoder builds the C message in a 1 KiB stack block, then 4 KiB heap blocks.
+        for size in stride(from: 0, through: 9_000, by: 37) {
+            let text = String(repeating: "x", count: size)
+            try roundTrip(Event(id: text, domain: "d", attributes: ["k\(size)": text, "a": "b"], payload: Array(text.utf8)))
+        }
+    }
+
     @Test func extremeScalars() throws {
         try roundTrip(MetricSnapshot.Gauge(value: .infinity))
         try roundTrip(MetricSnapshot.Gauge(value: -.greatestFiniteMagnitude))
