@@ -1,4 +1,5 @@
 import CNats
+import Foundation
 
 /// An error from the NATS client: a stable ``Code`` to branch on, the C function (or
 /// wrapper step) that failed, and the raw cnats status for debugging.

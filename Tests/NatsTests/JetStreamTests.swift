@@ -1,0 +1,319 @@
+import Foundation
+import MeshTesting
+import Nats
+import Synchronization
+import Testing
+
+@Suite("JetStream", .enabled(if: TestEnvironment.natsAvailable), .serialized)
+struct JetStreamTests {
+    /// Retries a publish that found the in-flight window full for longer than the stall wait.
+    static func retryingWhileWindowFull(_ body: () throws(NatsError) -> Void) throws(NatsError) {
+        while true {
+            do {
+                try body()
+                return
+            } catch {
+                if error.code != .timeout { throw error }
+            }
+        }
+    }
+
+    @Test func streamCreateUpdateInfoDelete() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        var config = StreamConfig(name: "ORDERS", subjects: ["orders.>"])
+        config.storage = .memory
+        let created = try js.addOrUpdateStream(config)
+        #expect(created.name == "ORDERS")
+        #expect(created.subjects == ["orders.>"])
+        #expect(created.state.messages == 0)
+
+        config.subjects = ["orders.>", "refunds.>"]
+        config.maxMsgs = 1_000
+        let updated = try js.addOrUpdateStream(config)
+        #expect(updated.subjects == ["orders.>", "refunds.>"])
+
+        _ = try await js.publish("refunds.1", payload: [1])
+        _ = try await js.publish("orders.1", payload: [2, 3])
+        let info = try js.streamInfo("ORDERS")
+        #expect(info.state.messages == 2)
+        #expect(info.state.firstSeq == 1)
+        #expect(info.state.lastSeq == 2)
+        #expect(info.state.consumerCount == 0)
+
+        try js.deleteStream("ORDERS")
+        #expect(throws: NatsError(code: .notFound, operation: "")) { _ = try js.streamInfo("ORDERS") }
+        #expect(throws: NatsError(code: .notFound, operation: "")) { try js.deleteStream("ORDERS") }
+        #expect(throws: NatsError(code: .invalidArgument, operation: "")) { _ = try js.streamInfo("bad.name") }
+    }
+
+    @Test func publishWithMsgIdIsDeduplicated() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        try js.addOrUpdateStream(StreamConfig(name: "DEDUPE", subjects: ["dedupe.>"]))
+        var headers = NatsHeaders()
+        headers["X-Kind"] = "test"
+        let first = try await js.publish("dedupe.a", payload: Support.bytes("one"), headers: headers, msgId: "id-1")
+        let again = try await js.publish("dedupe.a", payload: Support.bytes("one"), msgId: "id-1")
+        let other = try await js.publish("dedupe.a", payload: Support.bytes("two"), msgId: "id-2")
+        #expect(first.stream == "DEDUPE")
+        #expect(first.sequence == 1)
+        #expect(!first.duplicate)
+        #expect(again.duplicate)
+        #expect(again.sequence == 1)
+        #expect(other.sequence == 2)
+        #expect(try js.streamInfo("DEDUPE").state.messages == 2)
+
+        // Optimistic concurrency on the stream's last sequence.
+        await #expect(throws: NatsError(code: .wrongLastRevision, operation: "")) {
+            _ = try await js.publish("dedupe.b", payload: [], expectedLastSequence: 1)
+        }
+        let next = try await js.publish("dedupe.b", payload: [], expectedLastSequence: 2)
+        #expect(next.sequence == 3)
+
+        // No stream stores this subject.
+        await #expect(throws: NatsError(code: .noResponders, operation: "")) {
+            _ = try await js.publish("nostream.x", payload: [], timeout: .seconds(2))
+        }
+    }
+
+    @Test func publishAsyncDeliversEveryCompletion() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream(publishAsyncMaxPending: 256)
+        try js.addOrUpdateStream(StreamConfig(name: "ASYNC", subjects: ["async.>"]))
+        let acks = Collector<PubAck>()
+        let failures = Collector<NatsError>()
+        let total = 3_000
+        for index in 0..<total {
+            try Self.retryingWhileWindowFull { () throws(NatsError) in
+                try js.publishAsync("async.\(index % 10)", payload: Support.bytes("\(index)")) { result in
+                    switch result {
+                    case .success(let ack): acks.append(ack)
+                    case .failure(let error): failures.append(error)
+                    }
+                }
+            }
+        }
+        try js.publishAsyncComplete(timeout: .seconds(20))
+        let all = await TestEnvironment.waitUntil(timeout: .seconds(10)) { acks.count + failures.count == total }
+        #expect(all)
+        #expect(failures.count == 0)
+        #expect(Set(acks.all.map(\.sequence)) == Set(1...UInt64(total)))
+        #expect(try js.streamInfo("ASYNC").state.messages == UInt64(total))
+        // Without a completion: fire and forget.
+        try js.publishAsync("async.x", payload: [1])
+        try js.publishAsyncComplete(timeout: .seconds(5))
+        #expect(try js.streamInfo("ASYNC").state.messages == UInt64(total + 1))
+        #expect(js.publishAsyncFailures == 0)
+    }
+
+    @Test func pullConsumeAndAck() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        var stream = StreamConfig(name: "TASKS", subjects: ["task.>"])
+        stream.retention = .workQueue
+        try js.addOrUpdateStream(stream)
+        for index in 0..<20 { _ = try await js.publish("task.\(index % 2)", payload: Support.bytes("task-\(index)")) }
+
+        let consumer = try js.addOrUpdateConsumer(stream: "TASKS", config: ConsumerConfig(durableName: "workers", filterSubject: "task.>"))
+        #expect(consumer.name == "workers")
+        #expect(consumer.numPending == 20)
+        let pull = try js.pullSubscribe(stream: "TASKS", consumer: "workers")
+        let first = try await pull.fetch(batch: 5, expires: .seconds(2))
+        #expect(first.map { Support.string($0.payload) } == (0..<5).map { "task-\($0)" })
+        #expect(first.first?.metadata?.streamSequence == 1)
+        #expect(first.first?.metadata?.numDelivered == 1)
+        #expect(first.first?.metadata?.consumer == "workers")
+        for message in first { try message.ack() }
+
+        var rest: [String] = []
+        let stream15 = pull.messages(batch: 4)
+        for try await message in stream15 {
+            rest.append(Support.string(message.payload))
+            try message.ack()
+            if rest.count == 15 { break }
+        }
+        #expect(rest == (5..<20).map { "task-\($0)" })
+        let empty = try await pull.fetch(batch: 10, expires: .milliseconds(300))
+        #expect(empty.isEmpty)
+        try nats.flush(timeout: .seconds(2))
+        let drained = await TestEnvironment.waitUntil(timeout: .seconds(5)) {
+            (try? js.streamInfo("TASKS").state.messages) == 0
+        }
+        #expect(drained, "work-queue stream should be empty after acks")
+        let info = try js.consumerInfo(stream: "TASKS", name: "workers")
+        #expect(info.numAckPending == 0)
+        #expect(info.numPending == 0)
+        try pull.unsubscribe()
+        try js.deleteConsumer(stream: "TASKS", name: "workers")
+        #expect(throws: NatsError(code: .notFound, operation: "")) { _ = try js.consumerInfo(stream: "TASKS", name: "workers") }
+    }
+
+    @Test func nakRedeliversTermStopsInProgressExtends() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        try js.addOrUpdateStream(StreamConfig(name: "RETRY", subjects: ["retry.>"]))
+        _ = try await js.publish("retry.a", payload: Support.bytes("nak-me"))
+        _ = try await js.publish("retry.b", payload: Support.bytes("term-me"))
+        _ = try await js.publish("retry.c", payload: Support.bytes("slow-work"))
+        var config = ConsumerConfig(durableName: "retrier")
+        config.ackWait = .seconds(1)
+        try js.addOrUpdateConsumer(stream: "RETRY", config: config)
+        let pull = try js.pullSubscribe(stream: "RETRY", consumer: "retrier")
+
+        let batch = try await pull.fetch(batch: 3, expires: .seconds(2))
+        #expect(batch.map { Support.string($0.payload) } == ["nak-me", "term-me", "slow-work"])
+        try batch[0].nak()
+        try batch[1].term()
+        // Keep the slow one alive past its 1 s ack wait with in-progress signals.
+        let redelivered = try await pull.fetch(batch: 1, expires: .seconds(2))
+        #expect(redelivered.count == 1)
+        #expect(Support.string(redelivered.first?.payload ?? []) == "nak-me")
+        #expect(redelivered.first?.metadata?.numDelivered == 2)
+        try redelivered.first?.ack()
+        for _ in 0..<4 {
+            try batch[2].inProgress()
+            try await Task.sleep(for: .milliseconds(400))
+        }
+        // 1.6 s after delivery: not redelivered thanks to inProgress; the terminated one never.
+        let none = try await pull.fetch(batch: 5, expires: .milliseconds(300))
+        #expect(none.isEmpty)
+        try await batch[2].ackSync()
+
+        // A delayed nak comes back after the delay.
+        _ = try await js.publish("retry.d", payload: Support.bytes("later"))
+        let later = try await pull.fetch(batch: 1, expires: .seconds(2))
+        try later.first?.nak(delay: .milliseconds(300))
+        let again = try await pull.fetch(batch: 1, expires: .seconds(3))
+        #expect(again.first.map { Support.string($0.payload) } == "later")
+        #expect(again.first?.metadata?.numDelivered == 2)
+        let last = try #require(again.first)
+        try await last.ackSync()
+        let info = try pull.info()
+        #expect(info.numAckPending == 0)
+    }
+}
+
+@Suite("Key-value", .enabled(if: TestEnvironment.natsAvailable), .serialized)
+struct KeyValueTests {
+    @Test func putGetCreateUpdateDeleteKeys() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        var config = KeyValueConfig(bucket: "agents")
+        config.history = 5
+        let kv = try js.createKeyValue(config)
+        #expect(kv.bucket == "agents")
+        #expect(try kv.keys() == [])
+        #expect(try kv.get("missing") == nil)
+
+        let r1 = try kv.put("echo-1", Support.bytes("v1"))
+        let entry = try #require(try kv.get("echo-1"))
+        #expect(entry.value == Support.bytes("v1"))
+        #expect(entry.revision == r1)
+        #expect(entry.operation == .put)
+        #expect(entry.key == "echo-1")
+        #expect(entry.created != nil)
+
+        #expect(throws: NatsError(code: .keyExists, operation: "")) { try kv.create("echo-1", Support.bytes("other")) }
+        let created = try kv.create("counter-1", Support.bytes("0"))
+        #expect(created > r1)
+
+        let r2 = try kv.update("echo-1", Support.bytes("v2"), expectedRevision: r1)
+        #expect(r2 > r1)
+        #expect(throws: NatsError(code: .wrongLastRevision, operation: "")) {
+            try kv.update("echo-1", Support.bytes("stale"), expectedRevision: r1)
+        }
+        #expect(try kv.get("echo-1")?.value == Support.bytes("v2"))
+        #expect(try kv.history("echo-1").map(\.revision) == [r1, r2])
+
+        #expect(Set(try kv.keys()) == ["echo-1", "counter-1"])
+        try kv.delete("echo-1")
+        #expect(try kv.get("echo-1") == nil)
+        #expect(try kv.keys() == ["counter-1"])
+        // Create succeeds again on a deleted key.
+        _ = try kv.create("echo-1", Support.bytes("v3"))
+        #expect(try kv.get("echo-1")?.value == Support.bytes("v3"))
+        try kv.purge("counter-1")
+        #expect(try kv.get("counter-1") == nil)
+
+        // Binding: existing bucket works, missing one is notFound.
+        let bound = try js.keyValue("agents")
+        #expect(try bound.get("echo-1")?.value == Support.bytes("v3"))
+        #expect(throws: NatsError(code: .notFound, operation: "")) { _ = try js.keyValue("nope") }
+        // createKeyValue on an existing bucket binds to it.
+        let again = try js.createKeyValue(KeyValueConfig(bucket: "agents"))
+        #expect(try again.get("echo-1")?.value == Support.bytes("v3"))
+        try js.deleteKeyValue("agents")
+        #expect(throws: NatsError(code: .notFound, operation: "")) { _ = try js.keyValue("agents") }
+    }
+
+    @Test func watchDeliversInitialValuesMarkerThenUpdates() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        let kv = try js.createKeyValue(KeyValueConfig(bucket: "watched"))
+        try kv.put("a.one", Support.bytes("1"))
+        try kv.put("a.two", Support.bytes("2"))
+        try kv.put("b.other", Support.bytes("x"))
+
+        let watcher = try kv.watch("a.>")
+        var iterator = watcher.makeAsyncIterator()
+        var initial: [String] = []
+        while let event = await iterator.next() {
+            if case .entry(let entry) = event { initial.append("\(entry.key)=\(Support.string(entry.value))") }
+            if event == .initialValuesDone { break }
+        }
+        #expect(initial == ["a.one=1", "a.two=2"])
+
+        try kv.put("b.other", Support.bytes("ignored"))
+        try kv.put("a.one", Support.bytes("1b"))
+        try kv.delete("a.two")
+        var updates: [String] = []
+        while updates.count < 2, let event = await iterator.next() {
+            if case .entry(let entry) = event { updates.append("\(entry.key):\(entry.operation):\(Support.string(entry.value))") }
+        }
+        #expect(updates == ["a.one:put:1b", "a.two:delete:"])
+
+        let onlyUpdates = try kv.watch(updatesOnly: true)
+        var updatesIterator = onlyUpdates.makeAsyncIterator()
+        #expect(await updatesIterator.next() == .initialValuesDone)
+        try kv.put("c.new", Support.bytes("fresh"))
+        let fresh = await updatesIterator.next()
+        if case .entry(let entry) = fresh {
+            #expect(entry.key == "c.new")
+        } else {
+            Issue.record("expected an entry, got \(String(describing: fresh))")
+        }
+        watcher.stop()
+        #expect(await iterator.next() == nil)
+        onlyUpdates.stop()
+    }
+}
+
+@Suite("Raw benchmark smoke", .enabled(if: TestEnvironment.natsAvailable), .serialized)
+struct RawBenchmarkTests {
+    @Test func rawRequestReplyAndPubSubComplete() async throws {
+        let server = try await NatsServer.start(jetstream: false)
+        defer { server.stop() }
+        let rr = try RawNatsBenchmark.requestReply(url: server.url, payloadSize: 64, count: 500, inFlight: 20)
+        #expect(rr.count == 500)
+        #expect(rr.latenciesNanos.count == 500)
+        #expect(rr.latenciesNanos.allSatisfy { $0 > 0 })
+        let ps = try RawNatsBenchmark.publishSubscribe(url: server.url, payloadSize: 128, count: 5_000)
+        #expect(ps.count == 5_000)
+        #expect(ps.latenciesNanos.count == 5_000)
+    }
+}
