@@ -5,8 +5,9 @@ import Darwin
 #endif
 public import Foundation
 
-/// A child process started by a test, with its output sent to a log file. It is killed
-/// when the object goes away, so a failing test never leaves a server behind.
+/// A child process (a local server, a service, a test's subject) with its output sent to a
+/// log file. It is killed when the object goes away (unless detached), so neither a failing
+/// test nor an aborted `meshctl up` leaves a process behind.
 public final class ChildProcess: @unchecked Sendable {
     // Safe: `process` is only mutated under `lock`; Foundation.Process is thread-safe for
     // the calls used here (terminate, processIdentifier, isRunning, waitUntilExit).
@@ -19,20 +20,33 @@ public final class ChildProcess: @unchecked Sendable {
     public let arguments: [String]
     /// Where stdout and stderr go.
     public let logPath: String
+    /// Where stderr goes when kept apart from stdout (nil: into `logPath` too).
+    public let errorLogPath: String?
 
-    /// Starts `executable` with `arguments`; stdout and stderr are appended to `logPath`.
-    /// - Throws: `HarnessError` when the process cannot be launched.
-    public init(executable: String, arguments: [String], logPath: String, environment: [String: String]? = nil) throws {
+    /// Starts `executable` with `arguments`; stdout and stderr are appended to `logPath`
+    /// (stderr to `errorLogPath` instead when given).
+    /// - Throws: ``LocalServerError`` when the process cannot be launched.
+    public init(
+        executable: String, arguments: [String], logPath: String, errorLogPath: String? = nil, environment: [String: String]? = nil
+    ) throws {
         self.executable = executable
         self.arguments = arguments
         self.logPath = logPath
-        self.process = try Self.launch(executable, arguments, logPath, environment)
+        self.errorLogPath = errorLogPath
+        self.process = try Self.launch(executable, arguments, logPath, errorLogPath, environment)
     }
 
-    private static func launch(_ executable: String, _ arguments: [String], _ logPath: String, _ environment: [String: String]?) throws -> Process {
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        guard let log = FileHandle(forWritingAtPath: logPath) else { throw LocalServerError("cannot open \(logPath)") }
-        log.seekToEndOfFile()
+    private static func launch(
+        _ executable: String, _ arguments: [String], _ logPath: String, _ errorLogPath: String?, _ environment: [String: String]?
+    ) throws -> Process {
+        func open(_ path: String) throws -> FileHandle {
+            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            guard let handle = FileHandle(forWritingAtPath: path) else { throw LocalServerError("cannot open \(path)") }
+            handle.seekToEndOfFile()
+            return handle
+        }
+        let log = try open(logPath)
+        let errorLog = try errorLogPath.map(open) ?? log
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -40,7 +54,7 @@ public final class ChildProcess: @unchecked Sendable {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }
         process.standardOutput = log
-        process.standardError = log
+        process.standardError = errorLog
         process.standardInput = FileHandle.nullDevice
         do { try process.run() } catch { throw LocalServerError("cannot start \(executable): \(error)") }
         return process
@@ -75,7 +89,7 @@ public final class ChildProcess: @unchecked Sendable {
     /// Starts the same command again (after `stop`), appending to the same log.
     public func restart(environment: [String: String]? = nil) throws {
         stop()
-        let fresh = try Self.launch(executable, arguments, logPath, environment)
+        let fresh = try Self.launch(executable, arguments, logPath, errorLogPath, environment)
         lock.withLock { process = fresh }
     }
 

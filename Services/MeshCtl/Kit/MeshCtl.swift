@@ -9,3 +9,11 @@ public struct MeshCtl: AsyncParsableCommand {
 
     public init() {}
 }
+
+import Foundation
+
+/// Writes one line to standard output, unbuffered (so progress shows at once even when
+/// stdout is a file or a pipe).
+func say(_ line: String = "") {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

@@ -24,7 +24,7 @@ struct Probe: AsyncParsableCommand {
         } catch {
             throw CLIError("\(error)")
         }
-        print(status)
+        say(String(status))
         if !(200..<300).contains(status) { throw ExitCode(1) }
     }
 }

@@ -38,7 +38,7 @@ struct Status: AsyncParsableCommand {
         case .json:
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(stats), as: UTF8.self))
+            say(String(decoding: try encoder.encode(stats), as: UTF8.self))
         case .table:
             let now = Date()
             let formatter = ISO8601DateFormatter()
@@ -51,12 +51,12 @@ struct Status: AsyncParsableCommand {
                     String(entry.endpoints.reduce(0) { $0 + $1.numRequests }), String(entry.endpoints.reduce(0) { $0 + $1.numErrors }),
                 ])
             }
-            print(Table.render(rows))
+            say(Table.render(rows))
             let missing = ServiceName.allCases.filter { name in !stats.contains { $0.name == name.rawValue } }
             if stats.isEmpty {
-                print("no mesh service answered on \(url)")
+                say("no mesh service answered on \(url)")
             } else if !missing.isEmpty {
-                print("not running: \(missing.map(\.rawValue).joined(separator: ", "))")
+                say("not running: \(missing.map(\.rawValue).joined(separator: ", "))")
             }
         }
         if stats.isEmpty { throw ExitCode(3) }

@@ -103,7 +103,7 @@ struct Up: AsyncParsableCommand {
         }
         mesh.stop()
         try? FileManager.default.removeItem(atPath: LocalMeshState.path(stateDirectory: state))
-        print("mesh stopped")
+        say("mesh stopped")
     }
 
     private func printSummary(_ meshState: LocalMeshState, state: String) {
@@ -117,9 +117,9 @@ struct Up: AsyncParsableCommand {
             }
             rows.append([process.name, process.id, String(process.pid), listens, process.log])
         }
-        print(Table.render(rows))
-        print("\nmesh is up: NATS \(meshState.natsURL), Postgres \(meshState.postgresURL)")
-        print("`meshctl status` lists the services; Ctrl-C (or `meshctl down`) stops everything.")
+        say(Table.render(rows))
+        say("\nmesh is up: NATS \(meshState.natsURL), Postgres \(meshState.postgresURL)")
+        say("`meshctl status` lists the services; Ctrl-C (or `meshctl down`) stops everything.")
     }
 
     /// Re-runs `meshctl up` without `--detach` in a new session with output to
@@ -137,8 +137,8 @@ struct Up: AsyncParsableCommand {
         let deadline = Date().addingTimeInterval(TimeInterval(readyTimeout + 30))
         while Date() < deadline {
             if let up = LocalMeshState.read(stateDirectory: state), up.isAlive {
-                print("mesh is up in the background (pid \(up.pid)); NATS \(up.natsURL)")
-                print("`meshctl status` lists the services; `meshctl down` stops the mesh. Log: \(state)/logs/meshctl.log")
+                say("mesh is up in the background (pid \(up.pid)); NATS \(up.natsURL)")
+                say("`meshctl status` lists the services; `meshctl down` stops the mesh. Log: \(state)/logs/meshctl.log")
                 child.detach()
                 return
             }
@@ -162,7 +162,7 @@ struct Down: AsyncParsableCommand {
     func run() async throws {
         let state = URL(fileURLWithPath: stateDirectory).standardizedFileURL.path
         guard let up = LocalMeshState.read(stateDirectory: state), up.isAlive else {
-            print("no mesh is running from \(state)")
+            say("no mesh is running from \(state)")
             return
         }
         kill(up.pid, SIGTERM)
@@ -172,9 +172,9 @@ struct Down: AsyncParsableCommand {
             // The owner did not finish: kill it and every child it recorded.
             for process in up.processes { kill(process.pid, SIGKILL) }
             kill(up.pid, SIGKILL)
-            print("mesh killed after \(timeout) s")
+            say("mesh killed after \(timeout) s")
         } else {
-            print("mesh stopped")
+            say("mesh stopped")
         }
         try? FileManager.default.removeItem(atPath: LocalMeshState.path(stateDirectory: state))
     }

@@ -1,0 +1,92 @@
+import Foundation
+import MeshCore
+import MeshTesting
+import Testing
+
+/// `meshctl up` as a user runs it: the whole mesh as child processes, `meshctl status`
+/// finds every service, and a signal stops everything with no process left behind.
+@Suite(.enabled(if: TestEnvironment.natsAvailable && TestEnvironment.postgresAvailable), .serialized)
+struct LocalMeshTests {
+    struct UpState: Decodable {
+        struct Process: Decodable {
+            var name: String
+            var pid: Int32
+        }
+        var pid: Int32
+        var natsURL: String
+        var processes: [Process]
+    }
+
+    struct ServiceStats: Decodable {
+        var name: String
+        var id: String
+    }
+
+    @Test(arguments: [SIGINT, SIGTERM])
+    func upStartsEverythingStatusSeesItAndASignalStopsAll(signal: Int32) async throws {
+        let state = try TestEnvironment.makeTempDirectory(prefix: "up")
+        chmod(state, 0o755)  // PostgreSQL may run as another user and must reach its directory.
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let meshctl = try MeshBinaries.path("meshctl")
+        let up = try ChildProcess(
+            executable: meshctl,
+            arguments: [
+                "up", "--state-dir", state, "--nats-port", String(try TestEnvironment.freePort()), "--nats-monitor-port",
+                String(try TestEnvironment.freePort()), "--postgres-port", String(try TestEnvironment.freePort()), "--workers", "2",
+            ],
+            logPath: "\(state)/up.out")
+        defer { up.kill9() }
+
+        let started = await TestEnvironment.waitUntil(timeout: .seconds(90)) {
+            FileManager.default.fileExists(atPath: "\(state)/up.json") || !up.isRunning
+        }
+        #expect(started && up.isRunning, "meshctl up did not come up: \(up.logTail())")
+        let upState = try JSONDecoder().decode(UpState.self, from: Data(contentsOf: URL(fileURLWithPath: "\(state)/up.json")))
+        #expect(upState.pid == up.pid)
+        #expect(upState.processes.count == 2 + 4 + 2)
+        #expect(upState.processes.allSatisfy { kill($0.pid, 0) == 0 })
+        #expect(up.logTail().contains("mesh is up"))
+
+        let status = try ChildProcess(
+            executable: meshctl, arguments: ["status", "--state-dir", state, "-o", "json"], logPath: "\(state)/status.out",
+            errorLogPath: "\(state)/status.err")
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(30)) { !status.isRunning })
+        #expect(status.stop() == 0)
+        let listed = try JSONDecoder().decode([ServiceStats].self, from: Data(contentsOf: URL(fileURLWithPath: "\(state)/status.out")))
+        #expect(Set(listed.map(\.name)) == Set(ServiceName.allCases.map(\.rawValue)))
+        #expect(listed.count == 6)
+
+        // Stop: meshctl exits 0 and leaves no process of the mesh behind.
+        #expect(up.stop(signal: signal, timeout: .seconds(30)) == 0, "meshctl up did not stop cleanly: \(up.logTail())")
+        for process in upState.processes {
+            #expect(kill(process.pid, 0) != 0, "\(process.name) (pid \(process.pid)) still runs after meshctl up stopped")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(state)/up.json"))
+    }
+
+    @Test func downStopsADetachedMesh() async throws {
+        let state = try TestEnvironment.makeTempDirectory(prefix: "down")
+        chmod(state, 0o755)
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let meshctl = try MeshBinaries.path("meshctl")
+        let detach = try ChildProcess(
+            executable: meshctl,
+            arguments: [
+                "up", "--detach", "--state-dir", state, "--nats-port", String(try TestEnvironment.freePort()), "--nats-monitor-port",
+                String(try TestEnvironment.freePort()), "--postgres-port", String(try TestEnvironment.freePort()),
+            ],
+            logPath: "\(state)/detach.out")
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(120)) { !detach.isRunning })
+        #expect(detach.stop() == 0, "detached start failed: \(detach.logTail())")
+        let upState = try JSONDecoder().decode(UpState.self, from: Data(contentsOf: URL(fileURLWithPath: "\(state)/up.json")))
+        #expect(kill(upState.pid, 0) == 0)
+
+        let down = try ChildProcess(executable: meshctl, arguments: ["down", "--state-dir", state], logPath: "\(state)/down.out")
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(60)) { !down.isRunning })
+        #expect(down.stop() == 0)
+        #expect(down.logTail().contains("mesh stopped"))
+        for process in upState.processes + [.init(name: "meshctl", pid: upState.pid)] {
+            #expect(kill(process.pid, 0) != 0, "\(process.name) (pid \(process.pid)) still runs after meshctl down")
+        }
+    }
+}
