@@ -266,6 +266,29 @@ struct CoreTests {
         #expect(kept == (0..<10).map { "\($0)" })
     }
 
+    @Test func cnatsPendingLimitOverflowIsReportedForHandlerSubscriptions() async throws {
+        let server = try await NatsServer.start(jetstream: false)
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let events = nats.events
+        let handled = Collector<Int>()
+        let sub = try nats.subscribe("slow.handler", maxPendingMessages: 5) { _ in
+            handled.append(1)
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        try nats.flush(timeout: .seconds(2))
+        for _ in 0..<300 { try nats.publish("slow.handler", payload: [0]) }
+        try nats.flush(timeout: .seconds(2))
+        let seen = await Support.events(events) { event in
+            if case .error(let error) = event { return error.code == .slowConsumer && error.operation == "natsErrHandler" }
+            return false
+        }
+        #expect(seen != nil, "no slowConsumer event from cnats")
+        let settled = await TestEnvironment.waitUntil(timeout: .seconds(10)) { handled.count + sub.droppedCount == 300 }
+        #expect(settled, "handled \(handled.count) dropped \(sub.droppedCount)")
+        #expect(sub.droppedCount > 0)
+    }
+
     @Test func statisticsAndInbox() async throws {
         let server = try await NatsServer.start(jetstream: false)
         defer { server.stop() }
