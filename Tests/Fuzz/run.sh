@@ -6,9 +6,9 @@
 #   Tests/Fuzz/run.sh 0             build and write the seed corpus only
 #
 # Everything is built with swiftc/clang into .build-fuzz/, apart from the package build:
-# `swift build` and `swift test` are not affected. The protobuf-c runtime is compiled from
-# Tests/Fuzz/vendor (protobuf-c 1.4.1, the version Debian ships and the package links) so
-# the parser itself is instrumented for coverage and AddressSanitizer.
+# `swift build` and `swift test` are not affected. The generated mesh.v1 C code and the
+# Swift wrapper are instrumented for coverage and AddressSanitizer; the protobuf-c runtime
+# is the system's libprotobuf-c (libprotobuf-c-dev), as in production.
 #
 # Inputs found are kept in Tests/Fuzz/corpus-local/ (not committed); a crash leaves its
 # input in .build-fuzz/artifacts/ and the script exits non-zero. Reproduce one with
@@ -18,15 +18,13 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 seconds="${1:-60}"
 build="$root/.build-fuzz"
-vendor="$root/Tests/Fuzz/vendor"
 generated="$root/Shared/CMeshProto"
 
 rm -rf "$build/obj" "$build/seeds"
 mkdir -p "$build/obj" "$build/module" "$build/seeds" "$build/artifacts" "$root/Tests/Fuzz/corpus-local"
 
-echo "run.sh: compiling protobuf-c 1.4.1 and the generated mesh.v1 code (instrumented)"
-cflags=(-g -O1 -fsanitize=fuzzer-no-link,address -I "$vendor" -I "$generated/include")
-clang "${cflags[@]}" -c "$vendor/protobuf-c/protobuf-c.c" -o "$build/obj/protobuf-c.o"
+echo "run.sh: compiling the generated mesh.v1 code (instrumented)"
+cflags=(-g -O1 -fsanitize=fuzzer-no-link,address -I "$generated/include")
 for source in "$generated"/*.c; do
     clang "${cflags[@]}" -c "$source" -o "$build/obj/$(basename "$source" .c).o"
 done
@@ -42,7 +40,7 @@ swiftflags=(
     -swift-version 6 -parse-as-library -O -g -sanitize=fuzzer,address
     -enable-upcoming-feature ExistentialAny -enable-upcoming-feature InternalImportsByDefault
     -enable-upcoming-feature MemberImportVisibility
-    -I "$build/module" -Xcc -I"$vendor" -Xcc -I"$generated/include"
+    -I "$build/module" -Xcc -I"$generated/include"
 )
 
 echo "run.sh: compiling MeshProto"
@@ -52,7 +50,7 @@ swiftc "${swiftflags[@]}" -module-name MeshProto -wmo -num-threads 0 \
 
 echo "run.sh: linking the harness"
 swiftc "${swiftflags[@]}" -module-name MeshProtoFuzz \
-    -use-ld=lld "$root/Tests/Fuzz/FuzzDecoders.swift" "$build"/obj/*.o -o "$build/mesh-proto-fuzz"
+    -use-ld=lld "$root/Tests/Fuzz/FuzzDecoders.swift" "$build"/obj/*.o -lprotobuf-c -o "$build/mesh-proto-fuzz"
 
 MESH_FUZZ_WRITE_SEEDS="$build/seeds" "$build/mesh-proto-fuzz"
 echo "run.sh: $(ls "$build/seeds" | wc -l) seeds in .build-fuzz/seeds"
