@@ -113,7 +113,12 @@ final class ConnectionCore: Sendable {
 private func onDisconnected(_ nc: OpaquePointer?, _ closure: UnsafeMutableRawPointer?) {
     guard let closure else { return }
     let core = Unmanaged<ConnectionCore>.fromOpaque(closure).takeUnretainedValue()
-    core.logger.warning("nats disconnected")
+    // A disconnect on the way to a deliberate close or drain is routine; any other is not.
+    if let nc, natsConnection_IsClosed(nc) || natsConnection_IsDraining(nc) {
+        core.logger.debug("nats disconnected while closing")
+    } else {
+        core.logger.warning("nats disconnected")
+    }
     core.emit(.disconnected)
 }
 
@@ -251,7 +256,7 @@ public final class NatsConnection: @unchecked Sendable {
             // A failed connect makes no callbacks, so the context is ours to release.
             Unmanaged<ConnectionCore>.fromOpaque(context).release()
             let error = NatsError(status: status, operation: "natsConnection_Connect")
-            logger.warning("nats connect failed", metadata: ["nats.error": "\(error)"])
+            logger.debug("nats connect failed", metadata: ["nats.error": "\(error)"])
             throw error
         }
         logger.debug("nats connected", metadata: ["nats.name": "\(options.name)"])
