@@ -19,8 +19,42 @@ public enum LocalHost {
         return nil
     }
 
-    /// A free TCP port on 127.0.0.1 (bind port 0, read the assignment).
+    /// A free TCP port on 127.0.0.1 for a server to listen on.
+    ///
+    /// Ports are drawn at random from below the kernel's ephemeral range
+    /// (`/proc/sys/net/ipv4/ip_local_port_range`): a port the kernel hands out for port 0
+    /// lies inside that range, where any outgoing connection may take it again before the
+    /// server binds it. Falls back to binding port 0 when no candidate is free.
     public static func freePort() throws -> Int {
+        let ephemeralLow = ephemeralRangeStart()
+        if ephemeralLow > 12_000 {
+            for _ in 0..<64 {
+                let candidate = Int.random(in: 10_000..<ephemeralLow)
+                if canBind(port: candidate) { return candidate }
+            }
+        }
+        return try bindAny()
+    }
+
+    private static func ephemeralRangeStart() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
+            let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first, let low = Int(first)
+        else { return 0 }
+        return low
+    }
+
+    private static func canBind(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = loopback(port: port)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return bound == 0 && !isListening(port: port)
+    }
+
+    private static func bindAny() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LocalServerError("socket() failed: errno \(errno)") }
         defer { close(fd) }

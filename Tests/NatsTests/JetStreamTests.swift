@@ -167,28 +167,34 @@ struct JetStreamTests {
         _ = try await js.publish("retry.b", payload: Support.bytes("term-me"))
         _ = try await js.publish("retry.c", payload: Support.bytes("slow-work"))
         var config = ConsumerConfig(durableName: "retrier")
-        config.ackWait = .seconds(1)
+        config.ackWait = .seconds(2)
         try js.addOrUpdateConsumer(stream: "RETRY", config: config)
         let pull = try js.pullSubscribe(stream: "RETRY", consumer: "retrier")
 
-        let batch = try await pull.fetch(batch: 3, expires: .seconds(2))
+        let batch = try await pull.fetch(batch: 3, expires: .seconds(5))
+        let delivered = ContinuousClock.now
         #expect(batch.map { Support.string($0.payload) } == ["nak-me", "term-me", "slow-work"])
+        // Keep the slow one alive past its 2 s ack wait with in-progress signals, from the start.
+        let slow = batch[2]
+        let keepAlive = Task {
+            while !Task.isCancelled {
+                try? slow.inProgress()
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
         try batch[0].nak()
         try batch[1].term()
-        // Keep the slow one alive past its 1 s ack wait with in-progress signals.
-        let redelivered = try await pull.fetch(batch: 1, expires: .seconds(2))
+        let redelivered = try await pull.fetch(batch: 1, expires: .seconds(5))
         #expect(redelivered.count == 1)
         #expect(Support.string(redelivered.first?.payload ?? []) == "nak-me")
         #expect(redelivered.first?.metadata?.numDelivered == 2)
         try redelivered.first?.ack()
-        for _ in 0..<4 {
-            try batch[2].inProgress()
-            try await Task.sleep(for: .milliseconds(400))
-        }
-        // 1.6 s after delivery: not redelivered thanks to inProgress; the terminated one never.
+        // Past the ack wait: not redelivered thanks to inProgress; the terminated one never.
+        try await Task.sleep(until: delivered + .milliseconds(2_600))
         let none = try await pull.fetch(batch: 5, expires: .milliseconds(300))
+        keepAlive.cancel()
         #expect(none.isEmpty)
-        try await batch[2].ackSync()
+        try await slow.ackSync()
 
         // A delayed nak comes back after the delay.
         _ = try await js.publish("retry.d", payload: Support.bytes("later"))

@@ -154,10 +154,11 @@ struct ErrorAndPoolTests {
         let admin = Fixture.makeStore(fixture.server, poolSize: 1)
         defer { admin.close() }
         #expect(try await admin.query("SELECT pg_terminate_backend($1::int) AS ok", [.int(Int64(pid))])[0].decode("ok", Bool.self))
-        _ = await TestEnvironment.waitUntil(timeout: .seconds(5)) {
+        let gone = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
             (try? await admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1::int", [.int(Int64(pid))])[0]
                 .decode("n", Int.self)) == 0
         }
+        #expect(gone)
         let next = try await store.query("SELECT pg_backend_pid() AS pid")[0].decode("pid", Int.self)
         #expect(next != pid)
         #expect(store.statistics.discarded == 1)
