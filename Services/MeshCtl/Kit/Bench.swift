@@ -152,7 +152,8 @@ struct Wire: AsyncParsableCommand {
 
     private func swiftPublishSubscribe(url: String) async throws -> BenchFigure {
         let subscriber = try await CLIConnection.connect(url)
-        let publisher = try await CLIConnection.connect(url)
+        // Batched writes on the publishing side, as the raw cnats publisher has.
+        let publisher = try await CLIConnection.connect(url, sendAsap: false)
         defer {
             subscriber.close()
             publisher.close()

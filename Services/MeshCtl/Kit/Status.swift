@@ -91,8 +91,11 @@ enum Table {
 
 /// The CLI's NATS connection: fails fast (no endless reconnect) with a readable error.
 enum CLIConnection {
-    static func connect(_ url: String) async throws -> NatsConnection {
+    /// - Parameter sendAsap: flush every publish at once (latency; the default) or let the
+    ///   client batch writes (throughput of a bulk publisher).
+    static func connect(_ url: String, sendAsap: Bool = true) async throws -> NatsConnection {
         var options = NatsOptions()
+        options.sendAsap = sendAsap
         options.servers = url.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         options.name = "meshctl"
         options.maxReconnect = 0
