@@ -66,6 +66,8 @@ let package = Package(
             name: "MeshCore",
             dependencies: [log, metrics, argumentParser],
             path: "Shared/MeshCore", swiftSettings: swiftSettings),
+        .target(name: "MeshSupervision", dependencies: ["MeshCore"], path: "Shared/MeshSupervision", swiftSettings: swiftSettings),
+        .target(name: "AgentSDK", dependencies: ["MeshCore", log], path: "Shared/AgentSDK", swiftSettings: swiftSettings),
         .target(name: "NatsMicro", dependencies: ["Nats", log], path: "Shared/NatsMicro", swiftSettings: swiftSettings),
         .target(
             name: "MeshRuntime",
