@@ -35,7 +35,7 @@ struct LocalMeshTests {
                 String(try TestEnvironment.freePort()), "--postgres-port", String(try TestEnvironment.freePort()), "--workers", "2",
             ],
             logPath: "\(state)/up.out")
-        defer { up.kill9() }
+        defer { up.stop(signal: SIGTERM, timeout: .seconds(30)) }
 
         let started = await TestEnvironment.waitUntil(timeout: .seconds(90)) {
             FileManager.default.fileExists(atPath: "\(state)/up.json") || !up.isRunning
@@ -64,6 +64,41 @@ struct LocalMeshTests {
         #expect(!FileManager.default.fileExists(atPath: "\(state)/up.json"))
     }
 
+    @Test func upAfterAKilledRunStopsItsLeftovers() async throws {
+        let state = try TestEnvironment.makeTempDirectory(prefix: "leftover")
+        chmod(state, 0o755)
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let meshctl = try MeshBinaries.path("meshctl")
+        let arguments = [
+            "up", "--state-dir", state, "--nats-port", String(try TestEnvironment.freePort()), "--nats-monitor-port",
+            String(try TestEnvironment.freePort()), "--postgres-port", String(try TestEnvironment.freePort()), "--no-metrics-ports",
+        ]
+        let first = try ChildProcess(executable: meshctl, arguments: arguments, logPath: "\(state)/first.out")
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(90)) { FileManager.default.fileExists(atPath: "\(state)/up.json") })
+        let firstState = try JSONDecoder().decode(UpState.self, from: Data(contentsOf: URL(fileURLWithPath: "\(state)/up.json")))
+        defer { Self.terminate(firstState) }
+        first.kill9()  // no chance to stop its children
+        #expect(firstState.processes.allSatisfy { kill($0.pid, 0) == 0 }, "children should outlive a SIGKILLed meshctl")
+
+        let second = try ChildProcess(executable: meshctl, arguments: arguments, logPath: "\(state)/second.out")
+        defer { second.stop(signal: SIGTERM, timeout: .seconds(30)) }
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(90)) { second.logTail().contains("mesh is up") || !second.isRunning })
+        #expect(second.isRunning, "second meshctl up failed: \(second.logTail())")
+        #expect(second.logTail().contains("left by an earlier run"))
+        for process in firstState.processes {
+            #expect(kill(process.pid, 0) != 0, "leftover \(process.name) (pid \(process.pid)) still runs")
+        }
+        #expect(second.stop(signal: SIGTERM, timeout: .seconds(30)) == 0)
+    }
+
+    /// Stops whatever of a recorded mesh still runs (cleanup after a failed expectation).
+    static func terminate(_ state: UpState) {
+        for pid in [state.pid] + state.processes.map(\.pid) where kill(pid, 0) == 0 { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline && ([state.pid] + state.processes.map(\.pid)).contains(where: { kill($0, 0) == 0 }) { usleep(50_000) }
+        for pid in [state.pid] + state.processes.map(\.pid) where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+    }
+
     @Test func downStopsADetachedMesh() async throws {
         let state = try TestEnvironment.makeTempDirectory(prefix: "down")
         chmod(state, 0o755)
@@ -80,6 +115,7 @@ struct LocalMeshTests {
         #expect(detach.stop() == 0, "detached start failed: \(detach.logTail())")
         let upState = try JSONDecoder().decode(UpState.self, from: Data(contentsOf: URL(fileURLWithPath: "\(state)/up.json")))
         #expect(kill(upState.pid, 0) == 0)
+        defer { Self.terminate(upState) }
 
         let down = try ChildProcess(executable: meshctl, arguments: ["down", "--state-dir", state], logPath: "\(state)/down.out")
         #expect(await TestEnvironment.waitUntil(timeout: .seconds(60)) { !down.isRunning })

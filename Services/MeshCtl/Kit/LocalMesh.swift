@@ -43,6 +43,22 @@ struct LocalMeshState: Codable {
 
     /// Whether the owning `meshctl up` process still runs.
     var isAlive: Bool { kill(pid, 0) == 0 }
+
+    /// Stops processes an earlier `meshctl up` left behind when it was killed without a
+    /// chance to stop its children (SIGKILL, a crash). A recorded pid counts only while
+    /// its command line still names the recorded program (pids are reused).
+    /// - Returns: the names of the processes stopped.
+    func stopLeftovers() -> [String] {
+        let leftovers = processes.filter { process in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(process.pid)/cmdline") else { return false }
+            return String(decoding: data, as: UTF8.self).contains(process.name)
+        }
+        for process in leftovers { kill(process.pid, process.name == "postgres" ? SIGINT : SIGTERM) }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && leftovers.contains(where: { kill($0.pid, 0) == 0 }) { usleep(50_000) }
+        for process in leftovers where kill(process.pid, 0) == 0 { kill(process.pid, SIGKILL) }
+        return leftovers.map { "\($0.name) (\($0.id), pid \($0.pid))" }
+    }
 }
 
 /// Settings of a local mesh (`meshctl up`).

@@ -58,8 +58,15 @@ struct Up: AsyncParsableCommand {
 
     func run() async throws {
         let state = URL(fileURLWithPath: stateDirectory).standardizedFileURL.path
-        if let existing = LocalMeshState.read(stateDirectory: state), existing.isAlive {
-            throw CLIError("a mesh is already running from \(state) (pid \(existing.pid)); stop it with `meshctl down`")
+        if let existing = LocalMeshState.read(stateDirectory: state) {
+            if existing.isAlive {
+                throw CLIError("a mesh is already running from \(state) (pid \(existing.pid)); stop it with `meshctl down`")
+            }
+            let stopped = existing.stopLeftovers()
+            if !stopped.isEmpty {
+                FileHandle.standardError.write(Data("meshctl: stopped processes left by an earlier run that did not stop cleanly: \(stopped.joined(separator: ", "))\n".utf8))
+            }
+            try? FileManager.default.removeItem(atPath: LocalMeshState.path(stateDirectory: state))
         }
         if detach { return try startDetached(state: state) }
 
@@ -169,9 +176,9 @@ struct Down: AsyncParsableCommand {
         let deadline = Date().addingTimeInterval(TimeInterval(timeout))
         while up.isAlive && Date() < deadline { usleep(50_000) }
         if up.isAlive {
-            // The owner did not finish: kill it and every child it recorded.
-            for process in up.processes { kill(process.pid, SIGKILL) }
+            // The owner did not finish: kill it, then stop every child it recorded.
             kill(up.pid, SIGKILL)
+            _ = up.stopLeftovers()
             say("mesh killed after \(timeout) s")
         } else {
             say("mesh stopped")
