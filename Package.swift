@@ -102,6 +102,9 @@ let package = Package(
 
             // Tests: unit tests per module, integration against real servers, system tests
             // that start the real executables.
+            .testTarget(
+                name: "MeshRuntimeTests", dependencies: ["MeshRuntime", "MeshCore", "MeshProto", "Nats", "MeshTesting", log],
+                swiftSettings: swiftSettings),
             .testTarget(name: "MeshCoreTests", dependencies: ["MeshCore", argumentParser], swiftSettings: swiftSettings),
             .testTarget(name: "NatsTests", dependencies: ["Nats", "NatsMicro", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "NatsMicroTests", dependencies: ["Nats", "NatsMicro", "MeshTesting"], swiftSettings: swiftSettings),

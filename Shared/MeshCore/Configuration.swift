@@ -42,6 +42,8 @@ public enum LogFormat: String, Sendable, ExpressibleByArgument, CaseIterable {
 /// | `--metrics-port` | `MESH_METRICS_PORT` | `0` (off): serve `/metrics` and `/health` on this port |
 /// | `--metrics-host` | `MESH_METRICS_HOST` | `127.0.0.1` |
 /// | `--snapshot-interval-ms` | `MESH_SNAPSHOT_INTERVAL_MS` | `2000`: metric snapshot period |
+/// | `--js-replicas` | `MESH_JS_REPLICAS` | `1` (streams and buckets created by this process) |
+/// | `--shard-count` | `MESH_SHARD_COUNT` | `64` (only when the cluster is created) |
 /// | `--log-level` | `MESH_LOG_LEVEL` | `info` |
 /// | `--log-format` | `MESH_LOG_FORMAT` | `json` |
 ///
@@ -69,6 +71,12 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("snapshot-interval-ms"), help: "Metric snapshot period in ms (env MESH_SNAPSHOT_INTERVAL_MS).")
     public var snapshotIntervalMs: Int = MeshEnvironment.int("MESH_SNAPSHOT_INTERVAL_MS", 2000)
 
+    @Option(name: .customLong("js-replicas"), help: "Replicas of the mesh's streams and buckets when created: 1 locally, 3 in a cluster (env MESH_JS_REPLICAS).")
+    public var jetStreamReplicas: Int = MeshEnvironment.int("MESH_JS_REPLICAS", 1)
+
+    @Option(name: .customLong("shard-count"), help: "Shards of a NEW cluster; an existing cluster keeps its own (env MESH_SHARD_COUNT).")
+    public var shardCount: Int = MeshEnvironment.int("MESH_SHARD_COUNT", ShardMap.defaultShardCount)
+
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (env MESH_LOG_LEVEL).")
     public var logLevel: String = MeshEnvironment.string("MESH_LOG_LEVEL") ?? "info"
 
@@ -78,7 +86,9 @@ public struct CommonOptions: ParsableArguments, Sendable {
     public init() {}
 
     public func validate() throws {
-        let malformed = MeshEnvironment.malformedInts(["MESH_METRICS_PORT", "MESH_SNAPSHOT_INTERVAL_MS"])
+        let malformed = MeshEnvironment.malformedInts([
+            "MESH_METRICS_PORT", "MESH_SNAPSHOT_INTERVAL_MS", "MESH_JS_REPLICAS", "MESH_SHARD_COUNT",
+        ])
         if !malformed.isEmpty { throw ValidationError("environment variable(s) \(malformed.joined(separator: ", ")) must be integers") }
         if let bad = MeshEnvironment.string("MESH_LOG_FORMAT"), LogFormat(rawValue: bad) == nil {
             throw ValidationError("MESH_LOG_FORMAT must be json or text")
@@ -87,6 +97,10 @@ public struct CommonOptions: ParsableArguments, Sendable {
         if !instanceID.isEmpty { do { _ = try NodeID(instanceID) } catch { throw ValidationError(error.message) } }
         guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be in 0...65535") }
         guard (100...3_600_000).contains(snapshotIntervalMs) else { throw ValidationError("--snapshot-interval-ms must be in 100...3600000") }
+        guard [1, 3, 5].contains(jetStreamReplicas) else { throw ValidationError("--js-replicas must be 1, 3 or 5") }
+        guard (1...ShardMap.maxShardCount).contains(shardCount) else {
+            throw ValidationError("--shard-count must be in 1...\(ShardMap.maxShardCount)")
+        }
         guard LogLevelParser.parse(logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         let servers = natsServers
         guard !servers.isEmpty, servers.allSatisfy({ $0.hasPrefix("nats://") || $0.hasPrefix("tls://") }) else {

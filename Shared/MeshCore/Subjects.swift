@@ -44,6 +44,14 @@ public struct Subjects: Sendable, Hashable {
     /// `<prefix>.task.>` — all task subjects (the stream's subjects).
     public var tasksAll: String { "\(prefix).task.>" }
 
+    // MARK: Specs (fire-and-forget intake)
+
+    /// `<prefix>.spec.<id>` — an agent spec published to stream ``specsStream`` (with a
+    /// `Nats-Msg-Id` for de-duplication) instead of a registry request.
+    public func spec(agent: AgentID) -> String { "\(prefix).spec.\(agent.rawValue)" }
+    /// `<prefix>.spec.>` — the specs stream's subjects.
+    public var specsAll: String { "\(prefix).spec.>" }
+
     // MARK: Registry
 
     /// `<prefix>.reg.<shard>.<verb>` — a registry request about one agent.
@@ -81,14 +89,20 @@ public struct Subjects: Sendable, Hashable {
     public var tasksStream: String { "\(prefix.uppercased())_TASKS" }
     /// Stream of events (limits retention).
     public var eventsStream: String { "\(prefix.uppercased())_EVENTS" }
+    /// Stream of published agent specs (work-queue retention, consumed by the registry).
+    public var specsStream: String { "\(prefix.uppercased())_SPECS" }
     /// KV bucket of agent records (desired spec, status, placement).
     public var agentsBucket: String { "\(prefix)_agents" }
     /// KV bucket of shard ownership with epochs.
     public var shardsBucket: String { "\(prefix)_shards" }
     /// KV bucket of agent state checkpoints.
     public var stateBucket: String { "\(prefix)_state" }
+    /// KV bucket of agent run status and placement, written by the owning worker.
+    public var statusBucket: String { "\(prefix)_status" }
     /// KV bucket of cluster-wide settings (shard count, …).
     public var clusterBucket: String { "\(prefix)_cluster" }
+    /// KV bucket of leases (the supervisor leader's), with a TTL.
+    public var leasesBucket: String { "\(prefix)_leases" }
     /// Queue group of registry instances.
     public var registryQueue: String { "registry" }
     /// Queue group of metrics collectors.

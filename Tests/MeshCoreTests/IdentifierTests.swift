@@ -144,3 +144,23 @@ import Testing
         #expect(out == #""a\"b\\c\nd\u0001é""#)
     }
 }
+
+@Suite struct TimeOrderedIDTests {
+    @Test func formatVersionAndOrder() {
+        var previous = ""
+        for step in 0..<1_000 {
+            var generator = SystemRandomNumberGenerator()
+            let id = TimeOrderedID.make(unixMilliseconds: 1_790_000_000_000 + UInt64(step), using: &generator)
+            #expect(id.count == 36)
+            #expect(id.split(separator: "-").map(\.count) == [8, 4, 4, 4, 12])
+            #expect(id == id.lowercased())
+            #expect(Array(id)[14] == "7")
+            #expect("89ab".contains(Array(id)[19]))
+            #expect(TimeOrderedID.unixMilliseconds(of: id) == 1_790_000_000_000 + UInt64(step))
+            #expect(id > previous)
+            previous = id
+        }
+        #expect(Set((0..<1_000).map { _ in TimeOrderedID.make() }).count == 1_000)
+        #expect(TimeOrderedID.unixMilliseconds(of: "not-an-id") == nil)
+    }
+}
