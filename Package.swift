@@ -68,6 +68,9 @@ let package = Package(
             path: "Shared/MeshCore", swiftSettings: swiftSettings),
         .target(name: "MeshSupervision", dependencies: ["MeshCore"], path: "Shared/MeshSupervision", swiftSettings: swiftSettings),
         .target(name: "AgentSDK", dependencies: ["MeshCore", log], path: "Shared/AgentSDK", swiftSettings: swiftSettings),
+        .target(
+            name: "MeshClient", dependencies: ["MeshCore", "MeshProto", "Nats", log], path: "Shared/MeshClient",
+            swiftSettings: swiftSettings),
         .target(name: "NatsMicro", dependencies: ["Nats", log], path: "Shared/NatsMicro", swiftSettings: swiftSettings),
         .target(
             name: "MeshRuntime",

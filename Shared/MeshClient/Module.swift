@@ -1,0 +1,1 @@
+// Module MeshClient: typed clients of the mesh (registry, actions) for services and meshctl.
