@@ -1,0 +1,1 @@
+// Module AgentSDK: the agent kind protocol, built-in kinds and the mailbox runtime.

@@ -1,0 +1,1 @@
+// Module MeshSupervision: pure supervision and shard-placement policy.
