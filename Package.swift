@@ -113,6 +113,7 @@ let package = Package(
             .testTarget(name: "NatsMicroTests", dependencies: ["Nats", "NatsMicro", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "StoreTests", dependencies: ["Store", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "MeshProtoTests", dependencies: ["MeshProto"], swiftSettings: swiftSettings),
+            .testTarget(name: "MeshSupervisionTests", dependencies: ["MeshSupervision", "MeshCore"], swiftSettings: swiftSettings),
             .testTarget(
                 name: "SystemTests", dependencies: ["MeshTesting", "LocalServers", "Nats", "NatsMicro", "MeshCore", "MeshProto", log],
                 swiftSettings: swiftSettings),

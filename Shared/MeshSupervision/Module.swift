@@ -1,1 +1,0 @@
-// Module MeshSupervision: pure supervision and shard-placement policy.

@@ -1,0 +1,355 @@
+public import MeshCore
+
+/// One change of a shard's owner, to be written to KV `mesh_shards` with its epoch.
+public struct ShardMove: Sendable, Hashable, CustomStringConvertible {
+    /// Why a shard moves.
+    public enum Reason: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+        /// The shard had no owner.
+        case initial
+        /// A node became eligible (joined and passed its hold-down, or stopped draining) and
+        /// wins the shard.
+        case nodeJoined = "node_joined"
+        /// The owner died (missed heartbeats) or is unknown.
+        case nodeLost = "node_lost"
+        /// The owner is draining (or reports capacity 0).
+        case drain
+        /// The winner changed among nodes that were already eligible (a capacity change).
+        case rebalance
+
+        public var description: String { rawValue }
+    }
+
+    /// The shard.
+    public var shard: Int
+    /// The previous owner, `nil` when it had none.
+    public var from: NodeID?
+    /// The new owner, `nil` when no node can take it (it stays unassigned).
+    public var to: NodeID?
+    /// The shard's new epoch (fencing token), one more than its previous epoch.
+    public var epoch: UInt64
+    /// Why it moves.
+    public var reason: Reason
+
+    public init(shard: Int, from: NodeID?, to: NodeID?, epoch: UInt64, reason: Reason) {
+        self.shard = shard
+        self.from = from
+        self.to = to
+        self.epoch = epoch
+        self.reason = reason
+    }
+
+    public var description: String {
+        "shard \(shard): \(from?.rawValue ?? "-") → \(to?.rawValue ?? "-") (epoch \(epoch), \(reason))"
+    }
+}
+
+/// The owner and epoch of one shard.
+public struct ShardAssignment: Sendable, Hashable {
+    /// The owning node, `nil` while unassigned.
+    public var owner: NodeID?
+    /// The fencing token: increases by one with every move; 0 before the first assignment.
+    public var epoch: UInt64
+
+    public init(owner: NodeID? = nil, epoch: UInt64 = 0) {
+        self.owner = owner
+        self.epoch = epoch
+    }
+}
+
+/// Shard placement as a pure state machine: node liveness from heartbeats, capacity-weighted
+/// rendezvous hashing (see ``Rendezvous``), minimal movement, fencing epochs and anti-flap.
+///
+/// The planner reads no clock: heartbeats and plans carry the time (the supervisor's
+/// monotonic clock). ``plan(now:)`` applies the moves it returns to its own state (epochs
+/// included); the caller writes them to KV `mesh_shards` with compare-and-set, and if a write
+/// fails (it lost leadership) it throws the planner away and rebuilds one from KV.
+///
+/// Rules:
+/// - A node is dead when it has not sent a heartbeat for `missesAllowed × heartbeatInterval`
+///   (default 3 × 250 ms = 750 ms). ``plan(now:)`` expires nodes first, so a dead node's shards
+///   move in the same call: call it on every tick (e.g. every 50 ms) for failover well under 1 s.
+/// - Candidates are live, not draining nodes with capacity > 0. A candidate is *stable* once it
+///   has been alive continuously for its hold-down: `holdDown × 2^k`, capped at `maxHoldDown`,
+///   where k is the number of its deaths in the last `flapMemory` (defaults 1 s, 30 s, 60 s). So
+///   a node that keeps flapping waits longer and longer and soon gets nothing.
+/// - A shard owned by a live, non-draining node moves only to a *stable* node that outranks
+///   the owner (a join moves only the shards the new node wins; nothing bounces between old
+///   nodes). A shard of a draining node moves to its winner among the stable candidates. A
+///   shard whose owner is dead or unknown, or that has no owner, goes at once to its winner
+///   among the stable candidates — or, if none is stable yet, among all candidates (an owned
+///   shard beats an unowned one). With no candidate at all, a lost shard moves to `nil` (its
+///   epoch still increases, fencing the old owner) and an unowned one stays unowned.
+/// - Capacity is the node's configured weight, not its momentary load: a changed capacity
+///   re-ranks nodes and moves shards.
+/// - Owners restored from KV count as alive (heard at the restore time) but get no new
+///   shards until their first heartbeat; without one they expire like any node.
+///
+/// ```swift
+/// var planner = try ShardPlanner(shardCount: 64)
+/// planner.heartbeat(worker1, capacity: 100, at: now)
+/// for move in planner.plan(now: now) {
+///     try await shardsKV.update(move)   // owner and epoch, CAS on revision
+/// }
+/// ```
+public struct ShardPlanner: Sendable, Hashable {
+    /// Timing of liveness and anti-flap.
+    public struct Configuration: Sendable, Hashable {
+        /// How often workers heartbeat; default 250 ms.
+        public let heartbeatInterval: Duration
+        /// Missed heartbeats before a node is dead; default 3.
+        public let missesAllowed: Int
+        /// How long a (re)appearing node must stay alive before shards move to it; default 1 s.
+        public let holdDown: Duration
+        /// The largest hold-down of a flapping node; default 30 s.
+        public let maxHoldDown: Duration
+        /// How long a death counts towards a node's hold-down; default 60 s.
+        public let flapMemory: Duration
+
+        /// The defaults: 250 ms heartbeats, dead after 3 misses, hold-down 1 s doubling per
+        /// death in the last 60 s up to 30 s.
+        public static let standard = try! Configuration()
+
+        /// Silence after which a node is dead: `missesAllowed × heartbeatInterval`.
+        public var deadAfter: Duration { heartbeatInterval * missesAllowed }
+
+        /// - Throws: ``MeshError`` `invalid_argument` for a non-positive interval or miss count,
+        ///   a negative hold-down, `maxHoldDown < holdDown` or a negative flap memory.
+        public init(
+            heartbeatInterval: Duration = .milliseconds(250), missesAllowed: Int = 3, holdDown: Duration = .seconds(1),
+            maxHoldDown: Duration = .seconds(30), flapMemory: Duration = .seconds(60)
+        ) throws(MeshError) {
+            guard heartbeatInterval > .zero, missesAllowed > 0 else {
+                throw MeshError(
+                    .invalidArgument,
+                    "heartbeat interval and misses allowed must be positive, got \(heartbeatInterval) and \(missesAllowed)")
+            }
+            guard holdDown >= .zero, maxHoldDown >= holdDown, flapMemory >= .zero else {
+                throw MeshError(
+                    .invalidArgument,
+                    "need 0 <= holdDown <= maxHoldDown and flapMemory >= 0, got \(holdDown), \(maxHoldDown), \(flapMemory)")
+            }
+            self.heartbeatInterval = heartbeatInterval
+            self.missesAllowed = missesAllowed
+            self.holdDown = holdDown
+            self.maxHoldDown = maxHoldDown
+            self.flapMemory = flapMemory
+        }
+    }
+
+    /// What the planner knows of one node.
+    public struct Node: Sendable, Hashable {
+        /// The capacity (weight) from its last heartbeat; 0 or less gets no shards.
+        public var capacity: Double
+        /// Whether it asked to be drained.
+        public var draining: Bool
+        /// The time of its latest heartbeat.
+        public var lastHeartbeat: ContinuousClock.Instant
+        /// When its current continuous life began.
+        public var aliveSince: ContinuousClock.Instant
+        /// `false` once it missed too many heartbeats, until it heartbeats again.
+        public var isAlive: Bool
+        /// Restored from KV and not heard from yet.
+        public var isProvisional: Bool
+        /// When it was declared dead, within the flap memory, oldest first.
+        public var deaths: [ContinuousClock.Instant]
+    }
+
+    /// The number of shards.
+    public let shardCount: Int
+    /// The timing rules.
+    public let configuration: Configuration
+    /// The node table.
+    public private(set) var nodes: [NodeID: Node] = [:]
+    /// Owner and epoch per shard, indexed by shard.
+    public private(set) var assignments: [ShardAssignment]
+    /// The stable candidates at the previous plan, to tell a join from a rebalance.
+    private var stableAtLastPlan: Set<NodeID> = []
+
+    /// Deaths remembered per node (enough for any hold-down doubling).
+    private static let maxDeathsRemembered = 64
+
+    /// - Parameters:
+    ///   - shardCount: the cluster's shard count (default 64).
+    ///   - configuration: liveness and anti-flap timing.
+    ///   - assignments: the current assignments from KV, one per shard, or `nil` for a new cluster.
+    ///   - restoredAt: the time the assignments were read; their owners count as heard then.
+    /// - Throws: ``MeshError`` `invalid_argument` for a shard count outside `1...65536` or
+    ///   assignments of the wrong length.
+    public init(
+        shardCount: Int = ShardMap.defaultShardCount, configuration: Configuration = .standard,
+        assignments: [ShardAssignment]? = nil, restoredAt: ContinuousClock.Instant? = nil
+    ) throws(MeshError) {
+        _ = try ShardMap(shardCount: shardCount)
+        self.shardCount = shardCount
+        self.configuration = configuration
+        guard let assignments else {
+            self.assignments = Array(repeating: ShardAssignment(), count: shardCount)
+            return
+        }
+        guard assignments.count == shardCount else {
+            throw MeshError(.invalidArgument, "expected \(shardCount) shard assignments, got \(assignments.count)")
+        }
+        guard let restoredAt else {
+            throw MeshError(.invalidArgument, "restored assignments need the time they were read")
+        }
+        self.assignments = assignments
+        for owner in Set(assignments.compactMap(\.owner)) {
+            nodes[owner] = Node(
+                capacity: 0, draining: false, lastHeartbeat: restoredAt, aliveSince: restoredAt, isAlive: true,
+                isProvisional: true, deaths: [])
+        }
+    }
+
+    // MARK: Node table
+
+    /// Records a heartbeat. A new or dead node becomes alive from `at` (its hold-down starts);
+    /// a heartbeat older than the latest one seen is ignored.
+    /// - Parameters:
+    ///   - node: the worker.
+    ///   - capacity: its weight (e.g. configured agent slots); not finite or negative counts as 0.
+    ///   - draining: whether it asked to be drained.
+    ///   - at: when the heartbeat was received.
+    public mutating func heartbeat(_ node: NodeID, capacity: Double, draining: Bool = false, at: ContinuousClock.Instant) {
+        let weight = capacity.isFinite && capacity > 0 ? capacity : 0
+        guard var state = nodes[node] else {
+            nodes[node] = Node(
+                capacity: weight, draining: draining, lastHeartbeat: at, aliveSince: at, isAlive: true,
+                isProvisional: false, deaths: [])
+            return
+        }
+        if state.isAlive && state.isProvisional {
+            state.isProvisional = false
+        } else if at < state.lastHeartbeat {
+            return
+        }
+        if !state.isAlive {
+            state.isAlive = true
+            state.aliveSince = at
+        }
+        state.lastHeartbeat = max(state.lastHeartbeat, at)
+        state.capacity = weight
+        state.draining = draining
+        nodes[node] = state
+    }
+
+    /// Declares a node dead at once (e.g. it announced its exit). It counts as a death for
+    /// its hold-down, like an expiry.
+    public mutating func markDead(_ node: NodeID, at now: ContinuousClock.Instant) {
+        guard var state = nodes[node], state.isAlive else { return }
+        state.isAlive = false
+        state.isProvisional = false
+        state.deaths.append(now)
+        if state.deaths.count > Self.maxDeathsRemembered { state.deaths.removeFirst() }
+        nodes[node] = state
+    }
+
+    /// Marks dead every live node silent for ``Configuration/deadAfter`` or longer, and forgets
+    /// dead nodes that own nothing and have no death within the flap memory.
+    /// - Returns: the nodes that died now, sorted.
+    @discardableResult
+    public mutating func expire(now: ContinuousClock.Instant) -> [NodeID] {
+        var died: [NodeID] = []
+        for (id, state) in nodes where state.isAlive && now - state.lastHeartbeat >= configuration.deadAfter {
+            markDead(id, at: now)
+            died.append(id)
+        }
+        let owners = Set(assignments.compactMap(\.owner))
+        for (id, var state) in nodes where !state.isAlive {
+            state.deaths.removeAll { now - $0 > configuration.flapMemory }
+            if state.deaths.isEmpty && !owners.contains(id) {
+                nodes[id] = nil
+            } else {
+                nodes[id] = state
+            }
+        }
+        return died.sorted()
+    }
+
+    /// The hold-down of `node` at `now`: `holdDown × 2^(deaths in flapMemory)`, capped.
+    public func holdDown(of node: NodeID, now: ContinuousClock.Instant) -> Duration {
+        let base = configuration.holdDown
+        let deaths = nodes[node]?.deaths.count { now - $0 <= configuration.flapMemory } ?? 0
+        var hold = base
+        for _ in 0..<deaths where hold < configuration.maxHoldDown { hold *= 2 }
+        return min(hold, configuration.maxHoldDown)
+    }
+
+    /// Whether `node` may receive shards now: alive, not draining, capacity > 0, heard from,
+    /// and alive for at least its hold-down.
+    public func isStable(_ node: NodeID, now: ContinuousClock.Instant) -> Bool {
+        guard let state = nodes[node], Self.isCandidate(state) else { return false }
+        return now - state.aliveSince >= holdDown(of: node, now: now)
+    }
+
+    /// The live nodes, sorted.
+    public var liveNodes: [NodeID] { nodes.filter { $0.value.isAlive }.keys.sorted() }
+
+    /// The owner of `shard`, `nil` while unassigned.
+    public func owner(of shard: Int) -> NodeID? { assignments[shard].owner }
+
+    /// The shards owned by `node`, ascending.
+    public func shards(ownedBy node: NodeID) -> [Int] { assignments.indices.filter { assignments[$0].owner == node } }
+
+    // MARK: Planning
+
+    /// Expires silent nodes, computes the moves needed now, applies them (owner and a new
+    /// epoch per moved shard) and returns them in shard order.
+    /// - Parameter now: the current time of the supervisor's monotonic clock.
+    /// - Returns: the moves to write to KV; empty when the placement is settled.
+    public mutating func plan(now: ContinuousClock.Instant) -> [ShardMove] {
+        expire(now: now)
+        let candidates = nodes.filter { Self.isCandidate($0.value) }
+            .map { (id: $0.key, weight: $0.value.capacity, hash: ShardMap.fnv1a64($0.key.rawValue)) }
+            .sorted { $0.id < $1.id }
+        let stable = candidates.filter { isStable($0.id, now: now) }
+        let stableIDs = Set(stable.map(\.id))
+        let joined = stableIDs.subtracting(stableAtLastPlan)
+        stableAtLastPlan = stableIDs
+        let fallback = stable.isEmpty ? candidates : stable
+
+        var moves: [ShardMove] = []
+        for shard in assignments.indices {
+            let current = assignments[shard]
+            let target: NodeID?
+            let reason: ShardMove.Reason
+            if let owner = current.owner, let state = nodes[owner], state.isAlive {
+                if state.isProvisional { continue }
+                if state.draining || state.capacity <= 0 {
+                    guard let winner = Self.winner(shard, fallback) else { continue }
+                    (target, reason) = (winner, .drain)
+                } else {
+                    var pool = stable
+                    if !stableIDs.contains(owner) {
+                        pool.append((owner, state.capacity, ShardMap.fnv1a64(owner.rawValue)))
+                    }
+                    guard let winner = Self.winner(shard, pool), winner != owner else { continue }
+                    (target, reason) = (winner, joined.contains(winner) ? .nodeJoined : .rebalance)
+                }
+            } else if current.owner != nil {
+                (target, reason) = (Self.winner(shard, fallback), .nodeLost)
+            } else {
+                guard let winner = Self.winner(shard, fallback) else { continue }
+                (target, reason) = (winner, .initial)
+            }
+            let move = ShardMove(shard: shard, from: current.owner, to: target, epoch: current.epoch + 1, reason: reason)
+            assignments[shard] = ShardAssignment(owner: target, epoch: move.epoch)
+            moves.append(move)
+        }
+        return moves
+    }
+
+    private static func isCandidate(_ state: Node) -> Bool {
+        state.isAlive && !state.isProvisional && !state.draining && state.capacity > 0
+    }
+
+    private static func winner(_ shard: Int, _ pool: [(id: NodeID, weight: Double, hash: UInt64)]) -> NodeID? {
+        var best: (id: NodeID, score: Double)?
+        for node in pool {
+            let score = Rendezvous.score(hash: Rendezvous.hash(shard: shard, nodeHash: node.hash), weight: node.weight)
+            guard score > 0 else { continue }
+            if let current = best, current.score > score || (current.score == score && current.id < node.id) { continue }
+            best = (node.id, score)
+        }
+        return best?.id
+    }
+}
