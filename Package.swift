@@ -67,7 +67,15 @@ let package = Package(
             dependencies: [log, metrics, argumentParser],
             path: "Shared/MeshCore", swiftSettings: swiftSettings),
         .target(name: "MeshSupervision", dependencies: ["MeshCore"], path: "Shared/MeshSupervision", swiftSettings: swiftSettings),
-        .target(name: "AgentSDK", dependencies: ["MeshCore", log], path: "Shared/AgentSDK", swiftSettings: swiftSettings),
+        .target(
+            name: "AgentSDK",
+            dependencies: [
+                "MeshCore", "MeshProto", log,
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Shared/AgentSDK", swiftSettings: swiftSettings),
         .target(
             name: "MeshClient", dependencies: ["MeshCore", "MeshProto", "Nats", log], path: "Shared/MeshClient",
             swiftSettings: swiftSettings),
@@ -113,6 +121,15 @@ let package = Package(
             .testTarget(name: "NatsMicroTests", dependencies: ["Nats", "NatsMicro", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "StoreTests", dependencies: ["Store", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "MeshProtoTests", dependencies: ["MeshProto"], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "AgentSDKTests",
+                dependencies: [
+                    "AgentSDK", "MeshCore", "MeshProto", log,
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                    .product(name: "NIOHTTP1", package: "swift-nio"),
+                ],
+                swiftSettings: swiftSettings),
             .testTarget(name: "MeshSupervisionTests", dependencies: ["MeshSupervision", "MeshCore"], swiftSettings: swiftSettings),
             .testTarget(
                 name: "SystemTests", dependencies: ["MeshTesting", "LocalServers", "Nats", "NatsMicro", "MeshCore", "MeshProto", log],

@@ -1,1 +1,0 @@
-// Module AgentSDK: the agent kind protocol, built-in kinds and the mailbox runtime.
