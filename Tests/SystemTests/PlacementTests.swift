@@ -1,0 +1,120 @@
+import Foundation
+import Logging
+import MeshCore
+import MeshProto
+import MeshTesting
+import Nats
+import Testing
+
+/// Shard placement with the real `mesh-supervisor` and `mesh-agent-worker` executables:
+/// spread over workers, failover when a worker dies, leader takeover with fencing epochs.
+@Suite(.enabled(if: TestEnvironment.natsAvailable), .serialized)
+struct PlacementTests {
+    /// A small mesh of real processes against one nats-server.
+    final class Mesh: @unchecked Sendable {
+        let nats: NatsServer
+        let logs: String
+        var processes: [String: ChildProcess] = [:]
+
+        init() async throws {
+            nats = try await NatsServer.start()
+            logs = try TestEnvironment.makeTempDirectory(prefix: "placement")
+        }
+
+        func start(_ service: ServiceName, id: String, extra: [String: String] = [:]) throws {
+            var environment = ["MESH_NATS_URL": nats.url, "MESH_INSTANCE_ID": id, "MESH_LOG_LEVEL": "info"]
+            environment.merge(extra) { _, new in new }
+            processes[id] = try ChildProcess(
+                executable: try MeshBinaries.path(service.rawValue), arguments: [], logPath: "\(logs)/\(id).log", environment: environment)
+        }
+
+        func stop() {
+            for process in processes.values { process.stop(signal: SIGTERM, timeout: .seconds(5)) }
+            nats.stop()
+            try? FileManager.default.removeItem(atPath: logs)
+        }
+    }
+
+    static func owners(_ shards: KeyValue, count: Int) throws -> [Int: (node: String, epoch: UInt64)] {
+        var result: [Int: (String, UInt64)] = [:]
+        for shard in 0..<count {
+            if let entry = try shards.get(String(shard)) {
+                let assignment = try MeshProto.ShardAssignment(serializedBytes: entry.value)
+                if !assignment.nodeId.isEmpty { result[shard] = (assignment.nodeId, assignment.epoch) }
+            }
+        }
+        return result
+    }
+
+    @Test func shardsSpreadFailOverAndSurviveALeaderChange() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-a")
+        try mesh.start(.supervisor, id: "supervisor-b")
+        for index in 1...3 { try mesh.start(.agentWorker, id: "worker-\(index)") }
+
+        var options = NatsOptions()
+        options.servers = [mesh.nats.url]
+        let client = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+        defer { client.close() }
+        let js = try client.jetStream()
+        let shards = try await {
+            var bucket: KeyValue?
+            _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+                bucket = try? js.keyValue("mesh_shards")
+                return bucket != nil
+            }
+            return try #require(bucket)
+        }()
+
+        // Every shard owned, spread evenly over the three workers.
+        let spread = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            guard let owners = try? Self.owners(shards, count: 64), owners.count == 64 else { return false }
+            return Set(owners.values.map(\.node)) == ["worker-1", "worker-2", "worker-3"]
+        }
+        #expect(spread, "shards not spread: \(mesh.processes["supervisor-a"]!.logTail(maxBytes: 1_500))")
+        let before = try Self.owners(shards, count: 64)
+        for worker in ["worker-1", "worker-2", "worker-3"] {
+            let owned = before.values.filter { $0.node == worker }.count
+            #expect(abs(owned - 64 / 3) <= 5, "\(worker) owns \(owned) shards")
+        }
+
+        // A worker dies: only its shards move, within about a second.
+        let lost = Set(before.filter { $0.value.node == "worker-2" }.keys)
+        let killedAt = ContinuousClock.now
+        mesh.processes["worker-2"]!.kill9()
+        let failedOver = await TestEnvironment.waitUntil(timeout: .seconds(15)) {
+            guard let owners = try? Self.owners(shards, count: 64), owners.count == 64 else { return false }
+            return !owners.values.contains { $0.node == "worker-2" }
+        }
+        let failoverTime = ContinuousClock.now - killedAt
+        print("placement failover after SIGKILL of a worker: \(failoverTime)")
+        #expect(failedOver)
+        let after = try Self.owners(shards, count: 64)
+        for (shard, owner) in before where !lost.contains(shard) {
+            #expect(after[shard]?.node == owner.node, "shard \(shard) moved although its owner lives")
+            #expect(after[shard]?.epoch == owner.epoch)
+        }
+        for shard in lost { #expect(after[shard]!.epoch > before[shard]!.epoch) }
+
+        // The leader dies: the standby takes over and keeps placing (fenced by epochs).
+        let leader = String(decoding: try #require(try js.keyValue("mesh_leases").get("supervisor")).value, as: UTF8.self)
+        mesh.processes[leader]!.kill9()
+        let standby = leader == "supervisor-a" ? "supervisor-b" : "supervisor-a"
+        let tookOver = await TestEnvironment.waitUntil(timeout: .seconds(15)) {
+            (try? js.keyValue("mesh_leases").get("supervisor")).flatMap { $0.map { String(decoding: $0.value, as: UTF8.self) } } == standby
+        }
+        #expect(tookOver, "standby did not take over: \(mesh.processes[standby]!.logTail(maxBytes: 1_500))")
+        try mesh.start(.agentWorker, id: "worker-4")
+        let rebalanced = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            (try? Self.owners(shards, count: 64))?.values.contains { $0.node == "worker-4" } ?? false
+        }
+        #expect(rebalanced, "the new leader did not give shards to a joining worker")
+
+        // Fencing: every shard's history has strictly increasing epochs.
+        for shard in 0..<64 {
+            let history = try shards.history(String(shard)).compactMap { try? MeshProto.ShardAssignment(serializedBytes: $0.value) }
+            #expect(zip(history, history.dropFirst()).allSatisfy { $0.epoch < $1.epoch }, "shard \(shard) epochs not increasing")
+        }
+    }
+}
