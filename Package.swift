@@ -26,7 +26,7 @@ func service(_ executable: String, folder: String, library: String, dependencies
     ]
 }
 
-let serviceBase: [Target.Dependency] = ["MeshCore", "MeshRuntime", "MeshProto", "Nats", log, metrics, lifecycle]
+let serviceBase: [Target.Dependency] = ["MeshCore", "MeshRuntime", "MeshProto", "Nats", "NatsMicro", log, metrics, lifecycle]
 
 let package = Package(
     name: "agent-mesh",
@@ -95,7 +95,9 @@ let package = Package(
         .target(name: "MeshTesting", dependencies: ["LocalServers"], path: "Shared/MeshTesting", swiftSettings: swiftSettings),
     ]
         + service("mesh-registry", folder: "Registry", library: "RegistryService", dependencies: serviceBase + ["Store"])
-        + service("mesh-supervisor", folder: "Supervisor", library: "SupervisorService", dependencies: serviceBase)
+        + service(
+            "mesh-supervisor", folder: "Supervisor", library: "SupervisorService",
+            dependencies: serviceBase + ["MeshSupervision", argumentParser])
         + service("mesh-agent-worker", folder: "AgentWorker", library: "AgentWorkerService", dependencies: serviceBase + [argumentParser])
         + service("mesh-gateway", folder: "Gateway", library: "GatewayService", dependencies: serviceBase)
         + service(
