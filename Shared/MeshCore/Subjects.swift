@@ -60,6 +60,8 @@ public struct Subjects: Sendable, Hashable {
     public func registry(verb: RegistryVerb) -> String { "\(prefix).reg.\(verb.rawValue)" }
     /// `<prefix>.reg.>` — everything the registry serves.
     public var registryAll: String { "\(prefix).reg.>" }
+    /// `<prefix>.reg.*.<verb>` — what a registry instance subscribes for a per-agent verb.
+    public func registryWildcard(verb: RegistryVerb) -> String { "\(prefix).reg.*.\(verb.rawValue)" }
 
     // MARK: Supervisor and nodes
 
@@ -105,6 +107,27 @@ public struct Subjects: Sendable, Hashable {
     public var leasesBucket: String { "\(prefix)_leases" }
     /// Queue group of registry instances.
     public var registryQueue: String { "registry" }
+    /// Durable consumer of ``specsStream`` shared by the registry instances (spec intake).
+    public var registrySpecsConsumer: String { "registry" }
+    /// Durable consumer of the `mesh_agents` KV stream that mirrors records into Postgres.
+    public var registryAgentsMirrorConsumer: String { "registry-mirror-agents" }
+    /// Durable consumer of the `mesh_status` KV stream that mirrors status into Postgres.
+    public var registryStatusMirrorConsumer: String { "registry-mirror-status" }
+    /// Durable consumer of ``eventsStream`` (agent events only) that writes the agent timeline.
+    public var registryTimelineConsumer: String { "registry-timeline" }
+    /// `<prefix>.evt.agent.>` — the agent timeline's events (filter of ``registryTimelineConsumer``).
+    public var agentEventsAll: String { "\(prefix).evt.agent.>" }
+
+    // MARK: KV buckets as JetStream streams
+
+    /// `KV_<bucket>` — the JetStream stream behind a KV bucket.
+    public static func keyValueStream(bucket: String) -> String { "KV_\(bucket)" }
+    /// `$KV.<bucket>.>` — every key's subject in a KV bucket's stream.
+    public static func keyValueAll(bucket: String) -> String { "$KV.\(bucket).>" }
+    /// `$KV.<bucket>.<key>` — the subject one key's values are stored under.
+    public static func keyValueKey(bucket: String, key: String) -> String { "$KV.\(bucket).\(key)" }
+    /// `$KV.<bucket>.` — prefix of a key's subject, to cut the key out of it.
+    public static func keyValuePrefix(bucket: String) -> String { "$KV.\(bucket)." }
     /// Queue group of metrics collectors.
     public var collectorQueue: String { "collector" }
 }

@@ -80,6 +80,8 @@ public struct MessageType: RawRepresentable, Hashable, Sendable, CustomStringCon
         NodeHeartbeat.self, NodeHeartbeat.OwnedShard.self, ShardAssignment.self,
         Event.self,
         MetricSnapshot.self, MetricSnapshot.Counter.self, MetricSnapshot.Gauge.self, MetricSnapshot.Histogram.self,
+        PutAgentRequest.self, GetAgentRequest.self, DeleteAgentRequest.self, ListAgentsRequest.self, AgentReply.self,
+        ListAgentsReply.self,
     ]
 
     /// The message type with this name, or `nil` if the contract has none.

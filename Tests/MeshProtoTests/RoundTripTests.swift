@@ -78,6 +78,13 @@ import Testing
         for scheme in [HistogramScheme.unspecified, .logLinear] { try roundTrip(MetricSnapshot.Histogram(scheme: scheme)) }
         try roundTrip(AgentRecord(status: .unrecognized(99)))
         try roundTrip(TaskEnvelope(priority: .unrecognized(-7)))
+        for mode in [PutMode.create, .update, .upsert, .unrecognized(9)] { try roundTrip(PutAgentRequest(mode: mode)) }
+        for status in [AgentStatus.unspecified, .running, .failed] { try roundTrip(ListAgentsRequest(status: status)) }
+        // An unset put mode reads as create, which never overwrites.
+        #expect(try PutAgentRequest(serializedBytes: [UInt8]()).mode == .create)
+        // A reply carries a record or an error; neither reads as nil.
+        #expect(try AgentReply(serializedBytes: [UInt8]()).record == nil)
+        #expect(try ListAgentsReply(serializedBytes: [UInt8]()).error == nil)
     }
 
     @Test func encodingIsDeterministic() {

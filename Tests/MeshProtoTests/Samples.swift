@@ -61,10 +61,21 @@ enum Samples {
         processStartedAtUnixMs: 1_699_999_000_000, counters: [counter, counter], gauges: [gauge],
         histograms: [histogram, MetricSnapshot.Histogram()])
 
+    static let putAgent = PutAgentRequest(version: 1, spec: spec, mode: .upsert, expectedRevision: .max)
+    static let getAgent = GetAgentRequest(version: 1, agentId: "counter-1")
+    static let deleteAgent = DeleteAgentRequest(version: 1, agentId: "counter-1", expectedRevision: 42)
+    static let listAgents = ListAgentsRequest(
+        version: 1, selector: "team=search,tier in (gold, silver),!canary", nodeId: "node-ä", status: .running,
+        cursor: "counter-0", limit: 1000)
+    static let agentReply = AgentReply(version: 1, record: record, error: error)
+    static let listReply = ListAgentsReply(
+        version: 1, records: [record, AgentRecord(), record], nextCursor: "counter-1", error: error)
+
     /// One fully populated value of every message type, in `MessageType.allMessages` order.
     static let full: [any MeshMessage] = [
         error, spec, placement, record, request, reply, task, taskResult, heartbeat, heartbeat.ownedShards[5],
         assignment, event, snapshot, counter, gauge, histogram,
+        putAgent, getAgent, deleteAgent, listAgents, agentReply, listReply,
     ]
 
     /// Default-initialised value of every message type.
@@ -72,6 +83,7 @@ enum Samples {
         ErrorReply(), AgentSpec(), Placement(), AgentRecord(), ActionRequest(), ActionReply(), TaskEnvelope(),
         TaskResult(), NodeHeartbeat(), NodeHeartbeat.OwnedShard(), ShardAssignment(), Event(), MetricSnapshot(),
         MetricSnapshot.Counter(), MetricSnapshot.Gauge(), MetricSnapshot.Histogram(),
+        PutAgentRequest(spec: AgentSpec(version: 0)), GetAgentRequest(), DeleteAgentRequest(), ListAgentsRequest(), AgentReply(), ListAgentsReply(),
     ]
 }
 

@@ -10,17 +10,23 @@
 #include "common.pb-c.h"
 #include "event.pb-c.h"
 #include "metrics.pb-c.h"
+#include "registry.pb-c.h"
 #include "task.pb-c.h"
 
 /* The address of each message descriptor (protobuf_c_message_* take it). */
 static inline const ProtobufCMessageDescriptor *mesh__v1__action_reply__descriptor_ref(void) { return &mesh__v1__action_reply__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__action_request__descriptor_ref(void) { return &mesh__v1__action_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__agent_record__descriptor_ref(void) { return &mesh__v1__agent_record__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__agent_reply__descriptor_ref(void) { return &mesh__v1__agent_reply__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__agent_spec__descriptor_ref(void) { return &mesh__v1__agent_spec__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__agent_spec__labels_entry__descriptor_ref(void) { return &mesh__v1__agent_spec__labels_entry__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__delete_agent_request__descriptor_ref(void) { return &mesh__v1__delete_agent_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__error_reply__descriptor_ref(void) { return &mesh__v1__error_reply__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__event__descriptor_ref(void) { return &mesh__v1__event__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__event__attributes_entry__descriptor_ref(void) { return &mesh__v1__event__attributes_entry__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__get_agent_request__descriptor_ref(void) { return &mesh__v1__get_agent_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__list_agents_reply__descriptor_ref(void) { return &mesh__v1__list_agents_reply__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__list_agents_request__descriptor_ref(void) { return &mesh__v1__list_agents_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__descriptor_ref(void) { return &mesh__v1__metric_snapshot__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__counter__descriptor_ref(void) { return &mesh__v1__metric_snapshot__counter__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__counter__labels_entry__descriptor_ref(void) { return &mesh__v1__metric_snapshot__counter__labels_entry__descriptor; }
@@ -31,6 +37,7 @@ static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__histo
 static inline const ProtobufCMessageDescriptor *mesh__v1__node_heartbeat__descriptor_ref(void) { return &mesh__v1__node_heartbeat__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__node_heartbeat__owned_shard__descriptor_ref(void) { return &mesh__v1__node_heartbeat__owned_shard__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__placement__descriptor_ref(void) { return &mesh__v1__placement__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__put_agent_request__descriptor_ref(void) { return &mesh__v1__put_agent_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__shard_assignment__descriptor_ref(void) { return &mesh__v1__shard_assignment__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__task_envelope__descriptor_ref(void) { return &mesh__v1__task_envelope__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__task_result__descriptor_ref(void) { return &mesh__v1__task_result__descriptor; }
