@@ -77,7 +77,7 @@ let package = Package(
             ],
             path: "Shared/AgentSDK", swiftSettings: swiftSettings),
         .target(
-            name: "MeshClient", dependencies: ["MeshCore", "MeshProto", "Nats", log], path: "Shared/MeshClient",
+            name: "MeshClient", dependencies: ["MeshCore", "MeshProto", "Nats", log, metrics, lifecycle], path: "Shared/MeshClient",
             swiftSettings: swiftSettings),
         .target(name: "NatsMicro", dependencies: ["Nats", log], path: "Shared/NatsMicro", swiftSettings: swiftSettings),
         .target(
@@ -98,7 +98,9 @@ let package = Package(
         + service(
             "mesh-supervisor", folder: "Supervisor", library: "SupervisorService",
             dependencies: serviceBase + ["MeshSupervision", argumentParser])
-        + service("mesh-agent-worker", folder: "AgentWorker", library: "AgentWorkerService", dependencies: serviceBase + [argumentParser])
+        + service(
+            "mesh-agent-worker", folder: "AgentWorker", library: "AgentWorkerService",
+            dependencies: serviceBase + ["AgentSDK", "MeshClient", "MeshSupervision", argumentParser])
         + service("mesh-gateway", folder: "Gateway", library: "GatewayService", dependencies: serviceBase)
         + service(
             "mesh-metrics-collector", folder: "MetricsCollector", library: "MetricsCollectorService",
@@ -134,7 +136,8 @@ let package = Package(
                 swiftSettings: swiftSettings),
             .testTarget(name: "MeshSupervisionTests", dependencies: ["MeshSupervision", "MeshCore"], swiftSettings: swiftSettings),
             .testTarget(
-                name: "SystemTests", dependencies: ["MeshTesting", "LocalServers", "Nats", "NatsMicro", "MeshCore", "MeshProto", log],
+                name: "SystemTests",
+                dependencies: ["MeshTesting", "LocalServers", "Nats", "NatsMicro", "MeshCore", "MeshProto", "MeshClient", log],
                 swiftSettings: swiftSettings),
         ]
 )

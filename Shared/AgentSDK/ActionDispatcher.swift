@@ -27,25 +27,6 @@ public protocol ActionDispatcher: Sendable {
     func agents(matching selector: LabelSelector, limit: Int, deadline: ContinuousClock.Instant) async throws(MeshError) -> [AgentID]
 }
 
-/// An equality label selector: an agent matches when it has every listed label with the
-/// listed value (`team=search,tier=gold`). The empty selector matches every agent.
-public struct LabelSelector: Sendable, Hashable, CustomStringConvertible {
-    /// Required label values.
-    public var requirements: [String: String]
-
-    public init(_ requirements: [String: String] = [:]) { self.requirements = requirements }
-
-    /// Whether `labels` satisfy every requirement.
-    public func matches(_ labels: [String: String]) -> Bool {
-        requirements.allSatisfy { labels[$0.key] == $0.value }
-    }
-
-    /// `k=v` pairs joined by commas, sorted by key.
-    public var description: String {
-        requirements.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-    }
-}
-
 /// The dispatcher of a runtime that cannot reach other agents: every call answers
 /// `unavailable`. The default until the worker injects its own.
 public struct UnavailableDispatcher: ActionDispatcher {

@@ -1,4 +1,5 @@
 public import ArgumentParser
+import AgentSDK
 import Foundation
 import Logging
 import MeshCore
@@ -15,6 +16,8 @@ import Synchronization
 /// |---|---|---|
 /// | `--heartbeat-interval-ms` | `MESH_HEARTBEAT_INTERVAL_MS` | `250` |
 /// | `--capacity` | `MESH_CAPACITY` | `100` (relative weight for shard assignment) |
+/// | `--checkpoint-interval-ms` | `MESH_CHECKPOINT_INTERVAL_MS` | `100` |
+/// | `--exec-allow` | `MESH_EXEC_ALLOW` | empty: the `exec` kind may run nothing |
 public struct WorkerOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("heartbeat-interval-ms"), help: "Heartbeat period in ms (env MESH_HEARTBEAT_INTERVAL_MS).")
     public var heartbeatIntervalMs: Int = MeshEnvironment.int("MESH_HEARTBEAT_INTERVAL_MS", 250)
@@ -22,28 +25,42 @@ public struct WorkerOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("capacity"), help: "Relative capacity weight for shard assignment (env MESH_CAPACITY).")
     public var capacity: Int = MeshEnvironment.int("MESH_CAPACITY", 100)
 
+    @Option(name: .customLong("checkpoint-interval-ms"), help: "How often changed agent state is checkpointed, in ms (env MESH_CHECKPOINT_INTERVAL_MS).")
+    public var checkpointIntervalMs: Int = MeshEnvironment.int("MESH_CHECKPOINT_INTERVAL_MS", 100)
+
+    @Option(name: .customLong("exec-allow"), help: "Commands the exec kind may run, comma-separated absolute paths (env MESH_EXEC_ALLOW).")
+    public var execAllow: String = MeshEnvironment.string("MESH_EXEC_ALLOW") ?? ""
+
     public init() {}
+
+    var execCommands: [String] { execAllow.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+
+    var kindOptions: BuiltInKindOptions { BuiltInKindOptions(exec: ExecPolicy(allowedCommands: execCommands)) }
 
     public func validate() throws {
         guard (10...60_000).contains(heartbeatIntervalMs) else { throw ValidationError("--heartbeat-interval-ms must be in 10...60000") }
         guard (1...1_000_000).contains(capacity) else { throw ValidationError("--capacity must be in 1...1000000") }
+        guard (10...60_000).contains(checkpointIntervalMs) else { throw ValidationError("--checkpoint-interval-ms must be in 10...60000") }
+        for command in execCommands where !command.hasPrefix("/") {
+            throw ValidationError("--exec-allow takes absolute paths, got \(command)")
+        }
     }
 }
 
-/// `mesh-agent-worker`: joins the mesh and heartbeats on `<prefix>.node.<node>.hb`.
-///
-/// Today a worker announces itself with its capacity and its (empty) set of shards and
-/// agents; owning shards and hosting agents arrive with the agent runtime.
+/// `mesh-agent-worker`: hosts the agents of the shards KV `mesh_shards` assigns it (see
+/// ``WorkerNode``) and heartbeats on `<prefix>.node.<node>.hb` with its capacity, load,
+/// agent count and owned shards with their epochs.
 public enum AgentWorker {
     public static let descriptor = ServiceDescriptor(
-        name: .agentWorker, description: "Hosts agents of owned shards; runs actions and tasks")
+        name: .agentWorker, description: "Hosts agents of owned shards; runs their actions")
 
     public static func services(context: ServiceContext, options: WorkerOptions) throws -> [any Service] {
-        [heartbeat(context: context, options: options)]
+        let node = WorkerNode(context: context, options: options)
+        return [node, heartbeat(context: context, options: options, node: node)]
     }
 
     /// The heartbeat: a `NodeHeartbeat` every `--heartbeat-interval-ms`.
-    static func heartbeat(context: ServiceContext, options: WorkerOptions) -> PeriodicService {
+    static func heartbeat(context: ServiceContext, options: WorkerOptions, node: WorkerNode) -> PeriodicService {
         let subject = context.subjects.heartbeat(node: context.instanceID)
         let sequence = Atomic<UInt64>(0)
         let sent = Counter(label: "mesh_heartbeats_sent_total")
@@ -51,13 +68,14 @@ public enum AgentWorker {
             every: .milliseconds(options.heartbeatIntervalMs),
             onError: { error in context.logger.debug("heartbeat not sent", metadata: ["error": "\(error)"]) },
             tick: {
+                let (shards, agents) = node.ownership
                 var beat = NodeHeartbeat()
                 beat.nodeId = context.instanceID.rawValue
                 beat.instanceId = context.instanceID.rawValue
                 beat.capacity = UInt32(options.capacity)
-                beat.load = 0
-                beat.agentCount = 0
-                beat.ownedShards = []
+                beat.load = Double(agents) / Double(max(1, options.capacity * 100))
+                beat.agentCount = UInt32(agents)
+                beat.ownedShards = shards.map { NodeHeartbeat.OwnedShard(shard: UInt32($0.0), epoch: $0.1) }
                 beat.timestampUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
                 beat.buildVersion = MeshVersion.current
                 beat.sequence = sequence.add(1, ordering: .relaxed).newValue

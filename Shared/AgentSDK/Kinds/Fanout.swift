@@ -67,7 +67,9 @@ public struct FanoutKind: AgentBehavior {
             throw MeshError(.invalidArgument, "fanout config: \(ids.count) targets exceed maxTargets=\(maxTargets)")
         }
         targets = ids
-        selector = configuration.selector.map(LabelSelector.init)
+        selector = configuration.selector.map { labels in
+            LabelSelector(requirements: labels.sorted { $0.key < $1.key }.map { .equals($0.key, $0.value) })
+        }
         guard !targets.isEmpty || selector != nil else {
             throw MeshError(.invalidArgument, "fanout config: give 'targets' (agent ids) or 'selector' (labels), or both")
         }

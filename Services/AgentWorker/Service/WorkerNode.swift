@@ -1,0 +1,486 @@
+import AgentSDK
+import Foundation
+import Logging
+import MeshClient
+import MeshCore
+import MeshProto
+import MeshRuntime
+import MeshSupervision
+import Metrics
+import Nats
+import NatsMicro
+import ServiceLifecycle
+import Synchronization
+
+/// One worker node: owns the shards KV `mesh_shards` assigns it, hosts their agents, routes
+/// actions to them, checkpoints their state and supervises them.
+///
+/// Concurrency: a single control loop (``run()``) owns every decision — shard changes,
+/// spec changes, supervision decisions, checkpoints, status writes — fed by an
+/// ``Input`` stream. The hot path (an action arriving on the NATS delivery thread) only
+/// reads the ``Routing`` table under a lock and hands the action to the agent's mailbox,
+/// without creating a task.
+///
+/// Guarantees (documented in the README):
+/// - A shard is served only while this node holds its current epoch; a request stamped
+///   with another epoch is refused (`stale_epoch` or `unavailable`) and the client retries.
+/// - Agent state survives a move or a crash up to its last checkpoint: changed state is
+///   written to KV `mesh_state` every `--checkpoint-interval-ms` (default 100 ms) and on
+///   every clean hand-over (drain, shutdown, shard moved away while this node lives).
+final class WorkerNode: Service, @unchecked Sendable {
+    // @unchecked: `agents`, `groups` and the other `var`s are touched only by the control
+    // loop; `routing`, `dirty` and `input` are locked or thread-safe.
+
+    enum Input: Sendable {
+        case shard(Int, ShardDirectory.Owner)
+        case spec(KeyValueEntry)
+        case failed(AgentID, String)
+        case restartDue([AgentID], group: String, reason: String)
+    }
+
+    /// What the NATS delivery threads read: owned shards with their epochs, running cells.
+    struct Routing {
+        var epochs: [Int: UInt64] = [:]
+        var cells: [AgentID: AgentCell] = [:]
+        var starting: Set<AgentID> = []
+    }
+
+    let context: ServiceContext
+    let options: WorkerOptions
+    private let node: NodeID
+    private let routing = Mutex(Routing())
+    private let dirty = Mutex<Set<AgentID>>([])
+    private let input: AsyncStream<Input>
+    private let inputContinuation: AsyncStream<Input>.Continuation
+    private var runtime: AgentRuntime!
+    private var resources: ClusterResources!
+    private var events: EventPublisher!
+
+    // Control-loop state.
+    private var specs: [AgentID: AgentSpec] = [:]
+    private var subscriptions: [Int: NatsHandlerSubscription] = [:]
+    private var groups: [String: SupervisionGroup] = [:]
+    private var restartCounts: [AgentID: UInt32] = [:]
+    private var rng = SystemRandomNumberGenerator()
+
+    private let actionsServed = Counter(label: "mesh_actions_total", dimensions: [("outcome", "ok")])
+    private let actionsFailed = Counter(label: "mesh_actions_total", dimensions: [("outcome", "error")])
+    private let actionLatency = Timer(label: "mesh_action_duration")
+    private let agentGauge = Gauge(label: "mesh_agents_hosted")
+    private let shardGauge = Gauge(label: "mesh_shards_owned")
+    private let checkpointsWritten = Counter(label: "mesh_checkpoints_written_total")
+
+    init(context: ServiceContext, options: WorkerOptions) {
+        self.context = context
+        self.options = options
+        self.node = context.instanceID
+        (input, inputContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+    }
+
+    /// Shards owned and agents hosted, for the heartbeat.
+    var ownership: (shards: [(Int, UInt64)], agents: Int) {
+        routing.withLock { routing in (routing.epochs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, routing.cells.count) }
+    }
+
+    func run() async throws {
+        let logger = context.logger
+        let js = try context.nats.jetStream()
+        resources = try await ClusterResources.ensure(
+            js, subjects: context.subjects, replicas: context.options.jetStreamReplicas, shardCount: context.options.shardCount,
+            logger: logger)
+        events = EventPublisher(js: js, subjects: context.subjects, node: node, logger: logger)
+        let input = inputContinuation
+        runtime = AgentRuntime(
+            registry: .builtIn(options.kindOptions), logger: logger,
+            dispatcher: MeshDispatcher(client: ActionClient(connection: context.nats, subjects: context.subjects, shardMap: resources.shardMap)),
+            onFailure: { failure in input.yield(.failed(failure.agentID, failure.description)) },
+            onStateChange: { [weak self] cell in _ = self?.dirty.withLock { $0.insert(cell.id) } })
+
+        let shards = try ShardDirectory(kv: resources.shards, shardCount: resources.shardMap.shardCount)
+        shards.onChange { shard, owner in input.yield(.shard(shard, owner)) }
+        let specWatch = try resources.agents.watch()
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await shards.run() }
+            group.addTask {
+                for await event in specWatch {
+                    if case .entry(let entry) = event { input.yield(.spec(entry)) }
+                }
+            }
+            await shards.waitUntilLoaded()
+            // Shards already assigned to this node (a restart with the same id) are taken now.
+            for (shard, owner) in shards.all.enumerated() where owner.node == node { input.yield(.shard(shard, owner)) }
+            group.addTask { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(self?.options.checkpointIntervalMs ?? 100))
+                    await self?.flushCheckpoints()
+                }
+            }
+            await cancelWhenGracefulShutdown {
+                for await event in self.input { await self.handle(event) }
+            }
+            // Clean stop: stop serving, hand state over.
+            await self.releaseAll(reason: "node stopping")
+            shards.stop()
+            specWatch.stop()
+            group.cancelAll()
+        }
+    }
+
+    // MARK: Control loop
+
+    private func handle(_ event: Input) async {
+        switch event {
+        case .shard(let shard, let owner): await shardChanged(shard, owner)
+        case .spec(let entry): await specChanged(entry)
+        case .failed(let agent, let reason): await agentFailed(agent, reason: reason)
+        case .restartDue(let agents, let group, let reason): await restart(agents, group: group, reason: reason)
+        }
+    }
+
+    private func shardChanged(_ shard: Int, _ owner: ShardDirectory.Owner) async {
+        let current = routing.withLock { $0.epochs[shard] }
+        if owner.node == node {
+            guard current.map({ owner.epoch > $0 }) ?? true else { return }
+            if current != nil {
+                routing.withLock { $0.epochs[shard] = owner.epoch }  // re-assigned to us with a newer epoch
+                return
+            }
+            await take(shard, epoch: owner.epoch)
+        } else if current != nil {
+            await release(shard, reason: "shard \(shard) moved to \(owner.node?.rawValue ?? "no node") (epoch \(owner.epoch))", handOver: true)
+        }
+    }
+
+    /// Starts serving a shard: routing first (requests wait as `unavailable` until their
+    /// agent is up), then the subscription, then the agents restored from their checkpoints.
+    private func take(_ shard: Int, epoch: UInt64) async {
+        let agents = specs.keys.filter { resources.shardMap.shard(of: $0) == shard }.sorted()
+        routing.withLock {
+            $0.epochs[shard] = epoch
+            $0.starting.formUnion(agents)
+        }
+        do {
+            subscriptions[shard] = try context.nats.subscribe(
+                context.subjects.actionWildcard(shard: shard), queue: nil,
+                handler: { [weak self] message in self?.route(message, shard: shard) })
+        } catch {
+            context.logger.error("cannot serve shard", metadata: ["mesh.shard": "\(shard)", "error": "\(error)"])
+        }
+        for agent in agents { await start(agent, reason: "shard \(shard) taken over at epoch \(epoch)", placed: true) }
+        updateGauges()
+        context.logger.info("shard taken", metadata: ["mesh.shard": "\(shard)", "mesh.shard.epoch": "\(epoch)", "mesh.agents": "\(agents.count)"])
+    }
+
+    /// Stops serving a shard at once; with `handOver`, checkpoints its agents first (this
+    /// node is alive and its state is the newest).
+    private func release(_ shard: Int, reason: String, handOver: Bool) async {
+        try? subscriptions.removeValue(forKey: shard)?.unsubscribe()
+        let cells = routing.withLock { routing -> [AgentCell] in
+            routing.epochs[shard] = nil
+            let moving = routing.cells.filter { resources.shardMap.shard(of: $0.key) == shard }
+            for id in moving.keys { routing.cells[id] = nil }
+            return Array(moving.values)
+        }
+        for cell in cells {
+            await cell.stop(.reject)
+            if handOver { await checkpoint(cell) }
+            events.publish(.agentStopped, agent: cell.id, reason: reason)
+        }
+        updateGauges()
+        context.logger.info("shard released", metadata: ["mesh.shard": "\(shard)", "mesh.agents": "\(cells.count)"])
+    }
+
+    private func releaseAll(reason: String) async {
+        for shard in routing.withLock({ Array($0.epochs.keys) }) { await release(shard, reason: reason, handOver: true) }
+    }
+
+    private func specChanged(_ entry: KeyValueEntry) async {
+        guard let agent = try? AgentID(entry.key) else { return }
+        if entry.operation != .put {
+            specs[agent] = nil
+            await remove(agent, reason: "agent deleted")
+            return
+        }
+        guard let record = try? AgentRecord(serializedBytes: entry.value) else {
+            context.logger.warning("unreadable agent record", metadata: ["mesh.agent.id": "\(agent)"])
+            return
+        }
+        let previous = specs[agent]
+        specs[agent] = record.spec
+        guard ownsShard(of: agent) else { return }
+        if let previous, previous.generation == record.spec.generation, routing.withLock({ $0.cells[agent] != nil }) { return }
+        if previous != nil { await stopCell(agent) }
+        await start(agent, reason: previous == nil ? "agent created" : "spec updated to generation \(record.spec.generation)", placed: previous == nil)
+    }
+
+    private func ownsShard(of agent: AgentID) -> Bool {
+        let shard = resources.shardMap.shard(of: agent)
+        return routing.withLock { $0.epochs[shard] != nil }
+    }
+
+    /// Creates (or re-creates) an agent's cell from its spec and last checkpoint.
+    private func start(_ agent: AgentID, reason: String, placed: Bool) async {
+        defer { _ = routing.withLock { $0.starting.remove(agent) } }
+        guard let spec = specs[agent], ownsShard(of: agent) else { return }
+        let shard = resources.shardMap.shard(of: agent)
+        let snapshot = (try? resources.state.get(agent.rawValue)).flatMap { $0?.value }
+        do {
+            let cell = try runtime.makeCell(spec: spec, restoringFrom: snapshot)
+            routing.withLock { $0.cells[agent] = cell }
+            try joinGroup(agent, spec: spec)
+            if placed { events.publish(.agentPlaced, agent: agent, reason: reason, attributes: ["shard": "\(shard)"]) }
+            events.publish(.agentStarted, agent: agent, reason: snapshot == nil ? reason : "\(reason); state restored")
+            writeStatus(agent, spec: spec, status: .running, error: nil)
+        } catch {
+            let failure = error as? MeshError ?? MeshError(.internalError, "\(error)")
+            context.logger.warning("agent cannot start", metadata: ["mesh.agent.id": "\(agent)", "error": "\(failure)"])
+            events.publish(.agentFailed, agent: agent, reason: "cannot start: \(failure.message)")
+            writeStatus(agent, spec: spec, status: .failed, error: failure)
+        }
+        updateGauges()
+    }
+
+    private func stopCell(_ agent: AgentID) async {
+        guard let cell = routing.withLock({ $0.cells.removeValue(forKey: agent) }) else { return }
+        await cell.stop(.drain)
+        await checkpoint(cell)
+    }
+
+    private func remove(_ agent: AgentID, reason: String) async {
+        if let cell = routing.withLock({ $0.cells.removeValue(forKey: agent) }) {
+            await cell.stop(.reject)
+            events.publish(.agentStopped, agent: agent, reason: reason)
+        }
+        leaveGroup(agent)
+        if ownsShard(of: agent) {
+            try? resources.state.delete(agent.rawValue)
+            try? resources.status.delete(agent.rawValue)
+        }
+        updateGauges()
+    }
+
+    // MARK: Supervision
+
+    private func groupName(_ agent: AgentID, _ spec: AgentSpec) -> String { spec.group.isEmpty ? "agent:\(agent)" : spec.group }
+
+    private func joinGroup(_ agent: AgentID, spec: AgentSpec) throws {
+        let name = groupName(agent, spec)
+        if groups[name] == nil {
+            let intensity = try RestartIntensity(
+                maxRestarts: spec.maxRestarts == 0 ? 3 : Int(spec.maxRestarts), periodSeconds: spec.periodSeconds == 0 ? 5 : Int(spec.periodSeconds))
+            let strategy: SupervisionStrategy = switch spec.groupStrategy {
+            case .oneForAll: .oneForAll
+            case .restForOne: .restForOne
+            default: .oneForOne
+            }
+            groups[name] = try SupervisionGroup(policy: SupervisionPolicy(strategy: strategy, intensity: intensity))
+        }
+        if !(groups[name]!.children.contains { $0.id == agent }) {
+            let restart: MeshSupervision.RestartType = switch spec.restartType {
+            case .transient: .transient
+            case .temporary: .temporary
+            default: .permanent
+            }
+            try groups[name]!.add(ChildSpec(agent, restart: restart))
+        }
+    }
+
+    private func leaveGroup(_ agent: AgentID) {
+        for name in groups.keys where groups[name]!.children.contains(where: { $0.id == agent }) {
+            _ = groups[name]!.remove(agent)
+            if groups[name]!.children.isEmpty { groups[name] = nil }
+        }
+    }
+
+    private func agentFailed(_ agent: AgentID, reason: String) async {
+        guard let spec = specs[agent] else { return }
+        let name = groupName(agent, spec)
+        events.publish(.agentFailed, agent: agent, reason: reason)
+        guard groups[name] != nil else { return }
+        let decision = groups[name]!.childExited(agent, reason: .failure(reason), at: .now, using: &rng)
+        for id in decision.stop {
+            if let cell = routing.withLock({ $0.cells[id] }) { await cell.stop(.reject) }
+        }
+        for id in decision.remove {
+            _ = routing.withLock { $0.cells.removeValue(forKey: id) }
+            writeStatus(id, spec: specs[id], status: .stopped, error: MeshError(.internalError, decision.reason))
+        }
+        switch decision.action {
+        case .groupFailed:
+            // The cells stay routable: a failed or stopped cell answers `unavailable`.
+            for child in Set(decision.stop + [agent]) {
+                writeStatus(child, spec: specs[child], status: .failed, error: MeshError(.internalError, decision.reason))
+            }
+            events.publish(.groupFailed, agent: agent, reason: decision.reason, attributes: ["group": name])
+            context.logger.warning("supervision group failed", metadata: ["mesh.group": "\(name)", "reason": "\(decision.reason)"])
+        case .restart, .start:
+            for id in decision.start { writeStatus(id, spec: specs[id], status: .restarting, error: MeshError(.internalError, reason)) }
+            let input = inputContinuation
+            let ids = decision.start
+            let delay = decision.delay
+            Task {
+                try? await Task.sleep(for: delay)
+                input.yield(.restartDue(ids, group: name, reason: decision.reason))
+            }
+        case .none, .remove:
+            break
+        }
+        updateGauges()
+    }
+
+    private func restart(_ agents: [AgentID], group: String, reason: String) async {
+        for agent in agents where ownsShard(of: agent) {
+            let snapshot = (try? resources.state.get(agent.rawValue)).flatMap { $0?.value }
+            do {
+                if let cell = routing.withLock({ $0.cells[agent] }), cell.phase == .failed {
+                    try cell.restart(restoringFrom: snapshot)
+                } else {
+                    guard let spec = specs[agent] else { continue }
+                    let cell = try runtime.makeCell(spec: spec, restoringFrom: snapshot)
+                    routing.withLock { $0.cells[agent] = cell }
+                }
+                restartCounts[agent, default: 0] += 1
+                events.publish(.agentRestarted, agent: agent, reason: reason, attributes: ["restarts": "\(restartCounts[agent]!)"])
+                writeStatus(agent, spec: specs[agent], status: .running, error: nil)
+            } catch {
+                await agentFailed(agent, reason: "restart failed: \(error)")
+            }
+        }
+    }
+
+    // MARK: Checkpoints and status
+
+    private func flushCheckpoints() async {
+        let ids = dirty.withLock { ids in defer { ids.removeAll() }; return ids }
+        for id in ids {
+            guard let cell = routing.withLock({ $0.cells[id] }) else { continue }
+            await checkpoint(cell)
+        }
+    }
+
+    private func checkpoint(_ cell: AgentCell) async {
+        guard cell.needsCheckpoint else { return }
+        do {
+            let checkpoint = try await cell.checkpoint()
+            if let state = checkpoint.state {
+                _ = try resources.state.put(cell.id.rawValue, state)
+                checkpointsWritten.increment()
+            }
+            cell.markCheckpointed(version: checkpoint.version)
+        } catch {
+            _ = dirty.withLock { $0.insert(cell.id) }  // retried on the next flush
+            context.logger.debug("checkpoint failed", metadata: ["mesh.agent.id": "\(cell.id)", "error": "\(error)"])
+        }
+    }
+
+    private func writeStatus(_ agent: AgentID, spec: AgentSpec?, status: AgentStatus, error: MeshError?) {
+        let shard = resources.shardMap.shard(of: agent)
+        let epoch = routing.withLock { $0.epochs[shard] } ?? 0
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var record = AgentRecord()
+        record.spec.id = agent.rawValue
+        record.spec.generation = spec?.generation ?? 0
+        record.status = status
+        record.placement = Placement(nodeId: node.rawValue, shard: UInt32(shard), shardEpoch: epoch)
+        record.restartCount = restartCounts[agent] ?? 0
+        record.lastError = error?.errorReply
+        record.updatedAtUnixMs = now
+        record.statusChangedAtUnixMs = now
+        if status == .running { record.startedAtUnixMs = now }
+        do { _ = try resources.status.put(agent.rawValue, record.serializedBytes()) } catch {
+            context.logger.debug("status not written", metadata: ["mesh.agent.id": "\(agent)", "error": "\(error)"])
+        }
+    }
+
+    private func updateGauges() {
+        let (shards, agents) = routing.withLock { ($0.epochs.count, $0.cells.count) }
+        shardGauge.record(Double(shards))
+        agentGauge.record(Double(agents))
+    }
+
+    // MARK: Hot path
+
+    /// Handles one action request on the NATS delivery thread.
+    func route(_ message: NatsMessage, shard: Int) {
+        let started = ContinuousClock.now
+        guard message.reply != nil else { return }
+        @Sendable func answer(_ result: Result<[UInt8], MeshError>, requestID: String, epoch: UInt64) {
+            var reply = ActionReply(requestId: requestID, servedBy: node.rawValue, shardEpoch: epoch)
+            switch result {
+            case .success(let payload):
+                reply.status = .ok
+                reply.payload = payload
+                actionsServed.increment()
+            case .failure(let error):
+                reply.status = .error
+                reply.error = error.errorReply
+                actionsFailed.increment()
+            }
+            var headers = NatsHeaders()
+            headers[MeshHeader.messageType] = ActionReply.messageType.rawValue
+            try? context.nats.respond(to: message, payload: reply.serializedBytes(), headers: headers)
+            actionLatency.recordNanoseconds((ContinuousClock.now - started).nanosecondsClamped)
+        }
+        let request: ActionRequest
+        do { request = try ActionRequest(serializedBytes: message.payload) } catch {
+            answer(.failure(MeshError(.invalidArgument, "malformed action request: \(error)")), requestID: "", epoch: 0)
+            return
+        }
+        guard let agent = try? AgentID(request.agentId), message.subject == context.subjects.action(shard: shard, agent: agent) else {
+            answer(.failure(MeshError(.invalidArgument, "the request's agent id does not match its subject")), requestID: request.requestId, epoch: 0)
+            return
+        }
+        let (epoch, cell, starting) = routing.withLock { ($0.epochs[shard], $0.cells[agent], $0.starting.contains(agent)) }
+        guard let epoch else {
+            answer(.failure(MeshError(.unavailable, "shard \(shard) is not served here (in transit)", retryAfter: .milliseconds(20))), requestID: request.requestId, epoch: 0)
+            return
+        }
+        if request.shardEpoch != 0 && request.shardEpoch != epoch {
+            let error = request.shardEpoch > epoch
+                ? MeshError(.unavailable, "shard \(shard) moved (epoch \(request.shardEpoch) > \(epoch))", retryAfter: .milliseconds(20))
+                : MeshError(.staleEpoch, "request stamped with epoch \(request.shardEpoch), shard \(shard) is at \(epoch)", retryAfter: .milliseconds(5))
+            answer(.failure(error), requestID: request.requestId, epoch: epoch)
+            return
+        }
+        guard let cell else {
+            let error = starting
+                ? MeshError(.unavailable, "agent \(agent) is starting", retryAfter: .milliseconds(20))
+                : MeshError(.notFound, "no agent \(agent)")
+            answer(.failure(error), requestID: request.requestId, epoch: epoch)
+            return
+        }
+        let deadline: ContinuousClock.Instant? = request.deadlineUnixMs > 0
+            ? started + .milliseconds(request.deadlineUnixMs - Int64(Date().timeIntervalSince1970 * 1000)) : nil
+        let requestID = request.requestId
+        do {
+            try cell.send(request.action, payload: request.payload, deadline: deadline) { result in
+                answer(result, requestID: requestID, epoch: epoch)
+            }
+        } catch {
+            answer(.failure(error), requestID: requestID, epoch: epoch)
+        }
+    }
+}
+
+/// The agents' way to other agents (used by `fanout`): the mesh's action client.
+struct MeshDispatcher: ActionDispatcher {
+    let client: ActionClient
+
+    func send(_ action: String, payload: [UInt8], to agent: AgentID, deadline: ContinuousClock.Instant) async throws(MeshError) -> [UInt8] {
+        try await client.act(agent, action: action, payload: payload, timeout: max(.milliseconds(1), deadline - .now))
+    }
+
+    func agents(matching selector: LabelSelector, limit: Int, deadline: ContinuousClock.Instant) async throws(MeshError) -> [AgentID] {
+        throw MeshError(.unavailable, "label selectors in fanout need the registry directory, not available on this worker yet")
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, clamped to `Int64`.
+    var nanosecondsClamped: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? (seconds < 0 ? .min : .max) : scaled &+ attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import MeshClient
+import MeshCore
+import MeshProto
+import MeshTesting
+import Nats
+import Testing
+
+/// Agents across real processes: placed on workers by shard, answering actions, keeping
+/// their state when their worker dies, and supervised. Specs are written straight to KV
+/// `mesh_agents` (what the registry stores), so these tests need no registry.
+@Suite(.enabled(if: TestEnvironment.natsAvailable), .serialized)
+struct AgentFlowTests {
+    final class Mesh: @unchecked Sendable {
+        let nats: NatsServer
+        let logs: String
+        var processes: [String: ChildProcess] = [:]
+        var client: NatsConnection!
+        var agents: KeyValue!
+        var actions: ActionClient!
+        var status: KeyValue!
+
+        init() async throws {
+            nats = try await NatsServer.start()
+            logs = try TestEnvironment.makeTempDirectory(prefix: "agents")
+        }
+
+        func start(_ service: ServiceName, id: String, extra: [String: String] = [:]) throws {
+            var environment = ["MESH_NATS_URL": nats.url, "MESH_INSTANCE_ID": id, "MESH_LOG_LEVEL": "info"]
+            environment.merge(extra) { _, new in new }
+            processes[id] = try ChildProcess(
+                executable: try MeshBinaries.path(service.rawValue), arguments: [], logPath: "\(logs)/\(id).log", environment: environment)
+        }
+
+        func connect() async throws {
+            var options = NatsOptions()
+            options.servers = [nats.url]
+            client = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+            let js = try client.jetStream()
+            _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) { (try? js.keyValue("mesh_shards")) != nil }
+            agents = try js.keyValue("mesh_agents")
+            status = try js.keyValue("mesh_status")
+            actions = ActionClient(connection: client, subjects: try Subjects(), shardMap: try ShardMap())
+        }
+
+        func create(_ id: String, kind: String, config: String = "{}", group: String = "", maxRestarts: UInt32 = 0) throws {
+            var record = AgentRecord()
+            record.spec = AgentSpec(id: id, kind: kind, generation: 1, config: Array(config.utf8), group: group, maxRestarts: maxRestarts, periodSeconds: 5)
+            _ = try agents.put(id, record.serializedBytes())
+        }
+
+        func act(_ id: String, _ action: String, _ payload: String = "", timeout: Duration = .seconds(5)) async throws -> String {
+            String(decoding: try await actions.act(try AgentID(id), action: action, payload: Array(payload.utf8), timeout: timeout), as: UTF8.self)
+        }
+
+        func stop() {
+            client?.close()
+            for process in processes.values { process.stop(signal: SIGTERM, timeout: .seconds(5)) }
+            nats.stop()
+            try? FileManager.default.removeItem(atPath: logs)
+        }
+    }
+
+    @Test func agentsAnswerKeepStateAcrossAWorkerCrashAndFailOver() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-1")
+        for index in 1...3 { try mesh.start(.agentWorker, id: "worker-\(index)") }
+        try await mesh.connect()
+
+        let ids = (0..<300).map { "counter-\($0)" }
+        for id in ids { try mesh.create(id, kind: "counter") }
+        for id in ids {
+            let reply = try await mesh.act(id, "add", #"{"by":7}"#, timeout: .seconds(30))
+            #expect(reply == #"{"value":7}"#, "agent \(id): \(reply)")
+        }
+        #expect(try await mesh.act("counter-0", "get") == #"{"value":7}"#)
+        await #expect(throws: MeshError.self) { _ = try await mesh.act("no-such-agent", "get", timeout: .seconds(2)) }
+
+        // Every agent's status names its worker; all three workers host agents.
+        let placed = await TestEnvironment.waitUntil(timeout: .seconds(10)) {
+            let nodes = ids.compactMap { id in (try? mesh.status.get(id)).flatMap { $0 }.flatMap { try? AgentRecord(serializedBytes: $0.value) } }
+                .filter { $0.status == .running }.compactMap { $0.placement?.nodeId }
+            return nodes.count == ids.count && Set(nodes) == ["worker-1", "worker-2", "worker-3"]
+        }
+        #expect(placed)
+
+        // Let the checkpoints land, then crash a worker: its agents answer from the others
+        // with their counters intact.
+        try await Task.sleep(for: .milliseconds(500))
+        let crashedAt = ContinuousClock.now
+        mesh.processes["worker-2"]!.kill9()
+        var recovered = 0
+        for id in ids {
+            let reply = try await mesh.act(id, "get", timeout: .seconds(15))
+            if reply == #"{"value":7}"# { recovered += 1 } else { Issue.record("agent \(id) lost state: \(reply)") }
+        }
+        print("all 300 agents answering \(ContinuousClock.now - crashedAt) after SIGKILL of a worker")
+        #expect(recovered == ids.count)
+    }
+
+    @Test func anAgentFailingPastItsIntensityFailsItsGroupWithoutARestartStorm() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-1")
+        try mesh.start(.agentWorker, id: "worker-1")
+        try await mesh.connect()
+        try mesh.create("flaky", kind: "fail", group: "flaky-group", maxRestarts: 2)
+        _ = try await mesh.act("flaky", "ping", timeout: .seconds(30))  // placed and answering
+
+        // Three failures within the period: two restarts allowed, the third escalates.
+        for _ in 0..<3 {
+            _ = try? await mesh.act("flaky", "fail", timeout: .seconds(5))
+            _ = await TestEnvironment.waitUntil(timeout: .seconds(5)) {
+                (try? await mesh.act("flaky", "ping", timeout: .milliseconds(200))) != nil
+            }
+        }
+        let failed = await TestEnvironment.waitUntil(timeout: .seconds(10)) {
+            guard let entry = try? mesh.status.get("flaky"), let record = try? AgentRecord(serializedBytes: entry.value) else { return false }
+            return record.status == .failed
+        }
+        #expect(failed, "group not marked failed: \(mesh.processes["worker-1"]!.logTail(maxBytes: 2_000))")
+        // No restart storm: the agent stays down and answers `unavailable`.
+        try await Task.sleep(for: .seconds(1))
+        await #expect(throws: MeshError.self) { _ = try await mesh.act("flaky", "ping", timeout: .milliseconds(500)) }
+        let restarts = try #require(try mesh.status.get("flaky")).revision
+        try await Task.sleep(for: .seconds(1))
+        #expect(try #require(try mesh.status.get("flaky")).revision == restarts)
+    }
+}
