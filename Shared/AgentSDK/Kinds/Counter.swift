@@ -12,7 +12,7 @@ import MeshCore
 /// Overflow of a 64-bit signed value answers `invalid_argument` and leaves the value as is.
 public struct CounterKind: AgentBehavior {
     /// The registered name, `counter`.
-    public static let kindName = "counter"
+    public static let kindName = AgentKindName.counter
 
     public struct Configuration: Decodable, Sendable {
         /// The starting value (and the value `reset` returns to). Default 0.

@@ -1,3 +1,5 @@
+import MeshCore
+
 /// `echo`: replies with the payload, whatever the action. Stateless; no config.
 ///
 /// ```json
@@ -6,7 +8,7 @@
 /// ```
 public struct EchoKind: AgentBehavior {
     /// The registered name, `echo`.
-    public static let kindName = "echo"
+    public static let kindName = AgentKindName.echo
 
     public init(configuration: NoConfiguration, setup: AgentSetup) {}
 

@@ -45,7 +45,7 @@ public struct ExecPolicy: Sendable {
 /// (stderr is read and dropped; a failure is logged at debug level with the exit status).
 public struct ExecKind: AgentBehavior {
     /// The registered name, `exec`.
-    public static let kindName = "exec"
+    public static let kindName = AgentKindName.exec
 
     public struct Configuration: Decodable, Sendable {
         public var command: String

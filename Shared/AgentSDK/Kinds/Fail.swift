@@ -12,7 +12,7 @@ import MeshCore
 /// The action count is not checkpointed: a restarted agent counts from zero.
 public struct FailKind: AgentBehavior {
     /// The registered name, `fail`.
-    public static let kindName = "fail"
+    public static let kindName = AgentKindName.fail
 
     public struct Configuration: Decodable, Sendable {
         /// Fail every Nth action (counting all actions since start). Default 0 (never).

@@ -5,7 +5,7 @@ import MeshCore
 ///
 /// ```json
 /// config: {"targets": ["expert-a", "expert-b"],      // agent ids, and/or
-///          "selector": {"role": "expert"},           // label selector, resolved on every action
+///          "selector": "role=expert,tier in (a,b)",  // label selector (or {"role": "expert"}), resolved on every action
 ///          "mode": "all" | "first" | "majority",     // default "all"
 ///          "timeoutMs": 2000,                        // optional; never past the action's deadline
 ///          "maxTargets": 64,                         // default 64, at most 1024
@@ -30,7 +30,22 @@ import MeshCore
 /// agent never sends to itself (that would deadlock on its own mailbox).
 public struct FanoutKind: AgentBehavior {
     /// The registered name, `fanout`.
-    public static let kindName = "fanout"
+    public static let kindName = AgentKindName.fanout
+
+    /// A label selector in a config: `"k=v,k2 in (a,b)"` or `{"k": "v"}`.
+    public enum SelectorConfiguration: Decodable, Sendable {
+        case text(String)
+        case labels([String: String])
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let text = try? container.decode(String.self) {
+                self = .text(text)
+            } else {
+                self = .labels(try container.decode([String: String].self))
+            }
+        }
+    }
 
     /// How replies are combined.
     public enum Mode: String, Sendable, Codable {
@@ -39,7 +54,8 @@ public struct FanoutKind: AgentBehavior {
 
     public struct Configuration: Decodable, Sendable {
         public var targets: [String]?
-        public var selector: [String: String]?
+        /// A selector in MeshCore's syntax, or an object of required label values.
+        public var selector: SelectorConfiguration?
         public var mode: String?
         public var timeoutMs: Int?
         public var maxTargets: Int?
@@ -67,8 +83,10 @@ public struct FanoutKind: AgentBehavior {
             throw MeshError(.invalidArgument, "fanout config: \(ids.count) targets exceed maxTargets=\(maxTargets)")
         }
         targets = ids
-        selector = configuration.selector.map { labels in
-            LabelSelector(requirements: labels.sorted { $0.key < $1.key }.map { .equals($0.key, $0.value) })
+        switch configuration.selector {
+        case nil: selector = nil
+        case .text(let text): selector = try LabelSelector(text)
+        case .labels(let labels): selector = LabelSelector(requirements: labels.sorted { $0.key < $1.key }.map { .equals($0.key, $0.value) })
         }
         guard !targets.isEmpty || selector != nil else {
             throw MeshError(.invalidArgument, "fanout config: give 'targets' (agent ids) or 'selector' (labels), or both")

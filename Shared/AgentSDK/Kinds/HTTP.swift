@@ -26,7 +26,7 @@ import NIOHTTP1
 /// only `http://host:port`, never the path, query, headers or bodies.
 public struct HTTPKind: AgentBehavior {
     /// The registered name, `http`.
-    public static let kindName = "http"
+    public static let kindName = AgentKindName.http
 
     public struct Configuration: Decodable, Sendable {
         public var url: String

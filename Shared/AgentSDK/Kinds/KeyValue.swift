@@ -16,7 +16,7 @@ import MeshCore
 /// returns keys in byte order, at most `limit` (≤ 1000); pass `next` as `after` to page.
 public struct KeyValueKind: AgentBehavior {
     /// The registered name, `kv`.
-    public static let kindName = "kv"
+    public static let kindName = AgentKindName.keyValue
 
     public struct Configuration: Decodable, Sendable {
         /// Most keys held. Default 1 000, at most 100 000.

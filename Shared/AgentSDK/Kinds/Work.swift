@@ -13,7 +13,7 @@ import MeshCore
 /// is stopped by the runtime's deadline. Hard caps: 10 s of CPU, 10 min of sleep.
 public struct WorkKind: AgentBehavior {
     /// The registered name, `work`.
-    public static let kindName = "work"
+    public static let kindName = AgentKindName.work
 
     public struct Configuration: Decodable, Sendable {
         public var defaultMicros: Int?
