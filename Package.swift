@@ -109,7 +109,7 @@ let package = Package(
             .target(
                 name: "MeshCtlKit",
                 dependencies: [
-                    "MeshCore", "MeshRuntime", "MeshProto", "Nats", "NatsMicro", "Store", "LocalServers", argumentParser, log,
+                    "MeshCore", "MeshRuntime", "MeshProto", "MeshClient", "Nats", "NatsMicro", "Store", "LocalServers", argumentParser, log,
                     .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 ],
                 path: "Services/MeshCtl/Kit", swiftSettings: swiftSettings),

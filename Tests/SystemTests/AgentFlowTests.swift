@@ -86,6 +86,28 @@ struct AgentFlowTests {
         }
         #expect(placed)
 
+        // The same through meshctl: act, bad input, and the node list.
+        let meshctl = try MeshBinaries.path("meshctl")
+        let url = mesh.nats.url
+        func meshctlRun(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
+            let out = "\(mesh.logs)/meshctl-\(UUID().uuidString).out"
+            let child = try ChildProcess(executable: meshctl, arguments: arguments, logPath: out, errorLogPath: out + ".err")
+            _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) { !child.isRunning }
+            let status = child.stop()
+            return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+        }
+        let acted = try await meshctlRun(["act", "counter-5", "add", "--data", #"{"by":1}"#, "--nats-url", url])
+        #expect(acted.status == 0 && acted.output.trimmingCharacters(in: .whitespacesAndNewlines) == #"{"value":8}"#, "\(acted)")
+        #expect(try await mesh.act("counter-5", "add", #"{"by":-1}"#) == #"{"value":7}"#)
+        #expect(try await meshctlRun(["act", "Bad.Id", "get", "--nats-url", url]).status != 0)
+        #expect(try await meshctlRun(["act", "no-such-agent", "get", "--nats-url", url, "--timeout-ms", "2000"]).status != 0)
+        let listed = try await meshctlRun(["nodes", "ls", "-o", "json", "--nats-url", url])
+        #expect(listed.status == 0)
+        let nodes = try JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]] ?? []
+        #expect(Set(nodes.compactMap { $0["node"] as? String }) == ["worker-1", "worker-2", "worker-3"])
+        #expect(nodes.reduce(0) { $0 + ($1["shards"] as? Int ?? 0) } == 64)
+        #expect(nodes.reduce(0) { $0 + ($1["agents"] as? Int ?? 0) } == ids.count)
+
         // Let the checkpoints land, then crash a worker: its agents answer from the others
         // with their counters intact.
         try await Task.sleep(for: .milliseconds(500))
