@@ -211,6 +211,7 @@ final class DeadlineWatchdog: Sendable {
         }
     }
 
-    /// Number of cells being watched (for tests).
-    var watchedCount: Int { state.withLock { $0.cells.count } }
+    deinit {
+        state.withLock { $0.task?.cancel() }
+    }
 }

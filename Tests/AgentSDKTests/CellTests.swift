@@ -130,8 +130,8 @@ struct CellTests {
         let replies = Replies()
         let started = ContinuousClock.now
         // The caller's deadline (earlier than the agent's 30 s) governs.
-        try cell.send("block", payload: [], deadline: .now + .milliseconds(100), reply: replies.reply(0))
-        #expect(await eventually { probe.entered == 1 })
+        try cell.send("block", payload: [], deadline: .now + .milliseconds(500), reply: replies.reply(0))
+        try #require(await eventually { probe.entered == 1 }, "the action expired before it started (machine overloaded)")
         try cell.send("record", payload: bytes("queued"), reply: replies.reply(1))
         #expect(await eventually { replies.count == 2 })
         #expect(ContinuousClock.now - started < .seconds(20))

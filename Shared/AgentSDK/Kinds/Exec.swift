@@ -35,7 +35,9 @@ public struct ExecPolicy: Sendable {
 /// The command is started directly (`posix_spawn`, never a shell) in its own process
 /// group, with the payload on stdin (then closed) and an environment of only
 /// `PATH=/usr/local/bin:/usr/bin:/bin`, `MESH_AGENT_ID`, `MESH_ACTION` and the config's
-/// `env` — the worker's own environment (and its secrets) is not passed on.
+/// `env` — the worker's own environment (and its secrets) is not passed on. On a timeout,
+/// an output overflow or cancellation the whole group is killed (SIGKILL); after a normal
+/// exit, processes the command deliberately left in the background are not hunted down.
 ///
 /// Errors (the agent keeps running): a non-zero exit answers `internal` with the exit
 /// status; death by a signal answers `internal` with the signal; overrunning the timeout
