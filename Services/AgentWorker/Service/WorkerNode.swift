@@ -1,4 +1,5 @@
 import AgentSDK
+import Dispatch
 import Foundation
 import Logging
 import MeshClient
@@ -50,6 +51,8 @@ final class WorkerNode: Service, @unchecked Sendable {
     private let node: NodeID
     private let routing = Mutex(Routing())
     private let dirty = Mutex<Set<AgentID>>([])
+    /// Status records are written in the order the control loop decides them.
+    private let statusWrites = DispatchQueue(label: "mesh.worker.status")
     private let input: AsyncStream<Input>
     private let inputContinuation: AsyncStream<Input>.Continuation
     private var runtime: AgentRuntime!
@@ -224,7 +227,7 @@ final class WorkerNode: Service, @unchecked Sendable {
         defer { _ = routing.withLock { $0.starting.remove(agent) } }
         guard let spec = specs[agent], ownsShard(of: agent) else { return }
         let shard = resources.shardMap.shard(of: agent)
-        let snapshot = (try? resources.state.get(agent.rawValue)).flatMap { $0?.value }
+        let snapshot = await loadState(agent)
         do {
             let cell = try runtime.makeCell(spec: spec, restoringFrom: snapshot)
             routing.withLock { $0.cells[agent] = cell }
@@ -254,8 +257,11 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
         leaveGroup(agent)
         if ownsShard(of: agent) {
-            try? resources.state.delete(agent.rawValue)
-            try? resources.status.delete(agent.rawValue)
+            let (state, status) = (resources.state, resources.status)
+            await BlockingIO.run {
+                try? state.delete(agent.rawValue)
+                try? status.delete(agent.rawValue)
+            }
         }
         updateGauges()
     }
@@ -331,7 +337,7 @@ final class WorkerNode: Service, @unchecked Sendable {
 
     private func restart(_ agents: [AgentID], group: String, reason: String) async {
         for agent in agents where ownsShard(of: agent) {
-            let snapshot = (try? resources.state.get(agent.rawValue)).flatMap { $0?.value }
+            let snapshot = await loadState(agent)
             do {
                 if let cell = routing.withLock({ $0.cells[agent] }), cell.phase == .failed {
                     try cell.restart(restoringFrom: snapshot)
@@ -363,8 +369,9 @@ final class WorkerNode: Service, @unchecked Sendable {
         guard cell.needsCheckpoint else { return }
         do {
             let checkpoint = try await cell.checkpoint()
-            if let state = checkpoint.state {
-                _ = try resources.state.put(cell.id.rawValue, state)
+            if let snapshot = checkpoint.state {
+                let (bucket, key) = (resources.state, cell.id.rawValue)
+                _ = try await BlockingIO.run { () throws(NatsError) -> UInt64 in try bucket.put(key, snapshot) }
                 checkpointsWritten.increment()
             }
             cell.markCheckpointed(version: checkpoint.version)
@@ -372,6 +379,12 @@ final class WorkerNode: Service, @unchecked Sendable {
             _ = dirty.withLock { $0.insert(cell.id) }  // retried on the next flush
             context.logger.debug("checkpoint failed", metadata: ["mesh.agent.id": "\(cell.id)", "error": "\(error)"])
         }
+    }
+
+    /// The agent's last checkpoint, read off the cooperative pool.
+    private func loadState(_ agent: AgentID) async -> [UInt8]? {
+        let bucket = resources.state
+        return await BlockingIO.run { (try? bucket.get(agent.rawValue)).flatMap { $0?.value } }
     }
 
     private func writeStatus(_ agent: AgentID, spec: AgentSpec?, status: AgentStatus, error: MeshError?) {
@@ -388,8 +401,11 @@ final class WorkerNode: Service, @unchecked Sendable {
         record.updatedAtUnixMs = now
         record.statusChangedAtUnixMs = now
         if status == .running { record.startedAtUnixMs = now }
-        do { _ = try resources.status.put(agent.rawValue, record.serializedBytes()) } catch {
-            context.logger.debug("status not written", metadata: ["mesh.agent.id": "\(agent)", "error": "\(error)"])
+        let (bucket, logger, bytes) = (resources.status, context.logger, record.serializedBytes())
+        statusWrites.async {  // in order, off the control loop
+            do { _ = try bucket.put(agent.rawValue, bytes) } catch {
+                logger.debug("status not written", metadata: ["mesh.agent.id": "\(agent)", "error": "\(error)"])
+            }
         }
     }
 
