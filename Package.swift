@@ -46,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // C libraries (system) and generated protobuf-c code.
@@ -94,7 +95,9 @@ let package = Package(
         .target(name: "LocalServers", dependencies: [], path: "Shared/LocalServers", swiftSettings: swiftSettings),
         .target(name: "MeshTesting", dependencies: ["LocalServers"], path: "Shared/MeshTesting", swiftSettings: swiftSettings),
     ]
-        + service("mesh-registry", folder: "Registry", library: "RegistryService", dependencies: serviceBase + ["Store"])
+        + service(
+            "mesh-registry", folder: "Registry", library: "RegistryService",
+            dependencies: serviceBase + ["Store", "MeshClient", argumentParser])
         + service(
             "mesh-supervisor", folder: "Supervisor", library: "SupervisorService",
             dependencies: serviceBase + ["MeshSupervision", argumentParser])
@@ -111,6 +114,7 @@ let package = Package(
                 dependencies: [
                     "MeshCore", "MeshRuntime", "MeshProto", "MeshClient", "Nats", "NatsMicro", "Store", "LocalServers", argumentParser, log,
                     .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                    .product(name: "Yams", package: "Yams"),
                 ],
                 path: "Services/MeshCtl/Kit", swiftSettings: swiftSettings),
             .executableTarget(name: "meshctl", dependencies: ["MeshCtlKit", argumentParser, log], path: "Services/MeshCtl/Main", swiftSettings: swiftSettings),
@@ -125,6 +129,10 @@ let package = Package(
             .testTarget(name: "NatsMicroTests", dependencies: ["Nats", "NatsMicro", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "StoreTests", dependencies: ["Store", "MeshTesting"], swiftSettings: swiftSettings),
             .testTarget(name: "MeshProtoTests", dependencies: ["MeshProto"], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "RegistryTests",
+                dependencies: ["RegistryService", "MeshClient", "MeshCore", "MeshProto", "Nats", "NatsMicro", "Store", "MeshTesting", log],
+                swiftSettings: swiftSettings),
             .testTarget(
                 name: "AgentSDKTests",
                 dependencies: [

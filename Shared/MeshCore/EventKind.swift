@@ -23,6 +23,8 @@ public struct EventKind: Hashable, Sendable, CustomStringConvertible {
     public static let agentMigrated = EventKind("agent", "migrated")
     public static let agentStopped = EventKind("agent", "stopped")
     public static let agentDeleted = EventKind("agent", "deleted")
+    /// A published spec the registry refused (invalid); the reason says why.
+    public static let agentRejected = EventKind("agent", "rejected")
     // Cluster.
     public static let nodeJoined = EventKind("node", "joined")
     public static let nodeLost = EventKind("node", "lost")
@@ -34,6 +36,7 @@ public struct EventKind: Hashable, Sendable, CustomStringConvertible {
     /// The agent timeline's kinds.
     public static let agentTimeline: [EventKind] = [
         agentCreated, agentUpdated, agentPlaced, agentStarted, agentFailed, agentRestarted, agentMigrated, agentStopped, agentDeleted,
+        agentRejected,
     ]
 
     /// All kinds, for validation of what arrives from the wire.

@@ -12,10 +12,12 @@ struct Command: AsyncParsableCommand {
         discussion: "Every option can also be set with its MESH_* environment variable; see the README.")
 
     @OptionGroup var options: CommonOptions
+    @OptionGroup var registry: RegistryOptions
 
     func run() async throws {
+        let registry = self.registry
         try await ServiceHost.run(Registry.descriptor, options: options) { context in
-            try Registry.services(context: context)
+            try await Registry.services(context: context, options: registry)
         }
     }
 }

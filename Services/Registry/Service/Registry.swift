@@ -1,17 +1,80 @@
-import MeshCore
+public import ArgumentParser
+import Logging
+import MeshClient
+public import MeshCore
+import MeshProto
 public import MeshRuntime
+import Nats
 public import ServiceLifecycle
 
-/// `mesh-registry`: owns the agent directory (KV `mesh_agents`, its Postgres mirror and
-/// the label/node indexes).
+/// `mesh-registry`: the agent directory.
 ///
-/// Today it runs the shared service host only — NATS, Postgres (it owns data there),
-/// discovery, metric snapshots — and serves no registry verbs yet; it does not pretend to.
+/// - **System of record**: KV `mesh_agents` (key = agent id, value = `AgentRecord` with the
+///   spec and created/updated times; its KV revision is the record's compare-and-set
+///   revision). Run status, placement, restart count and last error live in KV
+///   `mesh_status`, written by the owning worker; the registry only reads them and merges
+///   them into every record it returns (no status yet → `pending`).
+/// - **Serving** (``RegistryServer``): get/put/delete on `<prefix>.reg.<shard>.<verb>`, list
+///   on `<prefix>.reg.list`, queue group `registry`, answered from an in-memory
+///   ``AgentDirectory`` fed by KV watches; a new instance subscribes only after catching up.
+/// - **Intake** (``SpecIntake``): specs published to `<prefix>.spec.<id>` are applied as upserts.
+/// - **Events**: `agent.created`, `agent.updated`, `agent.deleted`, `agent.rejected`.
+/// - **PostgreSQL** (``PostgresMirror``, ``RegistrySchema``): `agents` and `agent_events`,
+///   written in batches by durable consumers off the request path.
 public enum Registry {
     /// How the host describes and starts this service.
     public static let descriptor = ServiceDescriptor(
-        name: .registry, description: "Agent directory: specs, status, placement, label and node indexes", usesPostgres: true)
+        name: .registry, description: "Agent directory: specs, status, placement, label and node indexes", usesPostgres: true,
+        migrations: RegistrySchema.migrations)
 
     /// The service's own long-running parts.
-    public static func services(context: ServiceContext) throws -> [any Service] { [] }
+    public static func services(context: ServiceContext, options: RegistryOptions) async throws -> [any Service] {
+        let js = try context.nats.jetStream()
+        let resources = try await ClusterResources.ensure(
+            js, subjects: context.subjects, replicas: context.options.jetStreamReplicas, shardCount: context.options.shardCount,
+            logger: context.logger)
+        let rules = AgentSpecRules(extraKinds: try AgentKindName.parseList(options.extraKinds))
+        let directory = try AgentDirectory(agents: resources.agents, status: resources.status, logger: context.logger)
+        let events = EventPublisher(js: js, subjects: context.subjects, node: context.instanceID, logger: context.logger)
+        let writer = RegistryWriter(agents: resources.agents, status: resources.status, jetStream: js)
+        let server = RegistryServer(
+            context: context, directory: directory, writer: writer, rules: rules, events: events, writers: options.writerThreads)
+        var services: [any Service] = [server, SpecIntake(context: context, server: server, rules: rules)]
+        if let store = context.store {
+            let subjects = context.subjects
+            let logger = context.logger
+            for feed in [
+                MirrorFeeds.agents(subjects: subjects, shardMap: resources.shardMap, logger: logger),
+                MirrorFeeds.status(subjects: subjects, shardMap: resources.shardMap, logger: logger),
+                MirrorFeeds.timeline(subjects: subjects, logger: logger),
+            ] {
+                services.append(PostgresMirror(context: context, store: store, feed: feed))
+            }
+        }
+        return services
+    }
+}
+
+/// The registry's own options, from flags or `MESH_*` environment variables.
+///
+/// | flag | environment | default |
+/// |---|---|---|
+/// | `--extra-kinds` | `MESH_EXTRA_KINDS` | empty: only the built-in kinds are accepted |
+/// | `--writer-threads` | `MESH_REGISTRY_WRITERS` | `4`: delivery threads for put/delete (KV round trips) |
+public struct RegistryOptions: ParsableArguments, Sendable {
+    @Option(name: .customLong("extra-kinds"), help: "Custom agent kinds accepted besides the built-in ones, comma-separated (env MESH_EXTRA_KINDS).")
+    public var extraKinds: String = MeshEnvironment.string("MESH_EXTRA_KINDS") ?? ""
+
+    @Option(name: .customLong("writer-threads"), help: "Threads serving put/delete, 1...64 (env MESH_REGISTRY_WRITERS).")
+    public var writerThreads: Int = MeshEnvironment.int("MESH_REGISTRY_WRITERS", 4)
+
+    public init() {}
+
+    public func validate() throws {
+        do { _ = try AgentKindName.parseList(extraKinds) } catch { throw ValidationError("--extra-kinds: \(error.message)") }
+        guard (1...64).contains(writerThreads) else { throw ValidationError("--writer-threads must be in 1...64") }
+        if let raw = MeshEnvironment.string("MESH_REGISTRY_WRITERS"), Int(raw) == nil {
+            throw ValidationError("MESH_REGISTRY_WRITERS must be an integer")
+        }
+    }
 }

@@ -1,0 +1,155 @@
+import Dispatch
+import Foundation
+import MeshCore
+import MeshProto
+import Nats
+import Synchronization
+
+/// What a put did.
+enum PutOutcome: Sendable, Equatable {
+    case created, updated
+    /// The stored spec equals the new one: nothing written, no event.
+    case unchanged
+}
+
+/// The registry's writes to KV `mesh_agents` (the system of record), each a
+/// compare-and-set on the key's revision. Blocking calls (each KV operation is a short
+/// request to the server, ≈ 0.1 ms locally): run them on a NATS delivery thread or
+/// another thread that may block, never on the cooperative pool.
+struct RegistryWriter: Sendable {
+    let agents: KeyValue
+    let status: KeyValue
+    let jetStream: JetStream
+    /// Attempts of an upsert/update without an expected revision that keeps losing races.
+    static let maxAttempts = 5
+
+    /// Creates, updates or upserts `spec` (already validated).
+    /// - Returns: the stored record (revision set) and what happened.
+    /// - Throws: ``MeshError`` `already_exists`, `not_found`, `conflict`, `invalid_argument`, `unavailable`.
+    func put(_ spec: AgentSpec, mode: PutMode, expectedRevision: UInt64, now: Int64) throws(MeshError) -> (AgentRecord, PutOutcome) {
+        var spec = spec
+        spec.version = SchemaVersion.current
+        switch mode {
+        case .create:
+            guard expectedRevision == 0 else {
+                throw MeshError(.invalidArgument, "expected_revision cannot be used with create (the agent must not exist)")
+            }
+            return (try create(spec, now: now), .created)
+        case .update, .upsert:
+            break
+        case .unrecognized(let value):
+            throw MeshError(.invalidArgument, "unknown put mode \(value): create, update or upsert")
+        }
+        for _ in 0..<Self.maxAttempts {
+            let found = try kv("reading the agent", { () throws(NatsError) in try agents.get(spec.id) })
+            guard let entry = found else {
+                if mode == .update { throw MeshError(.notFound, "agent \(spec.id) does not exist") }
+                if expectedRevision > 0 {
+                    throw MeshError(.conflict, "agent \(spec.id) does not exist at revision \(expectedRevision)")
+                }
+                do { return (try create(spec, now: now), .created) } catch {
+                    if error.code == .alreadyExists { continue }  // created concurrently: read it again
+                    throw error
+                }
+            }
+            if expectedRevision > 0 && entry.revision != expectedRevision {
+                throw MeshError(.conflict, "agent \(spec.id) is at revision \(entry.revision), not \(expectedRevision)")
+            }
+            var current = (try? AgentRecord(serializedBytes: entry.value)) ?? AgentRecord()
+            current.revision = entry.revision
+            if Self.sameSpec(current.spec, spec) { return (current, .unchanged) }
+            var record = AgentRecord(spec: spec, createdAtUnixMs: current.createdAtUnixMs == 0 ? now : current.createdAtUnixMs, updatedAtUnixMs: now)
+            record.spec.generation = current.spec.generation + 1
+            do throws(NatsError) {
+                record.revision = try agents.update(spec.id, record.serializedBytes(), expectedRevision: entry.revision)
+                return (record, .updated)
+            } catch {
+                guard error.code == .wrongLastRevision else { throw Self.unavailable("writing the agent", error) }
+                if expectedRevision > 0 {
+                    throw MeshError(.conflict, "agent \(spec.id) changed concurrently; it is no longer at revision \(expectedRevision)")
+                }
+            }
+        }
+        throw MeshError(.conflict, "agent \(spec.id) kept changing concurrently; retry", retryAfter: .milliseconds(50))
+    }
+
+    /// Deletes the agent (its `mesh_agents` key, with a revision check, and its status key).
+    /// - Returns: the record as it was deleted.
+    /// - Throws: ``MeshError`` `not_found`, `conflict`, `unavailable`.
+    func delete(_ id: AgentID, expectedRevision: UInt64) throws(MeshError) -> AgentRecord {
+        let found = try kv("reading the agent", { () throws(NatsError) in try agents.get(id.rawValue) })
+        guard let entry = found else {
+            throw MeshError(.notFound, "agent \(id) does not exist")
+        }
+        if expectedRevision > 0 && entry.revision != expectedRevision {
+            throw MeshError(.conflict, "agent \(id) is at revision \(entry.revision), not \(expectedRevision)")
+        }
+        var record = (try? AgentRecord(serializedBytes: entry.value)) ?? AgentRecord(spec: AgentSpec(id: id.rawValue))
+        record.revision = entry.revision
+        try casDelete(id, revision: entry.revision)
+        if (try? status.get(id.rawValue)) != nil {
+            try kv("removing the agent's status") { () throws(NatsError) in try status.delete(id.rawValue) }
+        }
+        return record
+    }
+
+    private func create(_ spec: AgentSpec, now: Int64) throws(MeshError) -> AgentRecord {
+        var record = AgentRecord(spec: spec, createdAtUnixMs: now, updatedAtUnixMs: now)
+        record.spec.generation = 1
+        do throws(NatsError) {
+            record.revision = try agents.create(spec.id, record.serializedBytes())
+            return record
+        } catch {
+            if error.code == .keyExists { throw MeshError(.alreadyExists, "agent \(spec.id) exists already") }
+            throw Self.unavailable("creating the agent", error)
+        }
+    }
+
+    /// Writes a delete marker for `id` only while the key is at `revision`: a publish to
+    /// the key's subject with `KV-Operation: DEL` and `Nats-Expected-Last-Subject-Sequence`
+    /// (the KV delete with a last-revision check, which cnats' `kvStore_Delete` lacks).
+    private func casDelete(_ id: AgentID, revision: UInt64) throws(MeshError) {
+        var headers = NatsHeaders()
+        headers[MeshHeader.keyValueOperation] = MeshHeader.keyValueDelete
+        headers[MeshHeader.expectedLastSubjectSequence] = String(revision)
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<PubAck, NatsError>?>(nil)
+        do throws(NatsError) {
+            try jetStream.publishAsync(
+                Subjects.keyValueKey(bucket: agents.bucket, key: id.rawValue), payload: [], headers: headers, ackTimeout: .seconds(5)
+            ) { result in
+                outcome.withLock { $0 = result }
+                done.signal()
+            }
+        } catch {
+            throw Self.unavailable("deleting the agent", error)
+        }
+        guard done.wait(timeout: .now() + .seconds(6)) == .success, let result = outcome.withLock({ $0 }) else {
+            throw MeshError(.timeout, "deleting agent \(id): no acknowledgement from JetStream")
+        }
+        if case .failure(let error) = result {
+            if error.code == .wrongLastRevision { throw MeshError(.conflict, "agent \(id) changed concurrently; read it again") }
+            throw Self.unavailable("deleting the agent", error)
+        }
+    }
+
+    /// Whether two specs are the same apart from the fields the registry owns.
+    static func sameSpec(_ a: AgentSpec, _ b: AgentSpec) -> Bool {
+        var a = a
+        var b = b
+        a.generation = 0
+        b.generation = 0
+        a.version = SchemaVersion.current
+        b.version = SchemaVersion.current
+        return a == b
+    }
+
+    private func kv<T>(_ what: String, _ body: () throws(NatsError) -> T) throws(MeshError) -> T {
+        do { return try body() } catch { throw Self.unavailable(what, error) }
+    }
+
+    static func unavailable(_ what: String, _ error: NatsError) -> MeshError {
+        if error.code == .timeout { return MeshError(.timeout, "\(what): JetStream did not answer in time") }
+        return MeshError(.unavailable, "\(what): JetStream unavailable (\(error.code))", retryAfter: .milliseconds(500))
+    }
+}
