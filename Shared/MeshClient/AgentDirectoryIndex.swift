@@ -53,22 +53,27 @@ public struct AgentIndex: Sendable {
     /// Applies an entry of the `mesh_agents` watch.
     @discardableResult
     public mutating func applyAgent(_ entry: KeyValueEntry) -> Change {
-        agentsRevision = max(agentsRevision, entry.revision)
+        applyAgent(key: entry.key, value: entry.value, revision: entry.revision, deleted: entry.operation != .put)
+    }
+
+    /// Applies a `mesh_agents` value (or a delete/purge marker when `deleted`) at `revision`.
+    @discardableResult
+    public mutating func applyAgent(key: String, value: [UInt8], revision: UInt64, deleted: Bool) -> Change {
+        agentsRevision = max(agentsRevision, revision)
         defer { pruneTombstones() }
-        if let tomb = tombstones[entry.key] {
-            if entry.revision <= tomb { return .stale }
-            tombstones[entry.key] = nil
+        if let tomb = tombstones[key] {
+            if revision <= tomb { return .stale }
+            tombstones[key] = nil
         }
-        if let current = specs[entry.key], current.revision >= entry.revision { return .stale }
-        switch entry.operation {
-        case .put:
-            guard var record = try? AgentRecord(serializedBytes: entry.value) else { return .corrupt }
-            record.revision = entry.revision
-            record.spec.id = entry.key
-            store(record)
-        case .delete, .purge:
-            remove(entry.key)
+        if let current = specs[key], current.revision >= revision { return .stale }
+        if deleted {
+            remove(key)
+            return .applied
         }
+        guard var record = try? AgentRecord(serializedBytes: value) else { return .corrupt }
+        record.revision = revision
+        record.spec.id = key
+        store(record)
         return .applied
     }
 
@@ -101,21 +106,26 @@ public struct AgentIndex: Sendable {
     /// Applies an entry of the `mesh_status` watch.
     @discardableResult
     public mutating func applyStatus(_ entry: KeyValueEntry) -> Change {
-        statusRevision = max(statusRevision, entry.revision)
-        if let current = statuses[entry.key], current.revision >= entry.revision { return .stale }
-        if let old = statuses[entry.key] { unindexNode(entry.key, old) }
-        switch entry.operation {
-        case .put:
-            guard var record = try? AgentRecord(serializedBytes: entry.value) else {
-                statuses[entry.key] = nil
-                return .corrupt
-            }
-            record.revision = entry.revision
-            statuses[entry.key] = record
-            if let node = record.placement?.nodeId, !node.isEmpty { nodeIndex[node, default: []].insert(entry.key) }
-        case .delete, .purge:
-            statuses[entry.key] = nil
+        applyStatus(key: entry.key, value: entry.value, revision: entry.revision, deleted: entry.operation != .put)
+    }
+
+    /// Applies a `mesh_status` value (or a delete/purge marker when `deleted`) at `revision`.
+    @discardableResult
+    public mutating func applyStatus(key: String, value: [UInt8], revision: UInt64, deleted: Bool) -> Change {
+        statusRevision = max(statusRevision, revision)
+        if let current = statuses[key], current.revision >= revision { return .stale }
+        if let old = statuses[key] { unindexNode(key, old) }
+        if deleted {
+            statuses[key] = nil
+            return .applied
         }
+        guard var record = try? AgentRecord(serializedBytes: value) else {
+            statuses[key] = nil
+            return .corrupt
+        }
+        record.revision = revision
+        statuses[key] = record
+        if let node = record.placement?.nodeId, !node.isEmpty { nodeIndex[node, default: []].insert(key) }
         return .applied
     }
 
