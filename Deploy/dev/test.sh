@@ -12,6 +12,18 @@ Shared/Proto/generate.sh --check
 echo "== deployment files validate" >&2
 Deploy/dev/validate-deploy.sh
 
-echo "== swift build and tests" >&2
+echo "== swift build" >&2
 swift build --build-tests
-swift test --skip-build "$@"
+
+# Tests run one at a time: the integration and system tests start real servers and
+# processes, and the unit tests of deadlines and mailboxes must not compete with them
+# for the two cores. Unit tests first (seconds), then integration and system tests.
+unit='MeshCoreTests|MeshSupervisionTests|AgentSDKTests|MeshProtoTests'
+if [ "$#" -gt 0 ]; then
+  swift test --skip-build --no-parallel "$@"
+else
+  echo "== unit tests" >&2
+  swift test --skip-build --no-parallel --filter "$unit"
+  echo "== integration and system tests" >&2
+  swift test --skip-build --no-parallel --skip "$unit"
+fi

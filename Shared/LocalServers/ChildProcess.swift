@@ -86,6 +86,24 @@ public final class ChildProcess: @unchecked Sendable {
     /// Kills the process at once with SIGKILL (a crash, as the system tests need).
     public func kill9() { _ = stop(signal: SIGKILL, timeout: .seconds(5)) }
 
+    /// Like the blocking `stop`, but waits with `Task.sleep`, so a task that stops a slow
+    /// process does not hold one of the cooperative pool's few threads meanwhile.
+    /// - Returns: the exit status, or nil when it had to be killed.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(5)) async -> Int32? {
+        let process = lock.withLock { self.process }
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, signal)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
+            return nil
+        }
+        return process.terminationStatus
+    }
+
     /// Starts the same command again (after `stop`), appending to the same log.
     public func restart(environment: [String: String]? = nil) throws {
         stop()

@@ -71,6 +71,17 @@ public enum LocalHost {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
+    /// Whether process `pid` exists and has not exited. A zombie (exited, not yet reaped —
+    /// common for orphans in a container whose init does not reap) counts as exited.
+    public static func isRunning(pid: Int32) -> Bool {
+        guard pid > 0, kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+            return true
+        }
+        let state = stat[stat.index(after: close)...].split(separator: " ").first
+        return state != "Z" && state != "X"
+    }
+
     /// `true` once something accepts TCP connections on 127.0.0.1:`port`.
     public static func isListening(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -31,7 +31,7 @@ public final class LocalNatsServer: Sendable {
     ///   - syncAlways: `sync_interval: always` — fsync every JetStream write (durable
     ///     across power loss, slower). Off by default for a local mesh.
     /// - Throws: ``LocalServerError`` when the binary is missing, a port is taken or the
-    ///   server does not come up in 10 s.
+    ///   server does not come up in 30 s.
     public init(directory: String, port: Int, monitorPort: Int, jetstream: Bool = true, syncAlways: Bool = false) async throws {
         guard let binary = Self.binaryPath else {
             throw LocalServerError("nats-server not found (install it with Deploy/dev/setup.sh or set MESH_NATS_SERVER)")
@@ -67,7 +67,7 @@ public final class LocalNatsServer: Sendable {
     }
 
     private func waitReady() async throws {
-        let ready = await LocalHost.waitUntil(timeout: .seconds(10)) {
+        let ready = await LocalHost.waitUntil(timeout: .seconds(30)) {
             !child.isRunning || (LocalHost.isListening(port: port) && LocalHost.isListening(port: monitorPort))
         }
         guard ready, child.isRunning else { throw LocalServerError("nats-server did not start: \(child.logTail())") }

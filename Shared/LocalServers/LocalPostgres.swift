@@ -152,7 +152,7 @@ public final class LocalPostgres: Sendable {
 
     /// Starts the server again on the same port with the same cluster; waits until ready.
     public func restart() async throws {
-        child.stop(signal: SIGINT, timeout: .seconds(10))
+        await child.stop(signal: SIGINT, timeout: .seconds(10))
         try child.restart()
         try await waitReady()
     }

@@ -227,7 +227,7 @@ struct RegistryServiceTests {
         let registry = harness.client
         for index in 0..<300 { _ = try await registry.create(spec("early-\(index)")) }
         try await harness.startRegistry("registry-2")
-        #expect(first.stop(signal: SIGTERM, timeout: .seconds(5)) == 0)
+        #expect(await first.stop(signal: SIGTERM, timeout: .seconds(5)) == 0)
         // Only the second instance is left: it must know every agent at once.
         #expect(try await registry.listAll().count == 300)
         #expect(try await registry.get(AgentID("early-299")).spec.id == "early-299")

@@ -54,6 +54,13 @@ struct AgentFlowTests {
             String(decoding: try await actions.act(try AgentID(id), action: action, payload: Array(payload.utf8), timeout: timeout), as: UTF8.self)
         }
 
+        /// Stops every process (SIGTERM to all at once, then waits without blocking a thread).
+        func shutdown() async {
+            client?.close()
+            for process in processes.values where process.isRunning { kill(process.pid, SIGTERM) }
+            for process in processes.values { await process.stop(signal: SIGTERM, timeout: .seconds(5)) }
+        }
+
         func stop() {
             client?.close()
             for process in processes.values { process.stop(signal: SIGTERM, timeout: .seconds(5)) }
@@ -93,7 +100,7 @@ struct AgentFlowTests {
             let out = "\(mesh.logs)/meshctl-\(UUID().uuidString).out"
             let child = try ChildProcess(executable: meshctl, arguments: arguments, logPath: out, errorLogPath: out + ".err")
             _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) { !child.isRunning }
-            let status = child.stop()
+            let status = await child.stop()
             return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
         }
         let acted = try await meshctlRun(["act", "counter-5", "add", "--data", #"{"by":1}"#, "--nats-url", url])
@@ -120,6 +127,7 @@ struct AgentFlowTests {
         }
         print("all 300 agents answering \(ContinuousClock.now - crashedAt) after SIGKILL of a worker")
         #expect(recovered == ids.count)
+        await mesh.shutdown()
     }
 
     @Test func anAgentFailingPastItsIntensityFailsItsGroupWithoutARestartStorm() async throws {
@@ -149,5 +157,6 @@ struct AgentFlowTests {
         let restarts = try #require(try mesh.status.get("flaky")).revision
         try await Task.sleep(for: .seconds(1))
         #expect(try #require(try mesh.status.get("flaky")).revision == restarts)
+        await mesh.shutdown()
     }
 }

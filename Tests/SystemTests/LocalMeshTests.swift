@@ -44,22 +44,22 @@ struct LocalMeshTests {
         let upState = try JSONDecoder().decode(UpState.self, from: Data(contentsOf: URL(fileURLWithPath: "\(state)/up.json")))
         #expect(upState.pid == up.pid)
         #expect(upState.processes.count == 2 + 4 + 2)
-        #expect(upState.processes.allSatisfy { kill($0.pid, 0) == 0 })
+        #expect(upState.processes.allSatisfy { LocalHost.isRunning(pid: $0.pid) })
         #expect(up.logTail().contains("mesh is up"))
 
         let status = try ChildProcess(
             executable: meshctl, arguments: ["status", "--state-dir", state, "-o", "json"], logPath: "\(state)/status.out",
             errorLogPath: "\(state)/status.err")
         #expect(await TestEnvironment.waitUntil(timeout: .seconds(30)) { !status.isRunning })
-        #expect(status.stop() == 0)
+        #expect(await status.stop() == 0)
         let listed = try JSONDecoder().decode([ServiceStats].self, from: Data(contentsOf: URL(fileURLWithPath: "\(state)/status.out")))
         #expect(Set(listed.map(\.name)) == Set(ServiceName.allCases.map(\.rawValue)))
         #expect(listed.count == 6)
 
         // Stop: meshctl exits 0 and leaves no process of the mesh behind.
-        #expect(up.stop(signal: signal, timeout: .seconds(30)) == 0, "meshctl up did not stop cleanly: \(up.logTail())")
+        #expect(await up.stop(signal: signal, timeout: .seconds(30)) == 0, "meshctl up did not stop cleanly: \(up.logTail())")
         for process in upState.processes {
-            #expect(kill(process.pid, 0) != 0, "\(process.name) (pid \(process.pid)) still runs after meshctl up stopped")
+            #expect(!LocalHost.isRunning(pid: process.pid), "\(process.name) (pid \(process.pid)) still runs after meshctl up stopped")
         }
         #expect(!FileManager.default.fileExists(atPath: "\(state)/up.json"))
     }
@@ -78,7 +78,7 @@ struct LocalMeshTests {
         let firstState = try JSONDecoder().decode(UpState.self, from: Data(contentsOf: URL(fileURLWithPath: "\(state)/up.json")))
         defer { Self.terminate(firstState) }
         first.kill9()  // no chance to stop its children
-        #expect(firstState.processes.allSatisfy { kill($0.pid, 0) == 0 }, "children should outlive a SIGKILLed meshctl")
+        #expect(firstState.processes.allSatisfy { LocalHost.isRunning(pid: $0.pid) }, "children should outlive a SIGKILLed meshctl")
 
         let second = try ChildProcess(executable: meshctl, arguments: arguments, logPath: "\(state)/second.out")
         defer { second.stop(signal: SIGTERM, timeout: .seconds(30)) }
@@ -86,17 +86,17 @@ struct LocalMeshTests {
         #expect(second.isRunning, "second meshctl up failed: \(second.logTail())")
         #expect(second.logTail().contains("left by an earlier run"))
         for process in firstState.processes {
-            #expect(kill(process.pid, 0) != 0, "leftover \(process.name) (pid \(process.pid)) still runs")
+            #expect(!LocalHost.isRunning(pid: process.pid), "leftover \(process.name) (pid \(process.pid)) still runs")
         }
-        #expect(second.stop(signal: SIGTERM, timeout: .seconds(30)) == 0)
+        #expect(await second.stop(signal: SIGTERM, timeout: .seconds(30)) == 0)
     }
 
     /// Stops whatever of a recorded mesh still runs (cleanup after a failed expectation).
     static func terminate(_ state: UpState) {
-        for pid in [state.pid] + state.processes.map(\.pid) where kill(pid, 0) == 0 { kill(pid, SIGTERM) }
+        for pid in [state.pid] + state.processes.map(\.pid) where LocalHost.isRunning(pid: pid) { kill(pid, SIGTERM) }
         let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline && ([state.pid] + state.processes.map(\.pid)).contains(where: { kill($0, 0) == 0 }) { usleep(50_000) }
-        for pid in [state.pid] + state.processes.map(\.pid) where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        while Date() < deadline && ([state.pid] + state.processes.map(\.pid)).contains(where: { LocalHost.isRunning(pid: $0) }) { usleep(50_000) }
+        for pid in [state.pid] + state.processes.map(\.pid) where LocalHost.isRunning(pid: pid) { kill(pid, SIGKILL) }
     }
 
     @Test func downStopsADetachedMesh() async throws {
@@ -112,17 +112,17 @@ struct LocalMeshTests {
             ],
             logPath: "\(state)/detach.out")
         #expect(await TestEnvironment.waitUntil(timeout: .seconds(120)) { !detach.isRunning })
-        #expect(detach.stop() == 0, "detached start failed: \(detach.logTail())")
+        #expect(await detach.stop() == 0, "detached start failed: \(detach.logTail())")
         let upState = try JSONDecoder().decode(UpState.self, from: Data(contentsOf: URL(fileURLWithPath: "\(state)/up.json")))
-        #expect(kill(upState.pid, 0) == 0)
+        #expect(LocalHost.isRunning(pid: upState.pid))
         defer { Self.terminate(upState) }
 
         let down = try ChildProcess(executable: meshctl, arguments: ["down", "--state-dir", state], logPath: "\(state)/down.out")
         #expect(await TestEnvironment.waitUntil(timeout: .seconds(60)) { !down.isRunning })
-        #expect(down.stop() == 0)
+        #expect(await down.stop() == 0)
         #expect(down.logTail().contains("mesh stopped"))
         for process in upState.processes + [.init(name: "meshctl", pid: upState.pid)] {
-            #expect(kill(process.pid, 0) != 0, "\(process.name) (pid \(process.pid)) still runs after meshctl down")
+            #expect(!LocalHost.isRunning(pid: process.pid), "\(process.name) (pid \(process.pid)) still runs after meshctl down")
         }
     }
 }

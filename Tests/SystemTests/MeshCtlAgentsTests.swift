@@ -28,7 +28,7 @@ struct MeshCtlAgentsTests {
             let out = "\(dir)/meshctl-\(UUID().uuidString).out"
             let child = try ChildProcess(executable: meshctl, arguments: arguments + ["--nats-url", nats.url], logPath: out, errorLogPath: out + ".err")
             _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) { !child.isRunning }
-            let status = child.stop()
+            let status = await child.stop()
             return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "", (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")
         }
 

@@ -28,6 +28,12 @@ struct PlacementTests {
                 executable: try MeshBinaries.path(service.rawValue), arguments: [], logPath: "\(logs)/\(id).log", environment: environment)
         }
 
+        /// Stops every process (SIGTERM to all at once, then waits without blocking a thread).
+        func shutdown() async {
+            for process in processes.values where process.isRunning { kill(process.pid, SIGTERM) }
+            for process in processes.values { await process.stop(signal: SIGTERM, timeout: .seconds(5)) }
+        }
+
         func stop() {
             for process in processes.values { process.stop(signal: SIGTERM, timeout: .seconds(5)) }
             nats.stop()
@@ -116,5 +122,6 @@ struct PlacementTests {
             let history = try shards.history(String(shard)).compactMap { try? MeshProto.ShardAssignment(serializedBytes: $0.value) }
             #expect(zip(history, history.dropFirst()).allSatisfy { $0.epoch < $1.epoch }, "shard \(shard) epochs not increasing")
         }
+        await mesh.shutdown()
     }
 }

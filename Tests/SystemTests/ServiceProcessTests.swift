@@ -94,7 +94,7 @@ struct ServiceProcessTests {
         for (_, id) in Self.services {
             let child = children[id]!
             let start = ContinuousClock.now
-            let status = child.stop(signal: SIGTERM, timeout: .seconds(10))
+            let status = await child.stop(signal: SIGTERM, timeout: .seconds(10))
             shutdownTimes[id] = ContinuousClock.now - start
             #expect(status == 0, "\(id) did not exit cleanly: \(child.logTail(maxBytes: 1_000))")
         }
@@ -125,7 +125,7 @@ struct ServiceProcessTests {
             let child = try ChildProcess(executable: try MeshBinaries.path("mesh-registry"), arguments: arguments, logPath: "\(logs)/out.log")
             let exited = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !child.isRunning }
             #expect(exited)
-            #expect(child.stop() != 0)
+            #expect(await child.stop() != 0)
             #expect(child.logTail().contains(fragment), "missing \(fragment) in: \(child.logTail())")
         }
     }

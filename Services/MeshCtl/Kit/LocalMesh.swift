@@ -42,7 +42,7 @@ struct LocalMeshState: Codable {
     }
 
     /// Whether the owning `meshctl up` process still runs.
-    var isAlive: Bool { kill(pid, 0) == 0 }
+    var isAlive: Bool { LocalHost.isRunning(pid: pid) }
 
     /// Stops processes an earlier `meshctl up` left behind when it was killed without a
     /// chance to stop its children (SIGKILL, a crash). A recorded pid counts only while
@@ -55,8 +55,8 @@ struct LocalMeshState: Codable {
         }
         for process in leftovers { kill(process.pid, process.name == "postgres" ? SIGINT : SIGTERM) }
         let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline && leftovers.contains(where: { kill($0.pid, 0) == 0 }) { usleep(50_000) }
-        for process in leftovers where kill(process.pid, 0) == 0 { kill(process.pid, SIGKILL) }
+        while Date() < deadline && leftovers.contains(where: { LocalHost.isRunning(pid: $0.pid) }) { usleep(50_000) }
+        for process in leftovers where LocalHost.isRunning(pid: process.pid) { kill(process.pid, SIGKILL) }
         return leftovers.map { "\($0.name) (\($0.id), pid \($0.pid))" }
     }
 }
