@@ -159,4 +159,44 @@ struct AgentFlowTests {
         #expect(try #require(try mesh.status.get("flaky")).revision == restarts)
         await mesh.shutdown()
     }
+
+    @Test func fanoutOverALabelSelectorAndBadActionRequests() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        let postgres = try await PostgresServer.start()
+        defer { postgres.stop() }
+        try mesh.start(.registry, id: "registry-1", extra: ["MESH_POSTGRES_URL": postgres.connectionString])
+        try mesh.start(.supervisor, id: "supervisor-1")
+        try mesh.start(.agentWorker, id: "worker-1")
+        try await mesh.connect()
+        let registry = RegistryClient(connection: mesh.client, subjects: try Subjects(), shardMap: try ShardMap())
+        _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) { (try? await registry.list(limit: 1)) != nil }
+        for index in 1...3 {
+            _ = try await registry.create(AgentSpec(id: "expert-\(index)", kind: "echo", labels: ["role": "expert"]))
+        }
+        _ = try await registry.create(AgentSpec(id: "novice", kind: "echo", labels: ["role": "novice"]))
+        _ = try await registry.create(
+            AgentSpec(id: "panel", kind: "fanout", config: Array(#"{"selector": "role=expert", "mode": "all", "action": "say"}"#.utf8)))
+        for id in ["expert-1", "expert-2", "expert-3", "novice", "panel"] { _ = try await mesh.act(id, "ping", timeout: .seconds(30)) }
+
+        let reply = try await mesh.act("panel", "ask", #"{"q":"price?"}"#, timeout: .seconds(10))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any])
+        #expect(object["succeeded"] as? Int == 3, "\(reply)")
+        #expect(object["ok"] as? Bool == true)
+        let agents = Set((object["results"] as? [[String: Any]] ?? []).compactMap { $0["agent"] as? String })
+        #expect(agents == ["expert-1", "expert-2", "expert-3"])
+
+        // Bad requests on an action subject: an error reply, and the worker keeps serving.
+        let shardMap = try ShardMap()
+        let subjects = try Subjects()
+        let panel = try AgentID("panel")
+        let subject = subjects.action(shard: shardMap.shard(of: panel), agent: panel)
+        for payload in [[UInt8](repeating: 0xFF, count: 64), Array(ActionRequest(agentId: "expert-1", action: "say").serializedBytes())] {
+            let answer = try await mesh.client.request(subject, payload: payload, timeout: .seconds(5))
+            let decoded = try ActionReply(serializedBytes: answer.payload)
+            #expect(decoded.status == .error && decoded.error?.code == "invalid_argument", "\(decoded)")
+        }
+        #expect(try await mesh.act("panel", "ask", "{}", timeout: .seconds(10)).contains("succeeded"))
+        await mesh.shutdown()
+    }
 }

@@ -95,7 +95,9 @@ final class WorkerNode: Service, @unchecked Sendable {
         let input = inputContinuation
         runtime = AgentRuntime(
             registry: .builtIn(options.kindOptions), logger: logger,
-            dispatcher: MeshDispatcher(client: ActionClient(connection: context.nats, subjects: context.subjects, shardMap: resources.shardMap)),
+            dispatcher: MeshDispatcher(
+                client: ActionClient(connection: context.nats, subjects: context.subjects, shardMap: resources.shardMap),
+                registry: RegistryClient(connection: context.nats, subjects: context.subjects, shardMap: resources.shardMap)),
             onFailure: { failure in input.yield(.failed(failure.agentID, failure.description)) },
             onStateChange: { [weak self] cell in _ = self?.dirty.withLock { $0.insert(cell.id) } })
 
@@ -479,16 +481,19 @@ final class WorkerNode: Service, @unchecked Sendable {
     }
 }
 
-/// The agents' way to other agents (used by `fanout`): the mesh's action client.
+/// The agents' way to other agents (used by `fanout`): the mesh's action client, and the
+/// registry for label selectors.
 struct MeshDispatcher: ActionDispatcher {
     let client: ActionClient
+    let registry: RegistryClient
 
     func send(_ action: String, payload: [UInt8], to agent: AgentID, deadline: ContinuousClock.Instant) async throws(MeshError) -> [UInt8] {
         try await client.act(agent, action: action, payload: payload, timeout: max(.milliseconds(1), deadline - .now))
     }
 
     func agents(matching selector: LabelSelector, limit: Int, deadline: ContinuousClock.Instant) async throws(MeshError) -> [AgentID] {
-        throw MeshError(.unavailable, "label selectors in fanout need the registry directory, not available on this worker yet")
+        let page = try await registry.list(selector: selector.description, limit: max(1, min(limit, RegistryClient.maxLimit)))
+        return page.records.compactMap { try? AgentID($0.spec.id) }
     }
 }
 
