@@ -146,13 +146,3 @@ enum Check {
     }
 }
 
-extension Duration {
-    /// The duration in whole nanoseconds (saturating).
-    var totalNanoseconds: Int64 {
-        let (seconds, overflow) = components.seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : seconds &+ components.attoseconds / 1_000_000_000
-    }
-
-    /// The duration in whole milliseconds.
-    var totalMilliseconds: Int64 { totalNanoseconds / 1_000_000 }
-}

@@ -47,7 +47,7 @@ public final class ActionClient: Sendable {
         }
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
-        let deadlineUnixMs = Int64((Date().timeIntervalSince1970 + timeout.seconds) * 1000)
+        let deadlineUnixMs = Int64((Date().timeIntervalSince1970 + timeout.totalSeconds) * 1000)
         let shard = shardMap.shard(of: agent)
         let subject = subjects.action(shard: shard, agent: agent)
         let requestID = TimeOrderedID.make()
@@ -89,9 +89,4 @@ public final class ActionClient: Sendable {
             backoff = min(backoff * 2, .milliseconds(100))
         }
     }
-}
-
-extension Duration {
-    /// The duration in seconds as a `Double`.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

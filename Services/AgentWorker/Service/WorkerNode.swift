@@ -438,7 +438,7 @@ final class WorkerNode: Service, @unchecked Sendable {
             var headers = NatsHeaders()
             headers[MeshHeader.messageType] = ActionReply.messageType.rawValue
             try? context.nats.respond(to: message, payload: reply.serializedBytes(), headers: headers)
-            actionLatency.recordNanoseconds((ContinuousClock.now - started).nanosecondsClamped)
+            actionLatency.recordNanoseconds((ContinuousClock.now - started).totalNanoseconds)
         }
         let request: ActionRequest
         do { request = try ActionRequest(serializedBytes: message.payload) } catch {
@@ -494,14 +494,5 @@ struct MeshDispatcher: ActionDispatcher {
     func agents(matching selector: LabelSelector, limit: Int, deadline: ContinuousClock.Instant) async throws(MeshError) -> [AgentID] {
         let page = try await registry.list(selector: selector.description, limit: max(1, min(limit, RegistryClient.maxLimit)))
         return page.records.compactMap { try? AgentID($0.spec.id) }
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds, clamped to `Int64`.
-    var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? (seconds < 0 ? .min : .max) : scaled &+ attoseconds / 1_000_000_000
     }
 }

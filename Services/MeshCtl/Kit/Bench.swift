@@ -138,7 +138,7 @@ struct Wire: AsyncParsableCommand {
                     for _ in 0..<share {
                         let sent = clock.now
                         _ = try await requester.request(subject, payload: payload, timeout: .seconds(10))
-                        histogram.record(UInt64((clock.now - sent).nanoseconds))
+                        histogram.record(UInt64((clock.now - sent).totalNanoseconds))
                     }
                     return histogram
                 }
@@ -236,7 +236,7 @@ struct BenchFigure {
     var histogram: LogLinearHistogram?
 
     var rate: Double {
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.totalSeconds
         return seconds > 0 ? Double(operations) / seconds : 0
     }
 
@@ -271,6 +271,3 @@ struct BenchFigure {
     }
 }
 
-extension Duration {
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
-}

@@ -44,7 +44,7 @@ struct BenchMesh: AsyncParsableCommand {
         let clock = ContinuousClock()
         var rows = [["BENCHMARK", "OPS/S", "P50", "P99", "MAX"]]
         func row(_ name: String, _ count: Int, _ elapsed: Duration, _ histogram: LogLinearHistogram?) {
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.totalSeconds
             rows.append([
                 name, String(format: "%.0f", Double(count) / max(seconds, 1e-9)),
                 histogram.map { BenchFigure.format(nanos: $0.percentile(0.5)) } ?? "-",
@@ -72,7 +72,7 @@ struct BenchMesh: AsyncParsableCommand {
         }
         let maxElapsed = clock.now - start
         row("action round trip (\(inFlight) in flight)", requests, maxElapsed, maxRun)
-        let maxRate = Double(requests) / (Double(maxElapsed.components.seconds) + Double(maxElapsed.components.attoseconds) / 1e18)
+        let maxRate = Double(requests) / maxElapsed.totalSeconds
         let halfRate = max(1, maxRate / 2)
         let paced = min(requests, Int(halfRate * 5))
         start = clock.now
@@ -104,7 +104,7 @@ struct BenchMesh: AsyncParsableCommand {
             for index in 0..<lookups {
                 let begin = clock.now
                 guard directory.record(ids[index % ids.count]) != nil else { throw CLIError("directory misses \(ids[index % ids.count])") }
-                histogram.record(UInt64((clock.now - begin).nanoseconds))
+                histogram.record(UInt64((clock.now - begin).totalNanoseconds))
             }
             row("registry lookup from the directory cache", lookups, clock.now - start, histogram)
             directory.stop()
@@ -117,7 +117,7 @@ struct BenchMesh: AsyncParsableCommand {
         _ = try await Self.closedLoop(count: agents, inFlight: inFlight) { index in _ = try? await registry.delete(ids[index]) }
         say(Table.render(rows))
         say(String(format: "\nactions ÷ raw cnats request/reply (same run, %d in flight): %.1f %%", inFlight,
-            100 * maxRate / (Double(raw.count) / (Double(raw.elapsed.components.seconds) + Double(raw.elapsed.components.attoseconds) / 1e18))))
+            100 * maxRate / (Double(raw.count) / raw.elapsed.totalSeconds)))
         say(String(format: "registry get over NATS p99 ÷ raw cnats p99: %.2f", Double(overNATS.percentile(0.99)) / Double(max(1, rawOneHistogram.percentile(0.99)))))
     }
 
@@ -133,7 +133,7 @@ struct BenchMesh: AsyncParsableCommand {
                     while index < count {
                         let begin = clock.now
                         try await operation(index)
-                        histogram.record(UInt64((clock.now - begin).nanoseconds))
+                        histogram.record(UInt64((clock.now - begin).totalNanoseconds))
                         index += workers
                     }
                     return histogram
@@ -157,7 +157,7 @@ struct BenchMesh: AsyncParsableCommand {
                 try await clock.sleep(until: scheduled)
                 group.addTask {
                     try await operation(index)
-                    return UInt64((clock.now - scheduled).nanoseconds)
+                    return UInt64((clock.now - scheduled).totalNanoseconds)
                 }
             }
             var histogram = LogLinearHistogram()

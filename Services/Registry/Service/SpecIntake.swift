@@ -50,7 +50,7 @@ struct SpecIntake: Service {
             }
             if messages.isEmpty { continue }
             // KV writes block: run the batch on a thread of its own, off the cooperative pool.
-            await OffPool.run("mesh-reg-intake") { for message in messages { self.apply(message) } }
+            await BlockingIO.run { for message in messages { self.apply(message) } }
         }
     }
 
@@ -101,17 +101,5 @@ struct SpecIntake: Service {
             ])
         server.events.publish(.agentRejected, agent: agent, reason: "published spec rejected: \(error.message)", attributes: ["code": error.code.rawValue])
         try? message.term()
-    }
-}
-
-/// Runs blocking work on a thread of its own and resumes when it is done.
-enum OffPool {
-    static func run<T: Sendable>(_ name: String, _ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
-            let thread = Thread { continuation.resume(returning: body()) }
-            thread.name = name
-            thread.stackSize = 512 * 1024
-            thread.start()
-        }
     }
 }

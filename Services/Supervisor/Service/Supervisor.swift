@@ -151,7 +151,7 @@ final class SupervisorLoop: Service, @unchecked Sendable {
                         leaderGauge.record(0)
                         lease.release()
                     }
-                    planLatency.recordNanoseconds((clock.now - started).nanosecondsClamped)
+                    planLatency.recordNanoseconds((clock.now - started).totalNanoseconds)
                 }
             case .standby(let holder):
                 if leading {
@@ -219,14 +219,5 @@ final class SupervisorLoop: Service, @unchecked Sendable {
         }
         context.logger.info("shards assigned", metadata: ["mesh.shard.moves": "\(planned.count)"])
         return true
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds, clamped to `Int64`.
-    var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? (seconds < 0 ? .min : .max) : scaled &+ attoseconds / 1_000_000_000
     }
 }
