@@ -40,7 +40,7 @@ public final class ChildProcess: @unchecked Sendable {
         _ executable: String, _ arguments: [String], _ logPath: String, _ errorLogPath: String?, _ environment: [String: String]?
     ) throws -> Process {
         func open(_ path: String) throws -> FileHandle {
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             guard let handle = FileHandle(forWritingAtPath: path) else { throw LocalServerError("cannot open \(path)") }
             handle.seekToEndOfFile()
             return handle

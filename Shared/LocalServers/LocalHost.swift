@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-public import Foundation
+import Foundation
 
 /// Small facts about this machine that starting local servers needs: free ports, whether
 /// a port listens, executables on `PATH`, temp directories, polling.

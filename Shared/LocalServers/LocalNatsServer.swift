@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A `nats-server` with JetStream run as a child process, its config, store and log in
 /// one directory. Used by `meshctl up` (a persistent `.mesh/nats`) and by the test

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-public import Foundation
+import Foundation
 
 /// A PostgreSQL cluster run as a child process: `initdb` on first use, then the server on
 /// 127.0.0.1:`port` and a unix socket in `directory`. Used by `meshctl up` (persistent

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Where the built executables are: `$MESH_BIN_DIR`, else the directory of the running
 /// test binary (SwiftPM puts the test bundle next to the package's executables).

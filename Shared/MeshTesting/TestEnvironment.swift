@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import LocalServers
 
 /// Facts about the machine a test runs on, and the rule for missing external binaries:
