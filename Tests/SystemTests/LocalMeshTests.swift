@@ -44,7 +44,8 @@ struct LocalMeshTests {
         let upState = try JSONDecoder().decode(UpState.self, from: Data(contentsOf: URL(fileURLWithPath: "\(state)/up.json")))
         #expect(upState.pid == up.pid)
         #expect(upState.processes.count == 2 + 4 + 2)
-        #expect(upState.processes.allSatisfy { LocalHost.isRunning(pid: $0.pid) })
+        let dead = upState.processes.filter { !LocalHost.isRunning(pid: $0.pid) }
+        #expect(dead.isEmpty, "exited: \(dead.map { "\($0.name): \(Self.tail("\(state)/logs", $0.name))" })")
         #expect(up.logTail().contains("mesh is up"))
 
         let status = try ChildProcess(
@@ -89,6 +90,16 @@ struct LocalMeshTests {
             #expect(!LocalHost.isRunning(pid: process.pid), "leftover \(process.name) (pid \(process.pid)) still runs")
         }
         #expect(await second.stop(signal: SIGTERM, timeout: .seconds(30)) == 0)
+    }
+
+    /// The end of the log of the first instance of `service` in `logs` (for failure messages).
+    static func tail(_ logs: String, _ service: String) -> String {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: logs)) ?? []
+        let short = service.replacingOccurrences(of: "mesh-", with: "").replacingOccurrences(of: "agent-", with: "").replacingOccurrences(of: "metrics-", with: "")
+        guard let file = files.sorted().first(where: { $0.hasPrefix(short) }),
+            let data = FileManager.default.contents(atPath: "\(logs)/\(file)")
+        else { return "(no log)" }
+        return String(decoding: data.suffix(1_500), as: UTF8.self)
     }
 
     /// Stops whatever of a recorded mesh still runs (cleanup after a failed expectation).

@@ -88,9 +88,11 @@ final class WorkerNode: Service, @unchecked Sendable {
     func run() async throws {
         let logger = context.logger
         let js = try context.nats.jetStream()
-        resources = try await ClusterResources.ensure(
-            js, subjects: context.subjects, replicas: context.options.jetStreamReplicas, shardCount: context.options.shardCount,
-            logger: logger)
+        let (subjects, common) = (context.subjects, context.options)
+        resources = try await StartupRetry.run("cluster resources", logger: logger) {
+            try await ClusterResources.ensure(
+                js, subjects: subjects, replicas: common.jetStreamReplicas, shardCount: common.shardCount, logger: logger)
+        }
         events = EventPublisher(js: js, subjects: context.subjects, node: node, logger: logger)
         let input = inputContinuation
         runtime = AgentRuntime(

@@ -39,8 +39,10 @@ struct PostgresMirror: Service {
         config.ackWait = .seconds(30)
         config.maxAckPending = 4 * Self.batch
         config.description = "Registry: \(feed.name) → PostgreSQL"
-        _ = try js.addOrUpdateConsumer(stream: feed.stream, config: config)
-        let consumer = try js.pullSubscribe(stream: feed.stream, consumer: feed.consumer)
+        let consumer = try await StartupRetry.run("\(feed.name) consumer", logger: context.logger) {
+            _ = try js.addOrUpdateConsumer(stream: feed.stream, config: config)
+            return try js.pullSubscribe(stream: feed.stream, consumer: feed.consumer)
+        }
         defer { try? consumer.unsubscribe() }
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {

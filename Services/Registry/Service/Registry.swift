@@ -30,9 +30,11 @@ public enum Registry {
     /// The service's own long-running parts.
     public static func services(context: ServiceContext, options: RegistryOptions) async throws -> [any Service] {
         let js = try context.nats.jetStream()
-        let resources = try await ClusterResources.ensure(
-            js, subjects: context.subjects, replicas: context.options.jetStreamReplicas, shardCount: context.options.shardCount,
-            logger: context.logger)
+        let resources = try await StartupRetry.run("cluster resources", logger: context.logger) {
+            try await ClusterResources.ensure(
+                js, subjects: context.subjects, replicas: context.options.jetStreamReplicas, shardCount: context.options.shardCount,
+                logger: context.logger)
+        }
         let rules = AgentSpecRules(extraKinds: try AgentKindName.parseList(options.extraKinds))
         let directory = try AgentDirectory(agents: resources.agents, status: resources.status, logger: context.logger)
         let events = EventPublisher(js: js, subjects: context.subjects, node: context.instanceID, logger: context.logger)

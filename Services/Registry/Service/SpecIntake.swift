@@ -34,8 +34,10 @@ struct SpecIntake: Service {
         config.ackWait = .seconds(30)
         config.maxAckPending = 1_000
         config.description = "Registry: applies published agent specs"
-        _ = try js.addOrUpdateConsumer(stream: subjects.specsStream, config: config)
-        let consumer = try js.pullSubscribe(stream: subjects.specsStream, consumer: subjects.registrySpecsConsumer)
+        let consumer = try await StartupRetry.run("spec intake consumer", logger: context.logger) {
+            _ = try js.addOrUpdateConsumer(stream: subjects.specsStream, config: config)
+            return try js.pullSubscribe(stream: subjects.specsStream, consumer: subjects.registrySpecsConsumer)
+        }
         defer { try? consumer.unsubscribe() }
         await server.directory.waitUntilLoaded()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {

@@ -89,9 +89,11 @@ final class SupervisorLoop: Service, @unchecked Sendable {
     func run() async throws {
         let logger = context.logger
         let js = try context.nats.jetStream()
-        let resources = try await ClusterResources.ensure(
-            js, subjects: context.subjects, replicas: context.options.jetStreamReplicas, shardCount: context.options.shardCount,
-            leaseTTL: .milliseconds(options.leaseTTLMs), logger: logger)
+        let resources = try await StartupRetry.run("cluster resources", logger: logger) {
+            try await ClusterResources.ensure(
+                js, subjects: context.subjects, replicas: context.options.jetStreamReplicas, shardCount: context.options.shardCount,
+                leaseTTL: .milliseconds(options.leaseTTLMs), logger: logger)
+        }
         let events = EventPublisher(js: js, subjects: context.subjects, node: context.instanceID, logger: logger)
         let lease = LeaderLease(kv: resources.leases, key: "supervisor", holder: context.instanceID, ttl: .milliseconds(options.leaseTTLMs))
 
