@@ -130,6 +130,45 @@ struct AgentFlowTests {
         await mesh.shutdown()
     }
 
+    @Test func aJoiningWorkerTakesAQuarterOfTheShardsAndTheirAgentsKeepTheirState() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-1")
+        for index in 1...3 { try mesh.start(.agentWorker, id: "worker-\(index)") }
+        try await mesh.connect()
+        let ids = (0..<200).map { "tally-\($0)" }
+        for id in ids { try mesh.create(id, kind: "counter") }
+        for (index, id) in ids.enumerated() {
+            #expect(try await mesh.act(id, "add", #"{"by":\#(index)}"#, timeout: .seconds(30)) == #"{"value":\#(index)}"#)
+        }
+
+        // A fourth worker joins: after its hold-down it owns about a quarter of the shards;
+        // the agents there move to it with their counters (handed over by a final checkpoint).
+        try mesh.start(.agentWorker, id: "worker-4")
+        let shards = try mesh.client.jetStream().keyValue("mesh_shards")
+        let joined = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            let owned = (0..<64).filter { shard in
+                (try? shards.get(String(shard))).flatMap { $0 }.flatMap { try? ShardAssignment(serializedBytes: $0.value) }?.nodeId == "worker-4"
+            }
+            return owned.count >= 8
+        }
+        #expect(joined, "worker-4 got no shards")
+        let ownedByNew = (0..<64).filter { shard in
+            (try? shards.get(String(shard))).flatMap { $0 }.flatMap { try? ShardAssignment(serializedBytes: $0.value) }?.nodeId == "worker-4"
+        }
+        #expect(abs(ownedByNew.count - 16) <= 8, "worker-4 owns \(ownedByNew.count) shards")
+        for (index, id) in ids.enumerated() {
+            #expect(try await mesh.act(id, "get", timeout: .seconds(15)) == #"{"value":\#(index)}"#, "agent \(id) lost state")
+        }
+        let movedHere = await TestEnvironment.waitUntil(timeout: .seconds(10)) {
+            ids.contains { id in
+                (try? mesh.status.get(id)).flatMap { $0 }.flatMap { try? AgentRecord(serializedBytes: $0.value) }?.placement?.nodeId == "worker-4"
+            }
+        }
+        #expect(movedHere, "no agent runs on the new worker")
+        await mesh.shutdown()
+    }
+
     @Test func anAgentFailingPastItsIntensityFailsItsGroupWithoutARestartStorm() async throws {
         let mesh = try await Mesh()
         defer { mesh.stop() }
