@@ -173,11 +173,7 @@ public final class RegistryClient: Sendable {
         return record
     }
 
-    static func meshError(_ reply: ErrorReply) -> MeshError {
-        MeshError(
-            MeshError.Code(rawValue: reply.code.isEmpty ? MeshError.Code.internalError.rawValue : reply.code), reply.message,
-            retryAfter: reply.retryAfterMs > 0 ? .milliseconds(Int64(clamping: reply.retryAfterMs)) : nil)
-    }
+    static func meshError(_ reply: ErrorReply) -> MeshError { MeshError(reply: reply, context: "the registry") }
 
     static func meshError(_ error: NatsError, what: String) -> MeshError {
         switch error.code {

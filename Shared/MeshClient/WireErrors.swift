@@ -15,7 +15,7 @@ extension MeshError {
 
     /// The wire form of this error.
     public var errorReply: ErrorReply {
-        let retryMs = retryAfter.map { UInt64(max(0, $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000)) }
+        let retryMs = retryAfter.map { UInt64(max(0, $0.totalMilliseconds)) }
         return ErrorReply(code: code.rawValue, message: message, retryAfterMs: retryMs ?? 0)
     }
 }

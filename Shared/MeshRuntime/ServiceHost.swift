@@ -150,22 +150,11 @@ public enum ServiceHost {
         natsOptions.user = MeshEnvironment.string("MESH_NATS_USER")
         natsOptions.password = MeshEnvironment.string("MESH_NATS_PASSWORD")
         natsOptions.token = MeshEnvironment.string("MESH_NATS_TOKEN")
-        var delay = Duration.milliseconds(100)
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                let connection = try await NatsConnection.connect(natsOptions, logger: logger)
-                logger.info("connected to NATS", metadata: ["mesh.nats.attempts": "\(attempt)"])
-                return connection
-            } catch {
-                if attempt == 1 || attempt % 10 == 0 {
-                    logger.warning("NATS not reachable yet; retrying", metadata: ["error": "\(error)", "mesh.nats.attempts": "\(attempt)"])
-                }
-            }
-            try await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(2))
+        let connection = try await StartupRetry.run("connect to NATS", logger: logger) {
+            try await NatsConnection.connect(natsOptions, logger: logger)
         }
+        logger.info("connected to NATS")
+        return connection
     }
 
     /// Opens the Postgres pool and applies migrations, retrying until Postgres answers.
@@ -173,24 +162,15 @@ public enum ServiceHost {
         var configuration = StoreConfiguration(connectionString: options.postgresURL)
         configuration.applicationName = descriptor.name.rawValue
         let store = Store(configuration: configuration, logger: logger)
-        var delay = Duration.milliseconds(100)
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                try await store.ping()
-                try await store.migrate(descriptor.migrations)
-                logger.info("connected to Postgres", metadata: ["mesh.postgres.attempts": "\(attempt)"])
-                return store
-            } catch {
-                if error.code == .migrationFailed { throw error }
-                if attempt == 1 || attempt % 10 == 0 {
-                    logger.warning("Postgres not reachable yet; retrying", metadata: ["error": "\(error)", "mesh.postgres.attempts": "\(attempt)"])
-                }
-            }
-            try await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(2))
+        // A migration that fails is a bug or a broken database, not an outage: no retry.
+        try await StartupRetry.run(
+            "connect to Postgres and migrate", logger: logger, retryIf: { ($0 as? StoreError)?.code != .migrationFailed }
+        ) {
+            try await store.ping()
+            try await store.migrate(descriptor.migrations)
         }
+        logger.info("connected to Postgres")
+        return store
     }
 
     /// Runs `body` until it finishes or SIGTERM/SIGINT arrives (then returns nil).

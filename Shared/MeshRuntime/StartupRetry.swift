@@ -1,10 +1,11 @@
 public import Logging
 import ServiceLifecycle
 
-/// Retries a start-up step (creating streams, buckets or consumers) until it succeeds, so
-/// a JetStream API call that times out on a busy or restarting server delays a service
-/// instead of ending it. Backs off from 100 ms to 2 s; logs the first failure and every
-/// tenth. Gives up only when the service is shutting down (then rethrows the last error).
+/// Retries a start-up step (connecting to NATS or Postgres, creating streams, buckets or
+/// consumers) until it succeeds, so a server that is not up yet, or a JetStream API call
+/// that times out on a busy server, delays a service instead of ending it. Backs off from
+/// 100 ms to 2 s; logs the first failure and every tenth. Gives up when the task is
+/// cancelled or the service shuts down, or when `retryIf` rejects the error (rethrown).
 ///
 /// ```swift
 /// let resources = try await StartupRetry.run("cluster resources", logger: logger) {
@@ -12,7 +13,9 @@ import ServiceLifecycle
 /// }
 /// ```
 public enum StartupRetry {
-    public static func run<T>(_ what: String, logger: Logger, _ step: () async throws -> T) async throws -> T {
+    public static func run<T>(
+        _ what: String, logger: Logger, retryIf: (any Error) -> Bool = { _ in true }, _ step: () async throws -> T
+    ) async throws -> T {
         var delay = Duration.milliseconds(100)
         var attempt = 0
         while true {
@@ -20,12 +23,12 @@ public enum StartupRetry {
             do {
                 return try await step()
             } catch {
-                if Task.isCancelled || Task.isShuttingDownGracefully { throw error }
+                if Task.isCancelled || Task.isShuttingDownGracefully || !retryIf(error) { throw error }
                 if attempt == 1 || attempt % 10 == 0 {
                     logger.warning("start-up step failed; retrying", metadata: ["mesh.step": "\(what)", "mesh.attempts": "\(attempt)", "error": "\(error)"])
                 }
             }
-            try? await Task.sleep(for: delay)
+            try await Task.sleep(for: delay)
             delay = min(delay * 2, .seconds(2))
         }
     }

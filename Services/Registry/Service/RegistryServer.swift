@@ -150,7 +150,7 @@ final class RegistryServer: Service, Sendable {
             switch listReply(message) {
             case .success(let reply): return (reply.serializedBytes(), ListAgentsReply.messageType, nil)
             case .failure(let error):
-                return (ListAgentsReply(error: Self.errorReply(error)).serializedBytes(), ListAgentsReply.messageType, error)
+                return (ListAgentsReply(error: error.errorReply).serializedBytes(), ListAgentsReply.messageType, error)
             }
         default:
             let result: Result<AgentRecord, MeshError>
@@ -162,7 +162,7 @@ final class RegistryServer: Service, Sendable {
             switch result {
             case .success(let record): return (AgentReply(record: record).serializedBytes(), AgentReply.messageType, nil)
             case .failure(let error):
-                return (AgentReply(error: Self.errorReply(error)).serializedBytes(), AgentReply.messageType, error)
+                return (AgentReply(error: error.errorReply).serializedBytes(), AgentReply.messageType, error)
             }
         }
     }
@@ -251,11 +251,6 @@ final class RegistryServer: Service, Sendable {
             if error.code == .tooLarge { throw MeshError(.tooLarge, "request too large") }
             throw MeshError(.invalidArgument, "malformed request: not a valid \(M.messageType) (\(error.code))")
         }
-    }
-
-    static func errorReply(_ error: MeshError) -> ErrorReply {
-        let retry = error.retryAfter.map { UInt64(max(0, $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000)) }
-        return ErrorReply(code: error.code.rawValue, message: error.message, retryAfterMs: retry ?? 0)
     }
 }
 
