@@ -83,8 +83,10 @@ struct Up: AsyncParsableCommand {
             mesh.stop()
             throw error
         }
-        try meshState.write(stateDirectory: state)
+        // The summary first, then the state file: `up.json` is the readiness marker that
+        // `--detach`, `meshctl down` and scripts wait for, so everything is said by then.
         printSummary(meshState, state: state)
+        try meshState.write(stateDirectory: state)
 
         // Watch until a signal: report services that die (they are not restarted: a local
         // mesh that loses a process says so loudly instead of hiding it).
