@@ -262,13 +262,17 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// - Parameter toEpoch: the epoch of the new owner: once the checkpoints are written, the
     ///   hand-over marker tells it so.
     private func release(_ shard: Int, reason: String, handOver: Bool, toEpoch: UInt64? = nil) async {
-        try? subscriptions.removeValue(forKey: shard)?.unsubscribe()
+        let subscription = subscriptions.removeValue(forKey: shard)
         let cells = routing.withLock { routing -> [AgentCell] in
             routing.epochs[shard] = nil
             let moving = routing.cells.filter { resources.shardMap.shard(of: $0.key) == shard }
             for id in moving.keys { routing.cells[id] = nil }
             return Array(moving.values)
         }
+        // A drain, not an unsubscribe: requests already delivered here are still answered
+        // (`unavailable`, so the client retries at the new owner) instead of vanishing with
+        // the subscription while their callers wait out their whole timeout.
+        try? subscription?.beginDrain(timeout: .seconds(5))
         for cell in cells {
             await cell.stop(.reject)
             if handOver { await checkpoint(cell) }

@@ -39,6 +39,9 @@ struct BenchFailover: AsyncParsableCommand {
     @Option(name: [.customShort("o"), .customLong("output")], help: "table|json")
     var output: OutputFormat = .table
 
+    @Flag(name: .customLong("keep"), help: "Keep the temp directory with the processes' logs.")
+    var keep = false
+
     func validate() throws {
         guard (1...1_000).contains(runs) else { throw ValidationError("--runs must be in 1...1000") }
         guard (2...16).contains(workers) else { throw ValidationError("--workers must be in 2...16") }
@@ -57,7 +60,9 @@ struct BenchFailover: AsyncParsableCommand {
     func run() async throws {
         let bin = try LocalMesh.executableDirectory()
         let directory = try LocalHost.makeTempDirectory(prefix: "failover")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer {
+            if keep { FileHandle.standardError.write(Data("bench: logs kept in \(directory)\n".utf8)) } else { try? FileManager.default.removeItem(atPath: directory) }
+        }
         let nats = try await LocalNatsServer(directory: directory, port: try LocalHost.freePort(), monitorPort: try LocalHost.freePort())
         defer { nats.stop() }
         var processes: [String: ChildProcess] = [:]
@@ -66,7 +71,7 @@ struct BenchFailover: AsyncParsableCommand {
             processes[id] = try ChildProcess(
                 executable: "\(bin)/\(service.rawValue)", arguments: [], logPath: "\(directory)/\(id).log",
                 environment: [
-                    "MESH_NATS_URL": nats.url, "MESH_INSTANCE_ID": id, "MESH_LOG_LEVEL": "warning",
+                    "MESH_NATS_URL": nats.url, "MESH_INSTANCE_ID": id, "MESH_LOG_LEVEL": keep ? "debug" : "warning",
                     "MESH_HEARTBEAT_INTERVAL_MS": String(heartbeatMs),
                 ])
         }
