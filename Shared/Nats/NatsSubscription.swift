@@ -280,7 +280,8 @@ public final class NatsHandlerSubscription: Sendable {
     }
 
     /// Removes interest without waiting: messages already received still reach the handler
-    /// (unlike ``unsubscribe()``, which drops them), within `timeout`.
+    /// (unlike ``unsubscribe()``, which drops them), within `timeout`. Keep this object alive
+    /// until ``waitUntilComplete(timeout:)`` returns: releasing it ends the drain early.
     /// The corresponding C function is `natsSubscription_DrainTimeout`.
     public func beginDrain(timeout: Duration = .seconds(30)) throws(NatsError) {
         try handle.beginDrain(timeout: timeout)

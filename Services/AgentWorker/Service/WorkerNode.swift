@@ -272,7 +272,12 @@ final class WorkerNode: Service, @unchecked Sendable {
         // A drain, not an unsubscribe: requests already delivered here are still answered
         // (`unavailable`, so the client retries at the new owner) instead of vanishing with
         // the subscription while their callers wait out their whole timeout.
-        try? subscription?.beginDrain(timeout: .seconds(5))
+        // The wrapper must outlive the drain: releasing it destroys the C subscription and
+        // drops what is still pending.
+        if let subscription {
+            try? subscription.beginDrain(timeout: .seconds(5))
+            Task { _ = await subscription.waitUntilComplete(timeout: .seconds(6)) }
+        }
         for cell in cells {
             await cell.stop(.reject)
             if handOver { await checkpoint(cell) }
