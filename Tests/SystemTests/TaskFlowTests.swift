@@ -18,6 +18,7 @@ struct TaskFlowTests {
         let postgres: PostgresServer
         let logs: String
         var processes: [String: ChildProcess] = [:]
+        var environments: [String: [String: String]] = [:]
         var client: NatsConnection!
         var agents: KeyValue!
         var tasks: TaskClient!
@@ -38,9 +39,13 @@ struct TaskFlowTests {
             var environment = ["MESH_NATS_URL": nats.url, "MESH_INSTANCE_ID": id, "MESH_LOG_LEVEL": "info"]
             if service == .registry { environment["MESH_POSTGRES_URL"] = postgres.connectionString }
             if service == .agentWorker { environment.merge(workerEnvironment) { _, new in new } }
+            environments[id] = environment
             processes[id] = try ChildProcess(
                 executable: try MeshBinaries.path(service.rawValue), arguments: [], logPath: "\(logs)/\(id).log", environment: environment)
         }
+
+        /// Starts a stopped or killed process again with its environment.
+        func restart(_ id: String) throws { try processes[id]!.restart(environment: environments[id]!) }
 
         func connect() async throws {
             var options = NatsOptions()

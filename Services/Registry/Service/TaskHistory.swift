@@ -67,6 +67,9 @@ enum TaskHistory {
                 return record
             })
             guard !records.isEmpty else { return }
+            // The batch is acknowledged after the commit: the commit must survive a server
+            // crash even where the server runs with synchronous_commit off.
+            try await connection.execute("SET LOCAL synchronous_commit TO on")
             let updates = columns.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
             try await connection.batchInsert(
                 table: "tasks", columns: columns, rows: records.map(row),
