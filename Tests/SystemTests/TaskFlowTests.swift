@@ -102,6 +102,16 @@ struct TaskFlowTests {
             return found
         }
 
+        /// Runs `meshctl` against this mesh: its exit status and standard output.
+        func meshctl(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
+            let out = "\(logs)/meshctl-\(UUID().uuidString).out"
+            let child = try ChildProcess(
+                executable: try MeshBinaries.path("meshctl"), arguments: arguments + ["--nats-url", nats.url], logPath: out, errorLogPath: out + ".err")
+            _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) { !child.isRunning }
+            let status = await child.stop()
+            return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+        }
+
         func events(of id: String) -> [(state: String, record: TaskRecord)] { events.withLock { $0.filter { $0.record.taskId == id } } }
 
         func shutdown() async {
@@ -223,6 +233,23 @@ struct TaskFlowTests {
         #expect(Set(cancelledOnes.tasks.map(\.taskId)) == [queued.taskId, long.taskId])
         await #expect(throws: MeshError.self) { _ = try await mesh.tasks.get("00000000-0000-7000-8000-000000000000") }
         await #expect(throws: MeshError.self) { _ = try await mesh.submit("echo-1", "say", String(repeating: "x", count: TaskRules.maxPayloadBytes + 1)) }
+
+        // The same through meshctl.
+        let submittedByCLI = try await mesh.meshctl(["tasks", "submit", "echo-1", "say", "--data", "hi", "--key", "cli-1", "--wait", "-o", "json"])
+        #expect(submittedByCLI.status == 0, "\(submittedByCLI.output)")
+        let cliRecord = try JSONSerialization.jsonObject(with: Data(submittedByCLI.output.utf8)) as? [String: Any] ?? [:]
+        #expect(cliRecord["state"] as? String == "succeeded" && cliRecord["result"] as? String == "hi", "\(cliRecord)")
+        let cliID = try #require(cliRecord["task_id"] as? String)
+        let repeated = try await mesh.meshctl(["tasks", "submit", "echo-1", "say", "--data", "hi", "--key", "cli-1", "-o", "json"])
+        #expect(repeated.output.contains(cliID) && repeated.output.contains("\"duplicate\":true"), "\(repeated.output)")
+        let got = try await mesh.meshctl(["tasks", "get", cliID, "-o", "json"])
+        #expect(got.status == 0 && got.output.contains("\"succeeded\""))
+        let listed = try await mesh.meshctl(["tasks", "ls", "--agent", "sorter", "--status", "succeeded", "-o", "json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]])?.count == 10, "\(listed.output)")
+        let dlq = try await mesh.meshctl(["tasks", "dlq", "ls", "-o", "json"])
+        #expect(dlq.status == 0 && dlq.output.contains(failing.taskId), "\(dlq.output)")
+        #expect(try await mesh.meshctl(["tasks", "cancel", "not-a-task-id"]).status != 0)
+        #expect(try await mesh.meshctl(["tasks", "submit", "Bad.Agent", "say"]).status != 0)
         await mesh.shutdown()
     }
 
