@@ -23,6 +23,7 @@ import Synchronization
 /// | `--task-backoff-base-ms` | `MESH_TASK_BACKOFF_BASE_MS` | `500` |
 /// | `--task-backoff-max-ms` | `MESH_TASK_BACKOFF_MAX_MS` | `30000` |
 /// | `--task-aging-ms` | `MESH_TASK_AGING_MS` | `2000` |
+/// | `--drain-timeout-ms` | `MESH_DRAIN_TIMEOUT_MS` | `5000` (how long a stopping node waits for its shards to move) |
 public struct WorkerOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("heartbeat-interval-ms"), help: "Heartbeat period in ms (env MESH_HEARTBEAT_INTERVAL_MS).")
     public var heartbeatIntervalMs: Int = MeshEnvironment.int("MESH_HEARTBEAT_INTERVAL_MS", 250)
@@ -50,6 +51,8 @@ public struct WorkerOptions: ParsableArguments, Sendable {
 
     @Option(name: .customLong("task-aging-ms"), help: "A waiting task moves up one priority class per this many ms (env MESH_TASK_AGING_MS).")
     public var taskAgingMs: Int = MeshEnvironment.int("MESH_TASK_AGING_MS", 2_000)
+    @Option(name: .customLong("drain-timeout-ms"), help: "On SIGTERM, how long to wait for the shards to move to other nodes, in ms (env MESH_DRAIN_TIMEOUT_MS).")
+    public var drainTimeoutMs: Int = MeshEnvironment.int("MESH_DRAIN_TIMEOUT_MS", 5000)
 
     public init() {}
 
@@ -75,6 +78,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
             throw ValidationError("--task-backoff-max-ms must be in --task-backoff-base-ms...3600000")
         }
         guard (10...600_000).contains(taskAgingMs) else { throw ValidationError("--task-aging-ms must be in 10...600000") }
+        guard (0...600_000).contains(drainTimeoutMs) else { throw ValidationError("--drain-timeout-ms must be in 0...600000") }
         for command in execCommands where !command.hasPrefix("/") {
             throw ValidationError("--exec-allow takes absolute paths, got \(command)")
         }
@@ -90,13 +94,19 @@ public enum AgentWorker {
 
     public static func services(context: ServiceContext, options: WorkerOptions) throws -> [any Service] {
         let node = WorkerNode(context: context, options: options)
-        return [node, heartbeat(context: context, options: options, node: node)]
+        // Heartbeat first: services stop in reverse order, so the node drains while its
+        // heartbeats (saying `draining`) still go out.
+        return [heartbeat(context: context, options: options, node: node), node]
     }
 
     /// The heartbeat: a `NodeHeartbeat` every `--heartbeat-interval-ms`.
     static func heartbeat(context: ServiceContext, options: WorkerOptions, node: WorkerNode) -> PeriodicService {
         let subject = context.subjects.heartbeat(node: context.instanceID)
         let sequence = Atomic<UInt64>(0)
+        // A new instance id per process: the supervisor ends an operator's drain when the
+        // drained node comes back as a new instance.
+        let instance = "\(context.instanceID.rawValue)-\(String(UInt64.random(in: 1...UInt64.max), radix: 16))"
+
         let sent = Counter(label: "mesh_heartbeats_sent_total")
         return PeriodicService(
             every: .milliseconds(options.heartbeatIntervalMs),
@@ -105,7 +115,7 @@ public enum AgentWorker {
                 let (shards, agents) = node.ownership
                 var beat = NodeHeartbeat()
                 beat.nodeId = context.instanceID.rawValue
-                beat.instanceId = context.instanceID.rawValue
+                beat.instanceId = instance
                 beat.capacity = UInt32(options.capacity)
                 beat.load = Double(agents) / Double(max(1, options.capacity * 100))
                 beat.agentCount = UInt32(agents)
@@ -113,6 +123,7 @@ public enum AgentWorker {
                 beat.timestampUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
                 beat.buildVersion = MeshVersion.current
                 beat.sequence = sequence.add(1, ordering: .relaxed).newValue
+                beat.draining = node.isDraining.load(ordering: .relaxed)
                 var headers = NatsHeaders()
                 headers[MeshHeader.messageType] = NodeHeartbeat.messageType.rawValue
                 try context.nats.publish(subject, payload: beat.serializedBytes(), headers: headers)
