@@ -171,10 +171,14 @@ public final class TaskClient: Sendable {
         }
     }
 
+    /// Records the submission in the history without waiting for the stream's ack: the task
+    /// itself is already stored; a lost `submitted` event only means the history first hears
+    /// of the task when a worker starts it.
     private func publishSubmitted(_ envelope: TaskEnvelope) async throws {
         var record = TaskRecord(envelope: envelope, state: .submitted)
         record.updatedAtUnixMs = envelope.submittedAtUnixMs
-        try await publishEvent(record, reason: "submitted")
+        let event = TaskEvents.message(record, reason: "submitted", subjects: subjects)
+        try jetStream.publishAsync(event.subject, payload: event.payload, headers: event.headers, msgId: event.id, ackTimeout: timeout)
     }
 
     /// Publishes one task event (`<prefix>.evt.task.<state>`) and waits for the stream.
