@@ -113,6 +113,7 @@ struct BenchTasks: AsyncParsableCommand {
         let payload = [UInt8](repeating: 0x41, count: payloadSize)
         progress("submitting \(tasks) tasks, \(inFlight) in flight")
         let start = clock.now
+        let startDate = Date().addingTimeInterval(-1)
         let submitLatency = try await BenchMesh.closedLoop(count: tasks, inFlight: inFlight) { index in
             let begin = ContinuousClock.now
             let submitted = try await client.submit(TaskSubmission(agent: ids[index % ids.count], action: "echo", payload: payload))
@@ -129,7 +130,7 @@ struct BenchTasks: AsyncParsableCommand {
         progress("waiting for the history")
         var recordedAt = clock.now
         while true {
-            if try await countSucceeded(client, since: Date().addingTimeInterval(-24 * 3600)) >= tasks {
+            if try await countSucceeded(client, since: startDate) >= tasks {
                 recordedAt = clock.now
                 break
             }
