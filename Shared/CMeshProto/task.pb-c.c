@@ -97,7 +97,187 @@ void   mesh__v1__task_result__free_unpacked
   assert(message->base.descriptor == &mesh__v1__task_result__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor mesh__v1__task_envelope__field_descriptors[11] =
+void   mesh__v1__task_record__init
+                     (Mesh__V1__TaskRecord         *message)
+{
+  static const Mesh__V1__TaskRecord init_value = MESH__V1__TASK_RECORD__INIT;
+  *message = init_value;
+}
+size_t mesh__v1__task_record__get_packed_size
+                     (const Mesh__V1__TaskRecord *message)
+{
+  assert(message->base.descriptor == &mesh__v1__task_record__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t mesh__v1__task_record__pack
+                     (const Mesh__V1__TaskRecord *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &mesh__v1__task_record__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t mesh__v1__task_record__pack_to_buffer
+                     (const Mesh__V1__TaskRecord *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &mesh__v1__task_record__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Mesh__V1__TaskRecord *
+       mesh__v1__task_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Mesh__V1__TaskRecord *)
+     protobuf_c_message_unpack (&mesh__v1__task_record__descriptor,
+                                allocator, len, data);
+}
+void   mesh__v1__task_record__free_unpacked
+                     (Mesh__V1__TaskRecord *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &mesh__v1__task_record__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   mesh__v1__dead_letter__init
+                     (Mesh__V1__DeadLetter         *message)
+{
+  static const Mesh__V1__DeadLetter init_value = MESH__V1__DEAD_LETTER__INIT;
+  *message = init_value;
+}
+size_t mesh__v1__dead_letter__get_packed_size
+                     (const Mesh__V1__DeadLetter *message)
+{
+  assert(message->base.descriptor == &mesh__v1__dead_letter__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t mesh__v1__dead_letter__pack
+                     (const Mesh__V1__DeadLetter *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &mesh__v1__dead_letter__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t mesh__v1__dead_letter__pack_to_buffer
+                     (const Mesh__V1__DeadLetter *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &mesh__v1__dead_letter__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Mesh__V1__DeadLetter *
+       mesh__v1__dead_letter__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Mesh__V1__DeadLetter *)
+     protobuf_c_message_unpack (&mesh__v1__dead_letter__descriptor,
+                                allocator, len, data);
+}
+void   mesh__v1__dead_letter__free_unpacked
+                     (Mesh__V1__DeadLetter *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &mesh__v1__dead_letter__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   mesh__v1__task_query_request__init
+                     (Mesh__V1__TaskQueryRequest         *message)
+{
+  static const Mesh__V1__TaskQueryRequest init_value = MESH__V1__TASK_QUERY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t mesh__v1__task_query_request__get_packed_size
+                     (const Mesh__V1__TaskQueryRequest *message)
+{
+  assert(message->base.descriptor == &mesh__v1__task_query_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t mesh__v1__task_query_request__pack
+                     (const Mesh__V1__TaskQueryRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &mesh__v1__task_query_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t mesh__v1__task_query_request__pack_to_buffer
+                     (const Mesh__V1__TaskQueryRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &mesh__v1__task_query_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Mesh__V1__TaskQueryRequest *
+       mesh__v1__task_query_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Mesh__V1__TaskQueryRequest *)
+     protobuf_c_message_unpack (&mesh__v1__task_query_request__descriptor,
+                                allocator, len, data);
+}
+void   mesh__v1__task_query_request__free_unpacked
+                     (Mesh__V1__TaskQueryRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &mesh__v1__task_query_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   mesh__v1__task_query_reply__init
+                     (Mesh__V1__TaskQueryReply         *message)
+{
+  static const Mesh__V1__TaskQueryReply init_value = MESH__V1__TASK_QUERY_REPLY__INIT;
+  *message = init_value;
+}
+size_t mesh__v1__task_query_reply__get_packed_size
+                     (const Mesh__V1__TaskQueryReply *message)
+{
+  assert(message->base.descriptor == &mesh__v1__task_query_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t mesh__v1__task_query_reply__pack
+                     (const Mesh__V1__TaskQueryReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &mesh__v1__task_query_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t mesh__v1__task_query_reply__pack_to_buffer
+                     (const Mesh__V1__TaskQueryReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &mesh__v1__task_query_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Mesh__V1__TaskQueryReply *
+       mesh__v1__task_query_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Mesh__V1__TaskQueryReply *)
+     protobuf_c_message_unpack (&mesh__v1__task_query_reply__descriptor,
+                                allocator, len, data);
+}
+void   mesh__v1__task_query_reply__free_unpacked
+                     (Mesh__V1__TaskQueryReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &mesh__v1__task_query_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor mesh__v1__task_envelope__field_descriptors[12] =
 {
   {
     "version",
@@ -231,6 +411,18 @@ static const ProtobufCFieldDescriptor mesh__v1__task_envelope__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "rerun",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskEnvelope, rerun),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned mesh__v1__task_envelope__field_indices_by_name[] = {
   3,   /* field[3] = action */
@@ -241,6 +433,7 @@ static const unsigned mesh__v1__task_envelope__field_indices_by_name[] = {
   8,   /* field[8] = max_attempts */
   4,   /* field[4] = payload */
   5,   /* field[5] = priority */
+  11,   /* field[11] = rerun */
   10,   /* field[10] = submitted_at_unix_ms */
   1,   /* field[1] = task_id */
   0,   /* field[0] = version */
@@ -248,7 +441,7 @@ static const unsigned mesh__v1__task_envelope__field_indices_by_name[] = {
 static const ProtobufCIntRange mesh__v1__task_envelope__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor mesh__v1__task_envelope__descriptor =
 {
@@ -258,7 +451,7 @@ const ProtobufCMessageDescriptor mesh__v1__task_envelope__descriptor =
   "Mesh__V1__TaskEnvelope",
   "mesh.v1",
   sizeof(Mesh__V1__TaskEnvelope),
-  11,
+  12,
   mesh__v1__task_envelope__field_descriptors,
   mesh__v1__task_envelope__field_indices_by_name,
   1,  mesh__v1__task_envelope__number_ranges,
@@ -420,6 +613,574 @@ const ProtobufCMessageDescriptor mesh__v1__task_result__descriptor =
   (ProtobufCMessageInit) mesh__v1__task_result__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor mesh__v1__task_record__field_descriptors[18] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "task_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, task_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agent_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, agent_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "action",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, action),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "priority",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, priority),
+    &mesh__v1__task_priority__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, state),
+    &mesh__v1__task_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempts",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, attempts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_attempts",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, max_attempts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "idempotency_key",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "submitted_at_unix_ms",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, submitted_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "started_at_unix_ms",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, started_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "finished_at_unix_ms",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, finished_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "deadline_unix_ms",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, deadline_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "result",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, result),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, error),
+    &mesh__v1__error_reply__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node_id",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, node_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rerun",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, rerun),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_at_unix_ms",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskRecord, updated_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned mesh__v1__task_record__field_indices_by_name[] = {
+  3,   /* field[3] = action */
+  2,   /* field[2] = agent_id */
+  6,   /* field[6] = attempts */
+  12,   /* field[12] = deadline_unix_ms */
+  14,   /* field[14] = error */
+  11,   /* field[11] = finished_at_unix_ms */
+  8,   /* field[8] = idempotency_key */
+  7,   /* field[7] = max_attempts */
+  15,   /* field[15] = node_id */
+  4,   /* field[4] = priority */
+  16,   /* field[16] = rerun */
+  13,   /* field[13] = result */
+  10,   /* field[10] = started_at_unix_ms */
+  5,   /* field[5] = state */
+  9,   /* field[9] = submitted_at_unix_ms */
+  1,   /* field[1] = task_id */
+  17,   /* field[17] = updated_at_unix_ms */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange mesh__v1__task_record__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 18 }
+};
+const ProtobufCMessageDescriptor mesh__v1__task_record__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "mesh.v1.TaskRecord",
+  "TaskRecord",
+  "Mesh__V1__TaskRecord",
+  "mesh.v1",
+  sizeof(Mesh__V1__TaskRecord),
+  18,
+  mesh__v1__task_record__field_descriptors,
+  mesh__v1__task_record__field_indices_by_name,
+  1,  mesh__v1__task_record__number_ranges,
+  (ProtobufCMessageInit) mesh__v1__task_record__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor mesh__v1__dead_letter__field_descriptors[6] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DeadLetter, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "task",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DeadLetter, task),
+    &mesh__v1__task_envelope__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DeadLetter, error),
+    &mesh__v1__error_reply__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempts",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DeadLetter, attempts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dead_lettered_at_unix_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DeadLetter, dead_lettered_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node_id",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DeadLetter, node_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned mesh__v1__dead_letter__field_indices_by_name[] = {
+  3,   /* field[3] = attempts */
+  4,   /* field[4] = dead_lettered_at_unix_ms */
+  2,   /* field[2] = error */
+  5,   /* field[5] = node_id */
+  1,   /* field[1] = task */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange mesh__v1__dead_letter__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor mesh__v1__dead_letter__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "mesh.v1.DeadLetter",
+  "DeadLetter",
+  "Mesh__V1__DeadLetter",
+  "mesh.v1",
+  sizeof(Mesh__V1__DeadLetter),
+  6,
+  mesh__v1__dead_letter__field_descriptors,
+  mesh__v1__dead_letter__field_indices_by_name,
+  1,  mesh__v1__dead_letter__number_ranges,
+  (ProtobufCMessageInit) mesh__v1__dead_letter__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor mesh__v1__task_query_request__field_descriptors[8] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryRequest, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "task_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryRequest, task_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agent_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryRequest, agent_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryRequest, state),
+    &mesh__v1__task_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_unix_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryRequest, from_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_unix_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryRequest, to_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryRequest, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned mesh__v1__task_query_request__field_indices_by_name[] = {
+  2,   /* field[2] = agent_id */
+  6,   /* field[6] = cursor */
+  4,   /* field[4] = from_unix_ms */
+  7,   /* field[7] = limit */
+  3,   /* field[3] = state */
+  1,   /* field[1] = task_id */
+  5,   /* field[5] = to_unix_ms */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange mesh__v1__task_query_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor mesh__v1__task_query_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "mesh.v1.TaskQueryRequest",
+  "TaskQueryRequest",
+  "Mesh__V1__TaskQueryRequest",
+  "mesh.v1",
+  sizeof(Mesh__V1__TaskQueryRequest),
+  8,
+  mesh__v1__task_query_request__field_descriptors,
+  mesh__v1__task_query_request__field_indices_by_name,
+  1,  mesh__v1__task_query_request__number_ranges,
+  (ProtobufCMessageInit) mesh__v1__task_query_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor mesh__v1__task_query_reply__field_descriptors[4] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryReply, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tasks",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Mesh__V1__TaskQueryReply, n_tasks),
+    offsetof(Mesh__V1__TaskQueryReply, tasks),
+    &mesh__v1__task_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_cursor",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryReply, next_cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__TaskQueryReply, error),
+    &mesh__v1__error_reply__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned mesh__v1__task_query_reply__field_indices_by_name[] = {
+  3,   /* field[3] = error */
+  2,   /* field[2] = next_cursor */
+  1,   /* field[1] = tasks */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange mesh__v1__task_query_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor mesh__v1__task_query_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "mesh.v1.TaskQueryReply",
+  "TaskQueryReply",
+  "Mesh__V1__TaskQueryReply",
+  "mesh.v1",
+  sizeof(Mesh__V1__TaskQueryReply),
+  4,
+  mesh__v1__task_query_reply__field_descriptors,
+  mesh__v1__task_query_reply__field_indices_by_name,
+  1,  mesh__v1__task_query_reply__number_ranges,
+  (ProtobufCMessageInit) mesh__v1__task_query_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue mesh__v1__task_priority__enum_values_by_number[4] =
 {
   { "TASK_PRIORITY_UNSPECIFIED", "MESH__V1__TASK_PRIORITY__TASK_PRIORITY_UNSPECIFIED", 0 },
@@ -486,5 +1247,47 @@ const ProtobufCEnumDescriptor mesh__v1__task_status__descriptor =
   mesh__v1__task_status__enum_values_by_name,
   1,
   mesh__v1__task_status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue mesh__v1__task_state__enum_values_by_number[9] =
+{
+  { "TASK_STATE_UNSPECIFIED", "MESH__V1__TASK_STATE__TASK_STATE_UNSPECIFIED", 0 },
+  { "TASK_STATE_SUBMITTED", "MESH__V1__TASK_STATE__TASK_STATE_SUBMITTED", 1 },
+  { "TASK_STATE_RUNNING", "MESH__V1__TASK_STATE__TASK_STATE_RUNNING", 2 },
+  { "TASK_STATE_RETRYING", "MESH__V1__TASK_STATE__TASK_STATE_RETRYING", 3 },
+  { "TASK_STATE_SUCCEEDED", "MESH__V1__TASK_STATE__TASK_STATE_SUCCEEDED", 4 },
+  { "TASK_STATE_FAILED", "MESH__V1__TASK_STATE__TASK_STATE_FAILED", 5 },
+  { "TASK_STATE_EXPIRED", "MESH__V1__TASK_STATE__TASK_STATE_EXPIRED", 6 },
+  { "TASK_STATE_CANCELLED", "MESH__V1__TASK_STATE__TASK_STATE_CANCELLED", 7 },
+  { "TASK_STATE_DEAD_LETTERED", "MESH__V1__TASK_STATE__TASK_STATE_DEAD_LETTERED", 8 },
+};
+static const ProtobufCIntRange mesh__v1__task_state__value_ranges[] = {
+{0, 0},{0, 9}
+};
+static const ProtobufCEnumValueIndex mesh__v1__task_state__enum_values_by_name[9] =
+{
+  { "TASK_STATE_CANCELLED", 7 },
+  { "TASK_STATE_DEAD_LETTERED", 8 },
+  { "TASK_STATE_EXPIRED", 6 },
+  { "TASK_STATE_FAILED", 5 },
+  { "TASK_STATE_RETRYING", 3 },
+  { "TASK_STATE_RUNNING", 2 },
+  { "TASK_STATE_SUBMITTED", 1 },
+  { "TASK_STATE_SUCCEEDED", 4 },
+  { "TASK_STATE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor mesh__v1__task_state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "mesh.v1.TaskState",
+  "TaskState",
+  "Mesh__V1__TaskState",
+  "mesh.v1",
+  9,
+  mesh__v1__task_state__enum_values_by_number,
+  9,
+  mesh__v1__task_state__enum_values_by_name,
+  1,
+  mesh__v1__task_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -35,6 +35,23 @@ public struct EventKind: Hashable, Sendable, CustomStringConvertible {
     public static let groupFailed = EventKind("group", "failed")
     public static let supervisorElected = EventKind("supervisor", "elected")
 
+    // Tasks: one kind per task state (`TaskState.name`).
+    public static let taskSubmitted = EventKind("task", "submitted")
+    public static let taskRunning = EventKind("task", "running")
+    public static let taskRetrying = EventKind("task", "retrying")
+    public static let taskSucceeded = EventKind("task", "succeeded")
+    public static let taskFailed = EventKind("task", "failed")
+    public static let taskExpired = EventKind("task", "expired")
+    public static let taskCancelled = EventKind("task", "cancelled")
+    public static let taskDeadLettered = EventKind("task", "dead_lettered")
+    /// Every task transition's kind.
+    public static let taskTransitions: [EventKind] = [
+        taskSubmitted, taskRunning, taskRetrying, taskSucceeded, taskFailed, taskExpired, taskCancelled, taskDeadLettered,
+    ]
+
+    /// The task event kind named `name` (a task state's name), or nil.
+    public static func task(named name: String) -> EventKind? { taskTransitions.first { $0.name == name } }
+
     /// The agent timeline's kinds.
     public static let agentTimeline: [EventKind] = [
         agentCreated, agentUpdated, agentPlaced, agentStarted, agentFailed, agentRestarted, agentMigrated, agentStopped, agentDeleted,
@@ -43,6 +60,7 @@ public struct EventKind: Hashable, Sendable, CustomStringConvertible {
 
     /// All kinds, for validation of what arrives from the wire.
     public static let all: [EventKind] = agentTimeline + [nodeJoined, nodeLost, nodeDraining, nodeUndrained, shardMoved, groupFailed, supervisorElected]
+        + taskTransitions
 }
 
 extension Subjects {

@@ -47,6 +47,18 @@ public struct Subjects: Sendable, Hashable {
     public func taskWildcard(shard: Int) -> String { "\(prefix).task.\(shard).*" }
     /// `<prefix>.task.>` — all task subjects (the stream's subjects).
     public var tasksAll: String { "\(prefix).task.>" }
+    /// `<prefix>.dlq.task.<shard>.<id>` — a dead-lettered task (stream ``tasksDeadLetterStream``).
+    public func deadLetter(shard: Int, agent: AgentID) -> String { "\(prefix).dlq.task.\(shard).\(agent.rawValue)" }
+    /// `<prefix>.dlq.task.>` — the dead-letter stream's subjects.
+    public var deadLettersAll: String { "\(prefix).dlq.task.>" }
+    /// `<prefix>.tasks.query` — a question to the task history (served by the registry,
+    /// queue group ``registryQueue``).
+    public var taskQuery: String { "\(prefix).tasks.query" }
+    /// `<prefix>.evt.task.>` — every task event (the history writer's filter).
+    public var taskEventsAll: String { "\(prefix).evt.task.>" }
+    /// Durable consumer of ``tasksStream`` for one shard, filtered to ``taskWildcard(shard:)``;
+    /// the shard's owner pulls from it, and it stays when the shard moves.
+    public func taskConsumer(shard: Int) -> String { "tasks-\(shard)" }
 
     // MARK: Specs (fire-and-forget intake)
 
@@ -93,6 +105,12 @@ public struct Subjects: Sendable, Hashable {
 
     /// Stream of durable tasks (work-queue retention).
     public var tasksStream: String { "\(prefix.uppercased())_TASKS" }
+    /// Stream of dead-lettered tasks (limits retention).
+    public var tasksDeadLetterStream: String { "\(prefix.uppercased())_TASKS_DLQ" }
+    /// KV bucket of idempotency keys: `<agent>.<hex(key)>` → task id.
+    public var taskKeysBucket: String { "\(prefix)_task_keys" }
+    /// KV bucket of cancellation requests: task id → reason.
+    public var taskCancelBucket: String { "\(prefix)_task_cancel" }
     /// Stream of events (limits retention).
     public var eventsStream: String { "\(prefix.uppercased())_EVENTS" }
     /// Stream of published agent specs (work-queue retention, consumed by the registry).
@@ -119,6 +137,8 @@ public struct Subjects: Sendable, Hashable {
     public var registryStatusMirrorConsumer: String { "registry-mirror-status" }
     /// Durable consumer of ``eventsStream`` (agent events only) that writes the agent timeline.
     public var registryTimelineConsumer: String { "registry-timeline" }
+    /// Durable consumer of ``eventsStream`` (task events only) that writes the task history.
+    public var registryTasksConsumer: String { "registry-tasks" }
     /// `<prefix>.evt.agent.>` — the agent timeline's events (filter of ``registryTimelineConsumer``).
     public var agentEventsAll: String { "\(prefix).evt.agent.>" }
 

@@ -76,7 +76,7 @@ public struct MessageType: RawRepresentable, Hashable, Sendable, CustomStringCon
         ErrorReply.self,
         AgentSpec.self, Placement.self, AgentRecord.self,
         ActionRequest.self, ActionReply.self,
-        TaskEnvelope.self, TaskResult.self,
+        TaskEnvelope.self, TaskResult.self, TaskRecord.self, DeadLetter.self, TaskQueryRequest.self, TaskQueryReply.self,
         NodeHeartbeat.self, NodeHeartbeat.OwnedShard.self, ShardAssignment.self,
         NodeInfo.self, ListNodesRequest.self, ListNodesReply.self, DrainNodeRequest.self, DrainNodeReply.self,
         Event.self,

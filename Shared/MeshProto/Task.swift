@@ -93,11 +93,13 @@ public struct TaskEnvelope: Sendable, Hashable {
     /// Submissions with the same key (per agent) are one task.
     public var idempotencyKey: String
     public var submittedAtUnixMs: Int64
+    /// Re-runs from the dead-letter queue before this one (0 = first run).
+    public var rerun: UInt32
 
     public init(
         version: UInt32 = SchemaVersion.current, taskId: String = "", agentId: String = "", action: String = "",
         payload: [UInt8] = [], priority: TaskPriority = .normal, deadlineUnixMs: Int64 = 0, attempt: UInt32 = 0,
-        maxAttempts: UInt32 = 0, idempotencyKey: String = "", submittedAtUnixMs: Int64 = 0
+        maxAttempts: UInt32 = 0, idempotencyKey: String = "", submittedAtUnixMs: Int64 = 0, rerun: UInt32 = 0
     ) {
         self.version = version
         self.taskId = taskId
@@ -110,6 +112,7 @@ public struct TaskEnvelope: Sendable, Hashable {
         self.maxAttempts = maxAttempts
         self.idempotencyKey = idempotencyKey
         self.submittedAtUnixMs = submittedAtUnixMs
+        self.rerun = rerun
     }
 }
 
@@ -177,6 +180,7 @@ extension TaskEnvelope: CBridged {
         c.pointee.max_attempts = maxAttempts
         arena.set(&c.pointee.idempotency_key, idempotencyKey)
         c.pointee.submitted_at_unix_ms = submittedAtUnixMs
+        c.pointee.rerun = rerun
     }
 
     init(c: UnsafePointer<Mesh__V1__TaskEnvelope>) throws(WireError) {
@@ -192,7 +196,8 @@ extension TaskEnvelope: CBridged {
             attempt: c.attempt,
             maxAttempts: c.max_attempts,
             idempotencyKey: try WireRead.string(c.idempotency_key, "TaskEnvelope.idempotency_key"),
-            submittedAtUnixMs: c.submitted_at_unix_ms)
+            submittedAtUnixMs: c.submitted_at_unix_ms,
+            rerun: c.rerun)
     }
 }
 

@@ -11,6 +11,10 @@ public import Nats
 /// |---|---|---|---|
 /// | `MESH_EVENTS` (`mesh.evt.>`) | stream | limits: 7 days, 1 GiB | events and the agent timeline |
 /// | `MESH_SPECS` (`mesh.spec.>`) | stream | work queue, 1 day, 2 min de-dup window | published agent specs |
+/// | `MESH_TASKS` (`mesh.task.>`) | stream | work queue, file, 7 days, 2 min de-dup window | durable tasks until acknowledged |
+/// | `MESH_TASKS_DLQ` (`mesh.dlq.task.>`) | stream | limits: 14 days | tasks out of attempts |
+/// | `mesh_task_keys` | KV, TTL 24 h | — | idempotency key → task id |
+/// | `mesh_task_cancel` | KV, TTL 24 h | — | cancelled task ids |
 /// | `mesh_agents` | KV, history 5 | — | agent specs (desired state) |
 /// | `mesh_status` | KV | — | agent run status and placement (owning worker) |
 /// | `mesh_shards` | KV, history 5 | — | shard → node with epoch |
@@ -22,6 +26,14 @@ public struct ClusterResources: Sendable {
     public static let maxValueBytes: Int32 = 1 << 20
     /// Time-to-live of a lease that is not renewed.
     public static let defaultLeaseTTL: Duration = .seconds(2)
+    /// De-duplication window of `MESH_TASKS` (`Nats-Msg-Id`): at least the task client's
+    /// retry horizon (`TaskClient.retryHorizon`, 30 s), so a retried or repeated submission
+    /// within it is stored once.
+    public static let taskDuplicateWindow: Duration = .seconds(120)
+    /// How long an idempotency key maps to its task id, and a cancel request is kept.
+    public static let taskKeyTTL: Duration = .seconds(24 * 3600)
+    /// Largest message of `MESH_TASKS` (a task of the largest payload plus its envelope).
+    public static let maxTaskMessageBytes: Int32 = Int32(TaskRules.maxPayloadBytes + 16 * 1024)
 
     public let agents: KeyValue
     public let status: KeyValue
@@ -29,6 +41,10 @@ public struct ClusterResources: Sendable {
     public let state: KeyValue
     public let cluster: KeyValue
     public let leases: KeyValue
+    /// Idempotency key → task id (TTL ``taskKeyTTL``).
+    public let taskKeys: KeyValue
+    /// Cancelled task ids (TTL ``taskKeyTTL``).
+    public let taskCancel: KeyValue
     /// The cluster's shard map (its shard count is fixed when the cluster is created).
     public let shardMap: ShardMap
 
@@ -57,6 +73,24 @@ public struct ClusterResources: Sendable {
         specs.description = "Published agent specs, applied by the registry"
         _ = try js.addOrUpdateStream(specs)
 
+        var tasks = StreamConfig(name: subjects.tasksStream, subjects: [subjects.tasksAll])
+        tasks.retention = .workQueue
+        tasks.storage = .file
+        tasks.maxAge = .seconds(7 * 24 * 3600)
+        tasks.duplicateWindow = taskDuplicateWindow
+        tasks.maxMsgSize = maxTaskMessageBytes
+        tasks.replicas = replicas
+        tasks.description = "Durable tasks, one consumer per shard"
+        _ = try js.addOrUpdateStream(tasks)
+
+        var deadLetters = StreamConfig(name: subjects.tasksDeadLetterStream, subjects: [subjects.deadLettersAll])
+        deadLetters.retention = .limits
+        deadLetters.maxAge = .seconds(14 * 24 * 3600)
+        deadLetters.maxMsgSize = maxValueBytes
+        deadLetters.replicas = replicas
+        deadLetters.description = "Tasks out of attempts, for an operator"
+        _ = try js.addOrUpdateStream(deadLetters)
+
         let cluster = try bucket(js, replicas, subjects.clusterBucket, "Cluster settings")
         let resources = ClusterResources(
             agents: try bucket(js, replicas, subjects.agentsBucket, history: 5, "Agent specs"),
@@ -65,6 +99,8 @@ public struct ClusterResources: Sendable {
             state: try bucket(js, replicas, subjects.stateBucket, "Agent state checkpoints"),
             cluster: cluster,
             leases: try bucket(js, replicas, subjects.leasesBucket, ttl: leaseTTL, "Leader leases"),
+            taskKeys: try bucket(js, replicas, subjects.taskKeysBucket, ttl: taskKeyTTL, "Task idempotency keys"),
+            taskCancel: try bucket(js, replicas, subjects.taskCancelBucket, ttl: taskKeyTTL, "Cancelled tasks"),
             shardMap: try readShardCount(cluster, proposed: shardCount, logger: logger))
         return resources
     }

@@ -155,6 +155,18 @@ public struct ConsumerInfo: Sendable {
     public var ackFloorStreamSeq: UInt64
 }
 
+/// A message as a stream stores it (read by sequence).
+public struct StoredMessage: Sendable {
+    /// The subject it was published to.
+    public var subject: String
+    /// The payload.
+    public var payload: [UInt8]
+    /// Its headers.
+    public var headers: NatsHeaders
+    /// Its sequence in the stream.
+    public var sequence: UInt64
+}
+
 /// A positive publish acknowledgement.
 public struct PubAck: Sendable, Equatable {
     /// The stream that stored the message.
@@ -368,6 +380,31 @@ public final class JetStream: @unchecked Sendable {
         guard let info else { throw NatsError(code: .notFound, operation: "js_GetStreamInfo") }
         defer { jsStreamInfo_Destroy(info) }
         return StreamInfo(info.pointee)
+    }
+
+    /// A message stored in a stream, read by sequence (nil when that sequence was deleted or
+    /// never existed).
+    /// - Throws: `.notFound` when the stream does not exist.
+    /// The corresponding C function is `js_GetMsg`.
+    public func storedMessage(stream: String, sequence: UInt64) throws(NatsError) -> StoredMessage? {
+        try SubjectRules.validateName(stream, kind: "stream", "js_GetMsg")
+        var msg: OpaquePointer? = nil
+        var jsError = jsErrCode(rawValue: 0)
+        let status = js_GetMsg(&msg, js, stream, sequence, nil, &jsError)
+        guard status == NATS_OK, let msg else {
+            if jsError.rawValue == 10037 || (status == NATS_NOT_FOUND && jsError.rawValue == 0) { return nil }  // no message
+            throw NatsError(status: status, operation: "js_GetMsg", jsError: jsError)
+        }
+        defer { natsMsg_Destroy(msg) }
+        let message = NatsMessage(cMessage: msg)
+        return StoredMessage(subject: message.subject, payload: message.payload, headers: message.headers, sequence: sequence)
+    }
+
+    /// Deletes one message of a stream by sequence.
+    /// The corresponding C function is `js_DeleteMsg`.
+    public func deleteMessage(stream: String, sequence: UInt64) throws(NatsError) {
+        try SubjectRules.validateName(stream, kind: "stream", "js_DeleteMsg")
+        try jsCall("js_DeleteMsg") { js_DeleteMsg(js, stream, sequence, nil, $0) }
     }
 
     // MARK: Consumers

@@ -30,7 +30,19 @@ enum Samples {
 
     static let task = TaskEnvelope(
         version: 1, taskId: "t-1", agentId: "work-1", action: "run", payload: Array(unicode.utf8), priority: .low,
-        deadlineUnixMs: .max, attempt: 2, maxAttempts: 5, idempotencyKey: "order-42-✓", submittedAtUnixMs: 1)
+        deadlineUnixMs: .max, attempt: 2, maxAttempts: 5, idempotencyKey: "order-42-✓", submittedAtUnixMs: 1, rerun: 3)
+
+    static let taskRecord = TaskRecord(
+        version: 1, taskId: "t-1", agentId: "work-1", action: "run", priority: .high, state: .deadLettered, attempts: 5,
+        maxAttempts: 5, idempotencyKey: "order-42-✓", submittedAtUnixMs: 1, startedAtUnixMs: 2, finishedAtUnixMs: 3,
+        deadlineUnixMs: .max, result: [0, 255], error: error, nodeId: "node-b", rerun: 1, updatedAtUnixMs: 4)
+
+    static let deadLetter = DeadLetter(version: 1, task: task, error: error, attempts: 5, deadLetteredAtUnixMs: 9, nodeId: "node-b")
+
+    static let taskQuery = TaskQueryRequest(
+        version: 1, taskId: "t-1", agentId: "work-1", state: .running, fromUnixMs: -1, toUnixMs: .max, cursor: "c-9", limit: 1000)
+
+    static let taskQueryReply = TaskQueryReply(version: 1, tasks: [taskRecord, TaskRecord()], nextCursor: "c-10", error: error)
 
     static let taskResult = TaskResult(
         version: 1, taskId: "t-1", status: .deadLettered, result: [42], error: error, attempts: 5,
@@ -81,16 +93,17 @@ enum Samples {
 
     /// One fully populated value of every message type, in `MessageType.allMessages` order.
     static let full: [any MeshMessage] = [
-        error, spec, placement, record, request, reply, task, taskResult, heartbeat, heartbeat.ownedShards[5],
-        assignment, nodeInfo, listNodes, nodesReply, drain, drainReply, event, snapshot, counter, gauge, histogram,
+        error, spec, placement, record, request, reply, task, taskResult, taskRecord, deadLetter, taskQuery, taskQueryReply, heartbeat,
+        heartbeat.ownedShards[5], assignment, nodeInfo, listNodes, nodesReply, drain, drainReply, event, snapshot, counter, gauge, histogram,
         putAgent, getAgent, deleteAgent, listAgents, agentReply, listReply,
     ]
 
     /// Default-initialised value of every message type.
     static let empty: [any MeshMessage] = [
         ErrorReply(), AgentSpec(), Placement(), AgentRecord(), ActionRequest(), ActionReply(), TaskEnvelope(),
-        TaskResult(), NodeHeartbeat(), NodeHeartbeat.OwnedShard(), ShardAssignment(), NodeInfo(), ListNodesRequest(),
-        ListNodesReply(), DrainNodeRequest(), DrainNodeReply(), Event(), MetricSnapshot(),
+        TaskResult(), TaskRecord(), DeadLetter(task: TaskEnvelope(version: 0)), TaskQueryRequest(), TaskQueryReply(), NodeHeartbeat(),
+        NodeHeartbeat.OwnedShard(), ShardAssignment(), NodeInfo(), ListNodesRequest(), ListNodesReply(), DrainNodeRequest(), DrainNodeReply(),
+        Event(), MetricSnapshot(),
         MetricSnapshot.Counter(), MetricSnapshot.Gauge(), MetricSnapshot.Histogram(),
         PutAgentRequest(spec: AgentSpec(version: 0)), GetAgentRequest(), DeleteAgentRequest(), ListAgentsRequest(), AgentReply(), ListAgentsReply(),
     ]

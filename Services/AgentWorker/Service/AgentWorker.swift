@@ -18,6 +18,11 @@ import Synchronization
 /// | `--capacity` | `MESH_CAPACITY` | `100` (relative weight for shard assignment) |
 /// | `--checkpoint-interval-ms` | `MESH_CHECKPOINT_INTERVAL_MS` | `100` |
 /// | `--exec-allow` | `MESH_EXEC_ALLOW` | empty: the `exec` kind may run nothing |
+/// | `--task-ack-wait-ms` | `MESH_TASK_ACK_WAIT_MS` | `10000` |
+/// | `--task-max-in-flight` | `MESH_TASK_MAX_IN_FLIGHT` | `256` per shard (the consumer's MaxAckPending) |
+/// | `--task-backoff-base-ms` | `MESH_TASK_BACKOFF_BASE_MS` | `500` |
+/// | `--task-backoff-max-ms` | `MESH_TASK_BACKOFF_MAX_MS` | `30000` |
+/// | `--task-aging-ms` | `MESH_TASK_AGING_MS` | `2000` |
 /// | `--drain-timeout-ms` | `MESH_DRAIN_TIMEOUT_MS` | `5000` (how long a stopping node waits for its shards to move) |
 public struct WorkerOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("heartbeat-interval-ms"), help: "Heartbeat period in ms (env MESH_HEARTBEAT_INTERVAL_MS).")
@@ -32,10 +37,31 @@ public struct WorkerOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("exec-allow"), help: "Commands the exec kind may run, comma-separated absolute paths (env MESH_EXEC_ALLOW).")
     public var execAllow: String = MeshEnvironment.string("MESH_EXEC_ALLOW") ?? ""
 
+    @Option(name: .customLong("task-ack-wait-ms"), help: "Redelivery of an unacknowledged task after this many ms (env MESH_TASK_ACK_WAIT_MS).")
+    public var taskAckWaitMs: Int = MeshEnvironment.int("MESH_TASK_ACK_WAIT_MS", 10_000)
+
+    @Option(name: .customLong("task-max-in-flight"), help: "Tasks fetched and unacknowledged per shard, MaxAckPending (env MESH_TASK_MAX_IN_FLIGHT).")
+    public var taskMaxInFlight: Int = MeshEnvironment.int("MESH_TASK_MAX_IN_FLIGHT", 256)
+
+    @Option(name: .customLong("task-backoff-base-ms"), help: "Retry delay after a task's first failed attempt, doubling per attempt (env MESH_TASK_BACKOFF_BASE_MS).")
+    public var taskBackoffBaseMs: Int = MeshEnvironment.int("MESH_TASK_BACKOFF_BASE_MS", 500)
+
+    @Option(name: .customLong("task-backoff-max-ms"), help: "Longest retry delay of a task (env MESH_TASK_BACKOFF_MAX_MS).")
+    public var taskBackoffMaxMs: Int = MeshEnvironment.int("MESH_TASK_BACKOFF_MAX_MS", 30_000)
+
+    @Option(name: .customLong("task-aging-ms"), help: "A waiting task moves up one priority class per this many ms (env MESH_TASK_AGING_MS).")
+    public var taskAgingMs: Int = MeshEnvironment.int("MESH_TASK_AGING_MS", 2_000)
     @Option(name: .customLong("drain-timeout-ms"), help: "On SIGTERM, how long to wait for the shards to move to other nodes, in ms (env MESH_DRAIN_TIMEOUT_MS).")
     public var drainTimeoutMs: Int = MeshEnvironment.int("MESH_DRAIN_TIMEOUT_MS", 5000)
 
     public init() {}
+
+    var taskSettings: TaskSettings {
+        TaskSettings(
+            ackWait: .milliseconds(taskAckWaitMs), maxInFlight: taskMaxInFlight,
+            retry: TaskRetryPolicy(base: .milliseconds(taskBackoffBaseMs), maximum: .milliseconds(taskBackoffMaxMs)),
+            aging: .milliseconds(taskAgingMs))
+    }
 
     var execCommands: [String] { execAllow.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
 
@@ -45,6 +71,13 @@ public struct WorkerOptions: ParsableArguments, Sendable {
         guard (10...60_000).contains(heartbeatIntervalMs) else { throw ValidationError("--heartbeat-interval-ms must be in 10...60000") }
         guard (1...1_000_000).contains(capacity) else { throw ValidationError("--capacity must be in 1...1000000") }
         guard (10...60_000).contains(checkpointIntervalMs) else { throw ValidationError("--checkpoint-interval-ms must be in 10...60000") }
+        guard (1_000...600_000).contains(taskAckWaitMs) else { throw ValidationError("--task-ack-wait-ms must be in 1000...600000") }
+        guard (1...10_000).contains(taskMaxInFlight) else { throw ValidationError("--task-max-in-flight must be in 1...10000") }
+        guard (1...600_000).contains(taskBackoffBaseMs) else { throw ValidationError("--task-backoff-base-ms must be in 1...600000") }
+        guard (taskBackoffBaseMs...3_600_000).contains(taskBackoffMaxMs) else {
+            throw ValidationError("--task-backoff-max-ms must be in --task-backoff-base-ms...3600000")
+        }
+        guard (10...600_000).contains(taskAgingMs) else { throw ValidationError("--task-aging-ms must be in 10...600000") }
         guard (0...600_000).contains(drainTimeoutMs) else { throw ValidationError("--drain-timeout-ms must be in 0...600000") }
         for command in execCommands where !command.hasPrefix("/") {
             throw ValidationError("--exec-allow takes absolute paths, got \(command)")

@@ -72,6 +72,10 @@ final class WorkerNode: Service, @unchecked Sendable {
     private var groups: [String: SupervisionGroup] = [:]
     private var restartCounts: [AgentID: UInt32] = [:]
     private var rng = SystemRandomNumberGenerator()
+    /// Task consumers of owned shards (read by the cancel watch).
+    private let taskRunners = Mutex<[Int: ShardTasks]>([:])
+    private let cancelledTasks = Mutex(CancelledTasks())
+    private var taskHost: TaskHost!
 
     private let actionsServed = Counter(label: "mesh_actions_total", dimensions: [("outcome", "ok")])
     private let actionsFailed = Counter(label: "mesh_actions_total", dimensions: [("outcome", "error")])
@@ -111,6 +115,13 @@ final class WorkerNode: Service, @unchecked Sendable {
             onFailure: { failure in input.yield(.failed(failure.agentID, failure.description)) },
             onStateChange: { [weak self] cell in _ = self?.dirty.withLock { $0.insert(cell.id) } })
 
+        taskHost = TaskHost(
+            node: node, subjects: context.subjects, shardMap: resources.shardMap, jetStream: js, logger: logger,
+            settings: options.taskSettings, metrics: TaskMetrics(),
+            target: { [weak self] agent in self?.taskTarget(agent) ?? .unknown },
+            isCancelled: { [weak self] id in self?.cancelledTasks.withLock { $0.contains(id) } ?? false })
+        let cancelWatch = try resources.taskCancel.watch()
+
         let shards = try ShardDirectory(kv: resources.shards, shardCount: resources.shardMap.shardCount)
         shards.onChange { shard, owner in input.yield(.shard(shard, owner)) }
         let specWatch = try resources.agents.watch()
@@ -120,6 +131,12 @@ final class WorkerNode: Service, @unchecked Sendable {
             group.addTask {
                 for await event in specWatch {
                     if case .entry(let entry) = event { input.yield(.spec(entry)) }
+                }
+            }
+            group.addTask { [weak self] in
+                for await event in cancelWatch {
+                    guard case .entry(let entry) = event, entry.operation == .put else { continue }
+                    self?.taskCancelRequested(entry.key)
                 }
             }
             await shards.waitUntilLoaded()
@@ -145,6 +162,7 @@ final class WorkerNode: Service, @unchecked Sendable {
             await self.releaseAll(reason: "node stopping")
             shards.stop()
             specWatch.stop()
+            cancelWatch.stop()
             group.cancelAll()
         }
     }
@@ -235,6 +253,7 @@ final class WorkerNode: Service, @unchecked Sendable {
         for agent in agents {
             await start(agent, reason: "shard \(shard) taken over at epoch \(epoch)", placed: true, preloaded: .some(snapshots[agent]))
         }
+        await startTasks(shard, epoch: epoch)
         updateGauges()
         context.logger.info("shard taken", metadata: ["mesh.shard": "\(shard)", "mesh.shard.epoch": "\(epoch)", "mesh.agents": "\(agents.count)"])
     }
@@ -263,6 +282,7 @@ final class WorkerNode: Service, @unchecked Sendable {
     ///   hand-over marker tells it so.
     private func release(_ shard: Int, reason: String, handOver: Bool, toEpoch: UInt64? = nil) async {
         let subscription = subscriptions.removeValue(forKey: shard)
+        taskRunners.withLock { $0.removeValue(forKey: shard) }?.stop()
         let cells = routing.withLock { routing -> [AgentCell] in
             routing.epochs[shard] = nil
             let moving = routing.cells.filter { resources.shardMap.shard(of: $0.key) == shard }
@@ -289,6 +309,42 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
         updateGauges()
         context.logger.info("shard released", metadata: ["mesh.shard": "\(shard)", "mesh.agents": "\(cells.count)"])
+    }
+
+    private func taskTarget(_ agent: AgentID) -> TaskTarget {
+        routing.withLock { routing -> TaskTarget in
+            if let cell = routing.cells[agent] { return .ready(cell) }
+            return routing.starting.contains(agent) ? .starting : .unknown
+        }
+    }
+
+    /// A cancel request arrived (KV `mesh_task_cancel`): remembered for tasks not fetched
+    /// yet, applied at once to a queued or running one.
+    private func taskCancelRequested(_ taskId: String) {
+        cancelledTasks.withLock { $0.insert(taskId) }
+        for runner in taskRunners.withLock({ Array($0.values) }) { runner.cancel(taskId) }
+    }
+
+    /// Starts the shard's task consumer (retried in the background while JetStream refuses).
+    private func startTasks(_ shard: Int, epoch: UInt64) async {
+        let host = taskHost!
+        var delay: Duration = .milliseconds(100)
+        while routing.withLock({ $0.epochs[shard] == epoch }) {
+            do {
+                let runner = try await BlockingIO.run { () throws(NatsError) -> ShardTasks in try ShardTasks.open(shard: shard, epoch: epoch, host: host) }
+                guard routing.withLock({ $0.epochs[shard] == epoch }) else {
+                    runner.stop()
+                    return
+                }
+                taskRunners.withLock { $0[shard] = runner }
+                Task { await runner.run() }
+                return
+            } catch {
+                context.logger.warning("task consumer not started; retrying", metadata: ["mesh.shard": "\(shard)", "error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
     }
 
     private func releaseAll(reason: String) async {
@@ -594,6 +650,27 @@ final class WorkerNode: Service, @unchecked Sendable {
             }
         } catch {
             answer(.failure(error), requestID: requestID, epoch: epoch)
+        }
+    }
+}
+
+/// Task ids cancelled by operators (from KV `mesh_task_cancel`), bounded: the oldest are
+/// forgotten past ``limit`` (their tasks are long over or were checked already).
+struct CancelledTasks {
+    static let limit = 100_000
+    private var ids: Set<String> = []
+    private var order: [String] = []
+    private var head = 0
+
+    func contains(_ id: String) -> Bool { ids.contains(id) }
+
+    mutating func insert(_ id: String) {
+        guard ids.insert(id).inserted else { return }
+        order.append(id)
+        if ids.count > Self.limit {
+            ids.remove(order[head])
+            head += 1
+            if head > Self.limit { order.removeFirst(head); head = 0 }
         }
     }
 }

@@ -44,13 +44,23 @@ struct PostgresMirror: Service {
             return try js.pullSubscribe(stream: feed.stream, consumer: feed.consumer)
         }
         defer { try? consumer.unsubscribe() }
+        // On shutdown the subscription goes at once, which ends a fetch in progress instead of
+        // letting it run out its window (the host stops services one after another).
+        try await withGracefulShutdownHandler {
+            try await mirror(consumer)
+        } onGracefulShutdown: {
+            try? consumer.unsubscribe()
+        }
+    }
+
+    private func mirror(_ consumer: PullConsumer) async throws {
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let messages: [JetStreamMessage]
             do {
                 messages = try await consumer.fetch(batch: Self.batch, expires: Self.window)
             } catch {
-                if error.code == .connectionClosed { return }
+                if error.code == .connectionClosed || Task.isShuttingDownGracefully { return }
                 context.logger.debug("mirror fetch failed", metadata: ["mesh.mirror": "\(feed.name)", "error": "\(error)"])
                 try? await Task.sleep(for: Self.window)
                 continue

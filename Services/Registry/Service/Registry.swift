@@ -21,11 +21,13 @@ public import ServiceLifecycle
 /// - **Events**: `agent.created`, `agent.updated`, `agent.deleted`, `agent.rejected`.
 /// - **PostgreSQL** (``PostgresMirror``, ``RegistrySchema``): `agents` and `agent_events`,
 ///   written in batches by durable consumers off the request path.
+/// - **Task history** (``TaskHistory``, ``TaskQueryServer``): `tasks`, written from the task
+///   events, answered on `<prefix>.tasks.query`.
 public enum Registry {
     /// How the host describes and starts this service.
     public static let descriptor = ServiceDescriptor(
         name: .registry, description: "Agent directory: specs, status, placement, label and node indexes", usesPostgres: true,
-        migrations: RegistrySchema.migrations)
+        migrations: RegistrySchema.migrations + TaskHistory.migrations)
 
     /// The service's own long-running parts.
     public static func services(context: ServiceContext, options: RegistryOptions) async throws -> [any Service] {
@@ -49,9 +51,11 @@ public enum Registry {
                 MirrorFeeds.agents(subjects: subjects, shardMap: resources.shardMap, logger: logger),
                 MirrorFeeds.status(subjects: subjects, shardMap: resources.shardMap, logger: logger),
                 MirrorFeeds.timeline(subjects: subjects, logger: logger),
+                TaskHistory.feed(subjects: subjects, logger: logger),
             ] {
                 services.append(PostgresMirror(context: context, store: store, feed: feed))
             }
+            services.append(TaskQueryServer(context: context, store: store))
         }
         return services
     }

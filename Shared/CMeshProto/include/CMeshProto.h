@@ -20,6 +20,7 @@ static inline const ProtobufCMessageDescriptor *mesh__v1__agent_record__descript
 static inline const ProtobufCMessageDescriptor *mesh__v1__agent_reply__descriptor_ref(void) { return &mesh__v1__agent_reply__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__agent_spec__descriptor_ref(void) { return &mesh__v1__agent_spec__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__agent_spec__labels_entry__descriptor_ref(void) { return &mesh__v1__agent_spec__labels_entry__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__dead_letter__descriptor_ref(void) { return &mesh__v1__dead_letter__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__delete_agent_request__descriptor_ref(void) { return &mesh__v1__delete_agent_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__drain_node_reply__descriptor_ref(void) { return &mesh__v1__drain_node_reply__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__drain_node_request__descriptor_ref(void) { return &mesh__v1__drain_node_request__descriptor; }
@@ -45,6 +46,9 @@ static inline const ProtobufCMessageDescriptor *mesh__v1__placement__descriptor_
 static inline const ProtobufCMessageDescriptor *mesh__v1__put_agent_request__descriptor_ref(void) { return &mesh__v1__put_agent_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__shard_assignment__descriptor_ref(void) { return &mesh__v1__shard_assignment__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__task_envelope__descriptor_ref(void) { return &mesh__v1__task_envelope__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__task_query_reply__descriptor_ref(void) { return &mesh__v1__task_query_reply__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__task_query_request__descriptor_ref(void) { return &mesh__v1__task_query_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__task_record__descriptor_ref(void) { return &mesh__v1__task_record__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__task_result__descriptor_ref(void) { return &mesh__v1__task_result__descriptor; }
 
 #endif

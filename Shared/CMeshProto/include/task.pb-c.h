@@ -18,6 +18,10 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Mesh__V1__TaskEnvelope Mesh__V1__TaskEnvelope;
 typedef struct Mesh__V1__TaskResult Mesh__V1__TaskResult;
+typedef struct Mesh__V1__TaskRecord Mesh__V1__TaskRecord;
+typedef struct Mesh__V1__DeadLetter Mesh__V1__DeadLetter;
+typedef struct Mesh__V1__TaskQueryRequest Mesh__V1__TaskQueryRequest;
+typedef struct Mesh__V1__TaskQueryReply Mesh__V1__TaskQueryReply;
 
 
 /* --- enums --- */
@@ -44,6 +48,28 @@ typedef enum _Mesh__V1__TaskStatus {
   MESH__V1__TASK_STATUS__TASK_STATUS_DEAD_LETTERED = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(MESH__V1__TASK_STATUS)
 } Mesh__V1__TaskStatus;
+/*
+ * Where a task is in its life (the history's state). Terminal: SUCCEEDED, FAILED, EXPIRED,
+ * CANCELLED, DEAD_LETTERED.
+ */
+typedef enum _Mesh__V1__TaskState {
+  MESH__V1__TASK_STATE__TASK_STATE_UNSPECIFIED = 0,
+  MESH__V1__TASK_STATE__TASK_STATE_SUBMITTED = 1,
+  MESH__V1__TASK_STATE__TASK_STATE_RUNNING = 2,
+  /*
+   * The last attempt failed; the task is redelivered after a backoff.
+   */
+  MESH__V1__TASK_STATE__TASK_STATE_RETRYING = 3,
+  MESH__V1__TASK_STATE__TASK_STATE_SUCCEEDED = 4,
+  /*
+   * Refused without running (malformed, too large): never retried.
+   */
+  MESH__V1__TASK_STATE__TASK_STATE_FAILED = 5,
+  MESH__V1__TASK_STATE__TASK_STATE_EXPIRED = 6,
+  MESH__V1__TASK_STATE__TASK_STATE_CANCELLED = 7,
+  MESH__V1__TASK_STATE__TASK_STATE_DEAD_LETTERED = 8
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(MESH__V1__TASK_STATE)
+} Mesh__V1__TaskState;
 
 /* --- messages --- */
 
@@ -76,10 +102,14 @@ struct  Mesh__V1__TaskEnvelope
    */
   char *idempotency_key;
   int64_t submitted_at_unix_ms;
+  /*
+   * Re-runs from the dead-letter queue before this one (0 = first run).
+   */
+  uint32_t rerun;
 };
 #define MESH__V1__TASK_ENVELOPE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&mesh__v1__task_envelope__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, MESH__V1__TASK_PRIORITY__TASK_PRIORITY_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, MESH__V1__TASK_PRIORITY__TASK_PRIORITY_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 /*
@@ -111,6 +141,123 @@ struct  Mesh__V1__TaskResult
 #define MESH__V1__TASK_RESULT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&mesh__v1__task_result__descriptor) \
     , 0, (char *)protobuf_c_empty_string, MESH__V1__TASK_STATUS__TASK_STATUS_UNSPECIFIED, {0,NULL}, NULL, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * TaskRecord is a task as the history knows it: the payload of every task event
+ * (mesh.evt.task.<state>) and a row of the Postgres `tasks` table.
+ */
+struct  Mesh__V1__TaskRecord
+{
+  ProtobufCMessage base;
+  uint32_t version;
+  char *task_id;
+  char *agent_id;
+  char *action;
+  Mesh__V1__TaskPriority priority;
+  Mesh__V1__TaskState state;
+  /*
+   * Deliveries so far (1-based attempt of the last one).
+   */
+  uint32_t attempts;
+  uint32_t max_attempts;
+  char *idempotency_key;
+  int64_t submitted_at_unix_ms;
+  int64_t started_at_unix_ms;
+  int64_t finished_at_unix_ms;
+  int64_t deadline_unix_ms;
+  /*
+   * Set when SUCCEEDED.
+   */
+  ProtobufCBinaryData result;
+  /*
+   * Set when FAILED, EXPIRED, CANCELLED, DEAD_LETTERED or RETRYING (the last error).
+   */
+  Mesh__V1__ErrorReply *error;
+  /*
+   * Node of the last attempt.
+   */
+  char *node_id;
+  /*
+   * Re-runs from the dead-letter queue before this one.
+   */
+  uint32_t rerun;
+  int64_t updated_at_unix_ms;
+};
+#define MESH__V1__TASK_RECORD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&mesh__v1__task_record__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, MESH__V1__TASK_PRIORITY__TASK_PRIORITY_UNSPECIFIED, MESH__V1__TASK_STATE__TASK_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, {0,NULL}, NULL, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+/*
+ * DeadLetter is a task that ran out of attempts, on stream MESH_TASKS_DLQ.
+ */
+struct  Mesh__V1__DeadLetter
+{
+  ProtobufCMessage base;
+  uint32_t version;
+  Mesh__V1__TaskEnvelope *task;
+  Mesh__V1__ErrorReply *error;
+  uint32_t attempts;
+  int64_t dead_lettered_at_unix_ms;
+  char *node_id;
+};
+#define MESH__V1__DEAD_LETTER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&mesh__v1__dead_letter__descriptor) \
+    , 0, NULL, NULL, 0, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * TaskQueryRequest asks the task history (Postgres) for one task or a page of tasks,
+ * newest first. Empty filters match everything.
+ */
+struct  Mesh__V1__TaskQueryRequest
+{
+  ProtobufCMessage base;
+  uint32_t version;
+  /*
+   * When set, only this task (the other filters are ignored).
+   */
+  char *task_id;
+  char *agent_id;
+  Mesh__V1__TaskState state;
+  /*
+   * Submitted within [from, to); 0 = open.
+   */
+  int64_t from_unix_ms;
+  int64_t to_unix_ms;
+  /*
+   * The previous page's next_cursor.
+   */
+  char *cursor;
+  /*
+   * 1…1000; 0 = 100.
+   */
+  uint32_t limit;
+};
+#define MESH__V1__TASK_QUERY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&mesh__v1__task_query_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, MESH__V1__TASK_STATE__TASK_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * TaskQueryReply is one page of tasks or an error.
+ */
+struct  Mesh__V1__TaskQueryReply
+{
+  ProtobufCMessage base;
+  uint32_t version;
+  size_t n_tasks;
+  Mesh__V1__TaskRecord **tasks;
+  /*
+   * Empty on the last page.
+   */
+  char *next_cursor;
+  Mesh__V1__ErrorReply *error;
+};
+#define MESH__V1__TASK_QUERY_REPLY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&mesh__v1__task_query_reply__descriptor) \
+    , 0, 0,NULL, (char *)protobuf_c_empty_string, NULL }
 
 
 /* Mesh__V1__TaskEnvelope methods */
@@ -151,6 +298,82 @@ Mesh__V1__TaskResult *
 void   mesh__v1__task_result__free_unpacked
                      (Mesh__V1__TaskResult *message,
                       ProtobufCAllocator *allocator);
+/* Mesh__V1__TaskRecord methods */
+void   mesh__v1__task_record__init
+                     (Mesh__V1__TaskRecord         *message);
+size_t mesh__v1__task_record__get_packed_size
+                     (const Mesh__V1__TaskRecord   *message);
+size_t mesh__v1__task_record__pack
+                     (const Mesh__V1__TaskRecord   *message,
+                      uint8_t             *out);
+size_t mesh__v1__task_record__pack_to_buffer
+                     (const Mesh__V1__TaskRecord   *message,
+                      ProtobufCBuffer     *buffer);
+Mesh__V1__TaskRecord *
+       mesh__v1__task_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   mesh__v1__task_record__free_unpacked
+                     (Mesh__V1__TaskRecord *message,
+                      ProtobufCAllocator *allocator);
+/* Mesh__V1__DeadLetter methods */
+void   mesh__v1__dead_letter__init
+                     (Mesh__V1__DeadLetter         *message);
+size_t mesh__v1__dead_letter__get_packed_size
+                     (const Mesh__V1__DeadLetter   *message);
+size_t mesh__v1__dead_letter__pack
+                     (const Mesh__V1__DeadLetter   *message,
+                      uint8_t             *out);
+size_t mesh__v1__dead_letter__pack_to_buffer
+                     (const Mesh__V1__DeadLetter   *message,
+                      ProtobufCBuffer     *buffer);
+Mesh__V1__DeadLetter *
+       mesh__v1__dead_letter__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   mesh__v1__dead_letter__free_unpacked
+                     (Mesh__V1__DeadLetter *message,
+                      ProtobufCAllocator *allocator);
+/* Mesh__V1__TaskQueryRequest methods */
+void   mesh__v1__task_query_request__init
+                     (Mesh__V1__TaskQueryRequest         *message);
+size_t mesh__v1__task_query_request__get_packed_size
+                     (const Mesh__V1__TaskQueryRequest   *message);
+size_t mesh__v1__task_query_request__pack
+                     (const Mesh__V1__TaskQueryRequest   *message,
+                      uint8_t             *out);
+size_t mesh__v1__task_query_request__pack_to_buffer
+                     (const Mesh__V1__TaskQueryRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Mesh__V1__TaskQueryRequest *
+       mesh__v1__task_query_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   mesh__v1__task_query_request__free_unpacked
+                     (Mesh__V1__TaskQueryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Mesh__V1__TaskQueryReply methods */
+void   mesh__v1__task_query_reply__init
+                     (Mesh__V1__TaskQueryReply         *message);
+size_t mesh__v1__task_query_reply__get_packed_size
+                     (const Mesh__V1__TaskQueryReply   *message);
+size_t mesh__v1__task_query_reply__pack
+                     (const Mesh__V1__TaskQueryReply   *message,
+                      uint8_t             *out);
+size_t mesh__v1__task_query_reply__pack_to_buffer
+                     (const Mesh__V1__TaskQueryReply   *message,
+                      ProtobufCBuffer     *buffer);
+Mesh__V1__TaskQueryReply *
+       mesh__v1__task_query_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   mesh__v1__task_query_reply__free_unpacked
+                     (Mesh__V1__TaskQueryReply *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Mesh__V1__TaskEnvelope_Closure)
@@ -158,6 +381,18 @@ typedef void (*Mesh__V1__TaskEnvelope_Closure)
                   void *closure_data);
 typedef void (*Mesh__V1__TaskResult_Closure)
                  (const Mesh__V1__TaskResult *message,
+                  void *closure_data);
+typedef void (*Mesh__V1__TaskRecord_Closure)
+                 (const Mesh__V1__TaskRecord *message,
+                  void *closure_data);
+typedef void (*Mesh__V1__DeadLetter_Closure)
+                 (const Mesh__V1__DeadLetter *message,
+                  void *closure_data);
+typedef void (*Mesh__V1__TaskQueryRequest_Closure)
+                 (const Mesh__V1__TaskQueryRequest *message,
+                  void *closure_data);
+typedef void (*Mesh__V1__TaskQueryReply_Closure)
+                 (const Mesh__V1__TaskQueryReply *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -167,8 +402,13 @@ typedef void (*Mesh__V1__TaskResult_Closure)
 
 extern const ProtobufCEnumDescriptor    mesh__v1__task_priority__descriptor;
 extern const ProtobufCEnumDescriptor    mesh__v1__task_status__descriptor;
+extern const ProtobufCEnumDescriptor    mesh__v1__task_state__descriptor;
 extern const ProtobufCMessageDescriptor mesh__v1__task_envelope__descriptor;
 extern const ProtobufCMessageDescriptor mesh__v1__task_result__descriptor;
+extern const ProtobufCMessageDescriptor mesh__v1__task_record__descriptor;
+extern const ProtobufCMessageDescriptor mesh__v1__dead_letter__descriptor;
+extern const ProtobufCMessageDescriptor mesh__v1__task_query_request__descriptor;
+extern const ProtobufCMessageDescriptor mesh__v1__task_query_reply__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -1,0 +1,254 @@
+import ArgumentParser
+import Foundation
+import MeshClient
+import MeshCore
+import MeshProto
+import Nats
+
+/// `meshctl tasks submit|ls|get|cancel` and `meshctl tasks dlq ls|retry`: durable tasks.
+struct Tasks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit, list, inspect and cancel durable tasks; the dead-letter queue.",
+        subcommands: [Submit.self, List.self, Get.self, Cancel.self, DeadLetters.self])
+
+    /// Connects and makes a task client.
+    static func client(_ options: MeshConnectionOptions) async throws -> (NatsConnection, TaskClient) {
+        let (nats, subjects, shardMap) = try await options.connect()
+        do {
+            return (nats, try TaskClient(connection: nats, subjects: subjects, shardMap: shardMap))
+        } catch {
+            nats.close()
+            throw CLIError("\(error.code): \(error.message)")
+        }
+    }
+
+    static func fail(_ error: MeshError) -> CLIError { CLIError("\(error.code): \(error.message)") }
+
+    struct Submit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Submit a task; prints its id (the original one for a repeated --key).")
+
+        @Argument(help: "Agent id.") var agent: String
+        @Argument(help: "Action name.") var action: String
+        @Option(name: .customLong("data"), help: "Payload, usually JSON (default: empty).") var data: String = ""
+        @Option(name: .customLong("priority"), help: "high, normal or low.") var priority: String = "normal"
+        @Option(name: .customLong("key"), help: "Idempotency key: submissions with the same key are one task.") var key: String?
+        @Option(name: .customLong("deadline-ms"), help: "Expire the task if it has not run this many ms from now.") var deadlineMs: Int?
+        @Option(name: .customLong("max-attempts"), help: "Attempts before the dead-letter queue (1...100, default 5).") var maxAttempts: Int?
+        @Flag(name: .customLong("wait"), help: "Wait until the task is over and print its record.") var wait = false
+        @Option(name: .customLong("timeout-ms"), help: "With --wait: give up after this many ms.") var timeoutMs: Int = 30_000
+        @Option(name: [.customShort("o"), .customLong("output")], help: "text or json.") var output: String = "text"
+        @OptionGroup var connection: MeshConnectionOptions
+
+        func validate() throws {
+            do { _ = try AgentID(agent) } catch { throw ValidationError(error.message) }
+            guard Tasks.priority(priority) != nil else { throw ValidationError("--priority must be high, normal or low") }
+            guard data.utf8.count <= TaskRules.maxPayloadBytes else { throw ValidationError("--data is limited to \(TaskRules.maxPayloadBytes) bytes") }
+            if let deadlineMs { guard deadlineMs > 0 else { throw ValidationError("--deadline-ms must be positive") } }
+            guard ["text", "json"].contains(output) else { throw ValidationError("-o must be text or json") }
+        }
+
+        func run() async throws {
+            let (nats, client) = try await Tasks.client(connection)
+            defer { nats.close() }
+            let submission = TaskSubmission(
+                agent: try AgentID(agent), action: action, payload: Array(data.utf8), priority: Tasks.priority(priority)!,
+                deadline: deadlineMs.map { Date().addingTimeInterval(Double($0) / 1000) }, maxAttempts: maxAttempts, idempotencyKey: key)
+            let submitted: SubmittedTask
+            do { submitted = try await client.submit(submission) } catch { throw Tasks.fail(error) }
+            guard wait else {
+                if output == "json" {
+                    say(Tasks.json(["task_id": submitted.taskId, "duplicate": submitted.duplicate]))
+                } else {
+                    say(submitted.taskId + (submitted.duplicate ? " (existing)" : ""))
+                }
+                return
+            }
+            let deadline = ContinuousClock.now + .milliseconds(timeoutMs)
+            while ContinuousClock.now < deadline {
+                if let record = try? await client.get(submitted.taskId), record.state.isTerminal {
+                    Tasks.print([record], output: output, single: true)
+                    if record.state != .succeeded { throw ExitCode(1) }
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw CLIError("timeout: task \(submitted.taskId) is not over after \(timeoutMs) ms")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List tasks from the history, newest first.")
+
+        @Option(name: .customLong("agent"), help: "Only this agent's tasks.") var agent: String?
+        @Option(name: .customLong("status"), help: "Only tasks in this state (submitted, running, retrying, succeeded, failed, expired, cancelled, dead_lettered).")
+        var status: String?
+        @Option(name: .customLong("since"), help: "Submitted within the last N seconds.") var sinceSeconds: Int?
+        @Option(name: .customLong("limit"), help: "Page size, 1...1000.") var limit: Int = 100
+        @Option(name: .customLong("cursor"), help: "The next-page cursor a previous page printed.") var cursor: String?
+        @Option(name: [.customShort("o"), .customLong("output")], help: "text or json.") var output: String = "text"
+        @OptionGroup var connection: MeshConnectionOptions
+
+        func validate() throws {
+            if let agent { do { _ = try AgentID(agent) } catch { throw ValidationError(error.message) } }
+            if let status, TaskState(name: status) == nil { throw ValidationError("unknown --status \(status)") }
+            guard (1...1_000).contains(limit) else { throw ValidationError("--limit must be in 1...1000") }
+            guard ["text", "json"].contains(output) else { throw ValidationError("-o must be text or json") }
+        }
+
+        func run() async throws {
+            let (nats, client) = try await Tasks.client(connection)
+            defer { nats.close() }
+            let page: TaskPage
+            let agentID = try agent.map { try AgentID($0) }
+            do {
+                page = try await client.list(
+                    agent: agentID, state: status.flatMap { TaskState(name: $0) },
+                    from: sinceSeconds.map { Date().addingTimeInterval(-Double($0)) }, cursor: cursor, limit: limit)
+            } catch { throw Tasks.fail(error) }
+            Tasks.print(page.tasks, output: output, single: false)
+            if let next = page.nextCursor, output == "text" { say("next page: --cursor \(next)") }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one task from the history.")
+        @Argument(help: "Task id.") var taskId: String
+        @Option(name: [.customShort("o"), .customLong("output")], help: "text or json.") var output: String = "text"
+        @OptionGroup var connection: MeshConnectionOptions
+
+        func run() async throws {
+            let (nats, client) = try await Tasks.client(connection)
+            defer { nats.close() }
+            do { Tasks.print([try await client.get(taskId)], output: output, single: true) } catch { throw Tasks.fail(error) }
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel a pending or running task.")
+        @Argument(help: "Task id.") var taskId: String
+        @OptionGroup var connection: MeshConnectionOptions
+
+        func run() async throws {
+            let (nats, client) = try await Tasks.client(connection)
+            defer { nats.close() }
+            do { try await client.cancel(taskId) } catch { throw Tasks.fail(error) }
+            say("cancel requested for \(taskId)")
+        }
+    }
+
+    struct DeadLetters: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "dlq", abstract: "The dead-letter queue: tasks out of attempts.", subcommands: [DLQList.self, DLQRetry.self])
+    }
+
+    struct DLQList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List dead-lettered tasks, oldest first.")
+        @Option(name: .customLong("limit"), help: "At most this many, 1...1000.") var limit: Int = 100
+        @Option(name: [.customShort("o"), .customLong("output")], help: "text or json.") var output: String = "text"
+        @OptionGroup var connection: MeshConnectionOptions
+
+        func run() async throws {
+            let (nats, client) = try await Tasks.client(connection)
+            defer { nats.close() }
+            let entries: [DeadLetterEntry]
+            do { entries = try await client.deadLetters(limit: limit) } catch { throw Tasks.fail(error) }
+            if output == "json" {
+                let objects: [[String: Any]] = entries.map { entry in
+                    let letter = entry.deadLetter
+                    return [
+                        "sequence": entry.sequence, "task_id": letter.task.taskId, "agent": letter.task.agentId, "action": letter.task.action,
+                        "attempts": letter.attempts, "node": letter.nodeId, "error": Tasks.errorObject(letter.error),
+                        "dead_lettered_at": Tasks.iso(letter.deadLetteredAtUnixMs),
+                    ]
+                }
+                say(Tasks.json(objects))
+                return
+            }
+            say("TASK                                  AGENT                ACTION       ATTEMPTS  ERROR")
+            for entry in entries {
+                let letter = entry.deadLetter
+                say(
+                    "\(letter.task.taskId)  \(Tasks.pad(letter.task.agentId, 20)) \(Tasks.pad(letter.task.action, 12)) \(Tasks.pad(String(letter.attempts), 9)) \(letter.error.map { "\($0.code): \($0.message)" } ?? "")")
+            }
+        }
+    }
+
+    struct DLQRetry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "retry", abstract: "Run a dead-lettered task again (fresh attempts).")
+        @Argument(help: "Task id.") var taskId: String
+        @OptionGroup var connection: MeshConnectionOptions
+
+        func run() async throws {
+            let (nats, client) = try await Tasks.client(connection)
+            defer { nats.close() }
+            do { _ = try await client.retryDeadLetter(taskId) } catch { throw Tasks.fail(error) }
+            say("re-submitted \(taskId)")
+        }
+    }
+
+    // MARK: Output
+
+    static func priority(_ name: String) -> TaskPriority? {
+        switch name {
+        case "high": .high
+        case "normal": .normal
+        case "low": .low
+        default: nil
+        }
+    }
+
+    static func priorityName(_ priority: TaskPriority) -> String {
+        switch priority {
+        case .high: "high"
+        case .low: "low"
+        default: "normal"
+        }
+    }
+
+    static func print(_ records: [TaskRecord], output: String, single: Bool) {
+        if output == "json" {
+            let objects = records.map(object)
+            say(single && objects.count == 1 ? json(objects[0]) : json(objects))
+            return
+        }
+        if single, let record = records.first {
+            for (key, value) in object(record).sorted(by: { $0.key < $1.key }) { say("\(key): \(value)") }
+            return
+        }
+        say("TASK                                  AGENT                ACTION       STATE          ATTEMPTS  NODE")
+        for record in records {
+            say(
+                "\(record.taskId)  \(pad(record.agentId, 20)) \(pad(record.action, 12)) \(pad(record.state.name, 14)) \(pad(String(record.attempts), 9)) \(record.nodeId)")
+        }
+    }
+
+    static func object(_ record: TaskRecord) -> [String: Any] {
+        var object: [String: Any] = [
+            "task_id": record.taskId, "agent": record.agentId, "action": record.action, "priority": priorityName(record.priority),
+            "state": record.state.name, "attempts": record.attempts, "max_attempts": record.maxAttempts, "node": record.nodeId,
+            "submitted_at": iso(record.submittedAtUnixMs), "started_at": iso(record.startedAtUnixMs), "finished_at": iso(record.finishedAtUnixMs),
+            "deadline": iso(record.deadlineUnixMs), "rerun": record.rerun,
+        ]
+        if !record.idempotencyKey.isEmpty { object["idempotency_key"] = record.idempotencyKey }
+        if record.state == .succeeded { object["result"] = String(decoding: record.result, as: UTF8.self) }
+        if let error = record.error { object["error"] = errorObject(error) }
+        return object
+    }
+
+    static func errorObject(_ error: ErrorReply?) -> Any {
+        guard let error else { return NSNull() }
+        return ["code": error.code, "message": error.message]
+    }
+
+    static func iso(_ ms: Int64) -> Any {
+        guard ms > 0 else { return NSNull() }
+        return ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
+
+    static func json(_ value: Any) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
