@@ -102,7 +102,7 @@ let package = Package(
             dependencies: serviceBase + ["Store", "MeshClient", argumentParser])
         + service(
             "mesh-supervisor", folder: "Supervisor", library: "SupervisorService",
-            dependencies: serviceBase + ["MeshSupervision", argumentParser])
+            dependencies: serviceBase + ["MeshSupervision", "MeshClient", argumentParser])
         + service(
             "mesh-agent-worker", folder: "AgentWorker", library: "AgentWorkerService",
             dependencies: serviceBase + ["AgentSDK", "MeshClient", "MeshSupervision", argumentParser])

@@ -103,6 +103,231 @@ void   mesh__v1__shard_assignment__free_unpacked
   assert(message->base.descriptor == &mesh__v1__shard_assignment__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   mesh__v1__node_info__init
+                     (Mesh__V1__NodeInfo         *message)
+{
+  static const Mesh__V1__NodeInfo init_value = MESH__V1__NODE_INFO__INIT;
+  *message = init_value;
+}
+size_t mesh__v1__node_info__get_packed_size
+                     (const Mesh__V1__NodeInfo *message)
+{
+  assert(message->base.descriptor == &mesh__v1__node_info__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t mesh__v1__node_info__pack
+                     (const Mesh__V1__NodeInfo *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &mesh__v1__node_info__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t mesh__v1__node_info__pack_to_buffer
+                     (const Mesh__V1__NodeInfo *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &mesh__v1__node_info__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Mesh__V1__NodeInfo *
+       mesh__v1__node_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Mesh__V1__NodeInfo *)
+     protobuf_c_message_unpack (&mesh__v1__node_info__descriptor,
+                                allocator, len, data);
+}
+void   mesh__v1__node_info__free_unpacked
+                     (Mesh__V1__NodeInfo *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &mesh__v1__node_info__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   mesh__v1__list_nodes_request__init
+                     (Mesh__V1__ListNodesRequest         *message)
+{
+  static const Mesh__V1__ListNodesRequest init_value = MESH__V1__LIST_NODES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t mesh__v1__list_nodes_request__get_packed_size
+                     (const Mesh__V1__ListNodesRequest *message)
+{
+  assert(message->base.descriptor == &mesh__v1__list_nodes_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t mesh__v1__list_nodes_request__pack
+                     (const Mesh__V1__ListNodesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &mesh__v1__list_nodes_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t mesh__v1__list_nodes_request__pack_to_buffer
+                     (const Mesh__V1__ListNodesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &mesh__v1__list_nodes_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Mesh__V1__ListNodesRequest *
+       mesh__v1__list_nodes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Mesh__V1__ListNodesRequest *)
+     protobuf_c_message_unpack (&mesh__v1__list_nodes_request__descriptor,
+                                allocator, len, data);
+}
+void   mesh__v1__list_nodes_request__free_unpacked
+                     (Mesh__V1__ListNodesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &mesh__v1__list_nodes_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   mesh__v1__list_nodes_reply__init
+                     (Mesh__V1__ListNodesReply         *message)
+{
+  static const Mesh__V1__ListNodesReply init_value = MESH__V1__LIST_NODES_REPLY__INIT;
+  *message = init_value;
+}
+size_t mesh__v1__list_nodes_reply__get_packed_size
+                     (const Mesh__V1__ListNodesReply *message)
+{
+  assert(message->base.descriptor == &mesh__v1__list_nodes_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t mesh__v1__list_nodes_reply__pack
+                     (const Mesh__V1__ListNodesReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &mesh__v1__list_nodes_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t mesh__v1__list_nodes_reply__pack_to_buffer
+                     (const Mesh__V1__ListNodesReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &mesh__v1__list_nodes_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Mesh__V1__ListNodesReply *
+       mesh__v1__list_nodes_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Mesh__V1__ListNodesReply *)
+     protobuf_c_message_unpack (&mesh__v1__list_nodes_reply__descriptor,
+                                allocator, len, data);
+}
+void   mesh__v1__list_nodes_reply__free_unpacked
+                     (Mesh__V1__ListNodesReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &mesh__v1__list_nodes_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   mesh__v1__drain_node_request__init
+                     (Mesh__V1__DrainNodeRequest         *message)
+{
+  static const Mesh__V1__DrainNodeRequest init_value = MESH__V1__DRAIN_NODE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t mesh__v1__drain_node_request__get_packed_size
+                     (const Mesh__V1__DrainNodeRequest *message)
+{
+  assert(message->base.descriptor == &mesh__v1__drain_node_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t mesh__v1__drain_node_request__pack
+                     (const Mesh__V1__DrainNodeRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &mesh__v1__drain_node_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t mesh__v1__drain_node_request__pack_to_buffer
+                     (const Mesh__V1__DrainNodeRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &mesh__v1__drain_node_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Mesh__V1__DrainNodeRequest *
+       mesh__v1__drain_node_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Mesh__V1__DrainNodeRequest *)
+     protobuf_c_message_unpack (&mesh__v1__drain_node_request__descriptor,
+                                allocator, len, data);
+}
+void   mesh__v1__drain_node_request__free_unpacked
+                     (Mesh__V1__DrainNodeRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &mesh__v1__drain_node_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   mesh__v1__drain_node_reply__init
+                     (Mesh__V1__DrainNodeReply         *message)
+{
+  static const Mesh__V1__DrainNodeReply init_value = MESH__V1__DRAIN_NODE_REPLY__INIT;
+  *message = init_value;
+}
+size_t mesh__v1__drain_node_reply__get_packed_size
+                     (const Mesh__V1__DrainNodeReply *message)
+{
+  assert(message->base.descriptor == &mesh__v1__drain_node_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t mesh__v1__drain_node_reply__pack
+                     (const Mesh__V1__DrainNodeReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &mesh__v1__drain_node_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t mesh__v1__drain_node_reply__pack_to_buffer
+                     (const Mesh__V1__DrainNodeReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &mesh__v1__drain_node_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Mesh__V1__DrainNodeReply *
+       mesh__v1__drain_node_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Mesh__V1__DrainNodeReply *)
+     protobuf_c_message_unpack (&mesh__v1__drain_node_reply__descriptor,
+                                allocator, len, data);
+}
+void   mesh__v1__drain_node_reply__free_unpacked
+                     (Mesh__V1__DrainNodeReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &mesh__v1__drain_node_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor mesh__v1__node_heartbeat__owned_shard__field_descriptors[3] =
 {
   {
@@ -449,5 +674,455 @@ const ProtobufCMessageDescriptor mesh__v1__shard_assignment__descriptor =
   mesh__v1__shard_assignment__field_indices_by_name,
   1,  mesh__v1__shard_assignment__number_ranges,
   (ProtobufCMessageInit) mesh__v1__shard_assignment__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor mesh__v1__node_info__field_descriptors[12] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, node_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "instance_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, instance_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "alive",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, alive),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "draining",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, draining),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "drain_requested",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, drain_requested),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "capacity",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, capacity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "load",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, load),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agent_count",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, agent_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shards",
+    10,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Mesh__V1__NodeInfo, n_shards),
+    offsetof(Mesh__V1__NodeInfo, shards),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_heartbeat_unix_ms",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, last_heartbeat_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "build_version",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__NodeInfo, build_version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned mesh__v1__node_info__field_indices_by_name[] = {
+  8,   /* field[8] = agent_count */
+  3,   /* field[3] = alive */
+  11,   /* field[11] = build_version */
+  6,   /* field[6] = capacity */
+  5,   /* field[5] = drain_requested */
+  4,   /* field[4] = draining */
+  2,   /* field[2] = instance_id */
+  10,   /* field[10] = last_heartbeat_unix_ms */
+  7,   /* field[7] = load */
+  1,   /* field[1] = node_id */
+  9,   /* field[9] = shards */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange mesh__v1__node_info__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 12 }
+};
+const ProtobufCMessageDescriptor mesh__v1__node_info__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "mesh.v1.NodeInfo",
+  "NodeInfo",
+  "Mesh__V1__NodeInfo",
+  "mesh.v1",
+  sizeof(Mesh__V1__NodeInfo),
+  12,
+  mesh__v1__node_info__field_descriptors,
+  mesh__v1__node_info__field_indices_by_name,
+  1,  mesh__v1__node_info__number_ranges,
+  (ProtobufCMessageInit) mesh__v1__node_info__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor mesh__v1__list_nodes_request__field_descriptors[1] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__ListNodesRequest, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned mesh__v1__list_nodes_request__field_indices_by_name[] = {
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange mesh__v1__list_nodes_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor mesh__v1__list_nodes_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "mesh.v1.ListNodesRequest",
+  "ListNodesRequest",
+  "Mesh__V1__ListNodesRequest",
+  "mesh.v1",
+  sizeof(Mesh__V1__ListNodesRequest),
+  1,
+  mesh__v1__list_nodes_request__field_descriptors,
+  mesh__v1__list_nodes_request__field_indices_by_name,
+  1,  mesh__v1__list_nodes_request__number_ranges,
+  (ProtobufCMessageInit) mesh__v1__list_nodes_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor mesh__v1__list_nodes_reply__field_descriptors[5] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__ListNodesReply, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "nodes",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Mesh__V1__ListNodesReply, n_nodes),
+    offsetof(Mesh__V1__ListNodesReply, nodes),
+    &mesh__v1__node_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "leader_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__ListNodesReply, leader_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "leader_epoch",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__ListNodesReply, leader_epoch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__ListNodesReply, error),
+    &mesh__v1__error_reply__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned mesh__v1__list_nodes_reply__field_indices_by_name[] = {
+  4,   /* field[4] = error */
+  3,   /* field[3] = leader_epoch */
+  2,   /* field[2] = leader_id */
+  1,   /* field[1] = nodes */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange mesh__v1__list_nodes_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor mesh__v1__list_nodes_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "mesh.v1.ListNodesReply",
+  "ListNodesReply",
+  "Mesh__V1__ListNodesReply",
+  "mesh.v1",
+  sizeof(Mesh__V1__ListNodesReply),
+  5,
+  mesh__v1__list_nodes_reply__field_descriptors,
+  mesh__v1__list_nodes_reply__field_indices_by_name,
+  1,  mesh__v1__list_nodes_reply__number_ranges,
+  (ProtobufCMessageInit) mesh__v1__list_nodes_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor mesh__v1__drain_node_request__field_descriptors[3] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DrainNodeRequest, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DrainNodeRequest, node_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "undrain",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DrainNodeRequest, undrain),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned mesh__v1__drain_node_request__field_indices_by_name[] = {
+  1,   /* field[1] = node_id */
+  2,   /* field[2] = undrain */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange mesh__v1__drain_node_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor mesh__v1__drain_node_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "mesh.v1.DrainNodeRequest",
+  "DrainNodeRequest",
+  "Mesh__V1__DrainNodeRequest",
+  "mesh.v1",
+  sizeof(Mesh__V1__DrainNodeRequest),
+  3,
+  mesh__v1__drain_node_request__field_descriptors,
+  mesh__v1__drain_node_request__field_indices_by_name,
+  1,  mesh__v1__drain_node_request__number_ranges,
+  (ProtobufCMessageInit) mesh__v1__drain_node_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor mesh__v1__drain_node_reply__field_descriptors[4] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DrainNodeReply, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DrainNodeReply, node),
+    &mesh__v1__node_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "candidates",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DrainNodeReply, candidates),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__DrainNodeReply, error),
+    &mesh__v1__error_reply__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned mesh__v1__drain_node_reply__field_indices_by_name[] = {
+  2,   /* field[2] = candidates */
+  3,   /* field[3] = error */
+  1,   /* field[1] = node */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange mesh__v1__drain_node_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor mesh__v1__drain_node_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "mesh.v1.DrainNodeReply",
+  "DrainNodeReply",
+  "Mesh__V1__DrainNodeReply",
+  "mesh.v1",
+  sizeof(Mesh__V1__DrainNodeReply),
+  4,
+  mesh__v1__drain_node_reply__field_descriptors,
+  mesh__v1__drain_node_reply__field_indices_by_name,
+  1,  mesh__v1__drain_node_reply__number_ranges,
+  (ProtobufCMessageInit) mesh__v1__drain_node_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

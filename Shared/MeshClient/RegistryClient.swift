@@ -152,19 +152,7 @@ public final class RegistryClient: Sendable {
     // MARK: Internals
 
     private func call<Request: MeshMessage, Reply: MeshMessage>(_ subject: String, _ request: Request) async throws(MeshError) -> Reply {
-        var headers = NatsHeaders()
-        headers[MeshHeader.messageType] = Request.messageType.rawValue
-        let message: NatsMessage
-        do {
-            message = try await connection.request(subject, payload: request.serializedBytes(), headers: headers, timeout: timeout)
-        } catch {
-            throw Self.meshError(error, what: "the registry")
-        }
-        do {
-            return try Reply(serializedBytes: message.payload)
-        } catch {
-            throw MeshError(.internalError, "the registry's reply is not a \(Reply.messageType): \(error)")
-        }
+        try await ServiceRequest.call(connection, subject, request, timeout: timeout, service: "the registry")
     }
 
     static func record(of reply: AgentReply) throws(MeshError) -> AgentRecord {
@@ -175,14 +163,7 @@ public final class RegistryClient: Sendable {
 
     static func meshError(_ reply: ErrorReply) -> MeshError { MeshError(reply: reply, context: "the registry") }
 
-    static func meshError(_ error: NatsError, what: String) -> MeshError {
-        switch error.code {
-        case .noResponders: MeshError(.unavailable, "\(what): no registry instance is serving (no responders)", retryAfter: .milliseconds(500))
-        case .timeout: MeshError(.timeout, "\(what): no reply in time")
-        case .connectionClosed, .notConnected: MeshError(.unavailable, "\(what): not connected to NATS", retryAfter: .milliseconds(500))
-        default: MeshError(.unavailable, "\(what): \(error)")
-        }
-    }
+    static func meshError(_ error: NatsError, what: String) -> MeshError { ServiceRequest.meshError(error, what: what) }
 
     static func fnv1a64(_ bytes: [UInt8]) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325

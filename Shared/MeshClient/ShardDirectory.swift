@@ -22,6 +22,18 @@ public final class ShardDirectory: Service, Sendable {
     public struct Owner: Sendable, Hashable {
         public var node: NodeID?
         public var epoch: UInt64
+        /// The owner before this assignment, `nil` if none.
+        public var previous: NodeID?
+        /// True when the previous owner was alive when the shard moved (a join, a drain or
+        /// a rebalance, not a lost node), so it hands the agents' newest state over.
+        public var previousAlive: Bool
+
+        public init(node: NodeID?, epoch: UInt64, previous: NodeID? = nil, previousAlive: Bool = false) {
+            self.node = node
+            self.epoch = epoch
+            self.previous = previous
+            self.previousAlive = previousAlive
+        }
     }
 
     /// The number of shards.
@@ -80,7 +92,10 @@ public final class ShardDirectory: Service, Sendable {
         guard let shard = Int(entry.key), (0..<shardCount).contains(shard) else { return }
         let owner: Owner
         if entry.operation == .put, let assignment = try? ShardAssignment(serializedBytes: entry.value) {
-            owner = Owner(node: try? NodeID(assignment.nodeId), epoch: assignment.epoch)
+            let previous = try? NodeID(assignment.previousNodeId)
+            owner = Owner(
+                node: try? NodeID(assignment.nodeId), epoch: assignment.epoch, previous: previous,
+                previousAlive: previous != nil && ShardMoveReason(rawValue: assignment.reason)?.previousOwnerAlive == true)
         } else {
             owner = Owner(node: nil, epoch: 0)
         }

@@ -29,6 +29,8 @@ public struct EventKind: Hashable, Sendable, CustomStringConvertible {
     public static let nodeJoined = EventKind("node", "joined")
     public static let nodeLost = EventKind("node", "lost")
     public static let nodeDraining = EventKind("node", "draining")
+    /// An operator's drain ended (undrained, or the node restarted).
+    public static let nodeUndrained = EventKind("node", "undrained")
     public static let shardMoved = EventKind("shard", "moved")
     public static let groupFailed = EventKind("group", "failed")
     public static let supervisorElected = EventKind("supervisor", "elected")
@@ -40,7 +42,7 @@ public struct EventKind: Hashable, Sendable, CustomStringConvertible {
     ]
 
     /// All kinds, for validation of what arrives from the wire.
-    public static let all: [EventKind] = agentTimeline + [nodeJoined, nodeLost, nodeDraining, shardMoved, groupFailed, supervisorElected]
+    public static let all: [EventKind] = agentTimeline + [nodeJoined, nodeLost, nodeDraining, nodeUndrained, shardMoved, groupFailed, supervisorElected]
 }
 
 extension Subjects {

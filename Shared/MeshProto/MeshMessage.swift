@@ -78,6 +78,7 @@ public struct MessageType: RawRepresentable, Hashable, Sendable, CustomStringCon
         ActionRequest.self, ActionReply.self,
         TaskEnvelope.self, TaskResult.self,
         NodeHeartbeat.self, NodeHeartbeat.OwnedShard.self, ShardAssignment.self,
+        NodeInfo.self, ListNodesRequest.self, ListNodesReply.self, DrainNodeRequest.self, DrainNodeReply.self,
         Event.self,
         MetricSnapshot.self, MetricSnapshot.Counter.self, MetricSnapshot.Gauge.self, MetricSnapshot.Histogram.self,
         PutAgentRequest.self, GetAgentRequest.self, DeleteAgentRequest.self, ListAgentsRequest.self, AgentReply.self,

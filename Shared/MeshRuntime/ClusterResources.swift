@@ -15,7 +15,7 @@ public import Nats
 /// | `mesh_status` | KV | — | agent run status and placement (owning worker) |
 /// | `mesh_shards` | KV, history 5 | — | shard → node with epoch |
 /// | `mesh_state` | KV, values ≤ 1 MiB | — | agent state checkpoints |
-/// | `mesh_cluster` | KV | — | cluster settings (shard count) |
+/// | `mesh_cluster` | KV | — | cluster settings (shard count) and operator drains (`drain.<node>`) |
 /// | `mesh_leases` | KV, TTL | — | leader leases |
 public struct ClusterResources: Sendable {
     /// Largest agent spec, status record or checkpoint stored.
@@ -82,7 +82,18 @@ public struct ClusterResources: Sendable {
     }
 
     /// The key of the shard count in the cluster bucket.
-    static let shardCountKey = "shard-count"
+    public static let shardCountKey = "shard-count"
+    /// The key of an operator's drain of `node` in the cluster bucket (value: the drained
+    /// node instance).
+    public static func drainKey(node: NodeID) -> String { "drain.\(node.rawValue)" }
+    /// The key in the state bucket where a shard's previous owner records that it has
+    /// written its last checkpoints (value: the epoch it handed over to). The next owner waits
+    /// for it before restoring the agents. Agent ids contain no dot, so it cannot clash.
+    public static func handOverKey(shard: Int) -> String { "handover.\(shard)" }
+    /// The node a ``drainKey(node:)`` names, `nil` for any other key.
+    public static func drainedNode(key: String) -> NodeID? {
+        key.hasPrefix("drain.") ? try? NodeID(String(key.dropFirst("drain.".count))) : nil
+    }
 
     private static func readShardCount(_ cluster: KeyValue, proposed: Int, logger: Logger) throws -> ShardMap {
         do {

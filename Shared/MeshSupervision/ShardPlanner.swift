@@ -2,22 +2,8 @@ public import MeshCore
 
 /// One change of a shard's owner, to be written to KV `mesh_shards` with its epoch.
 public struct ShardMove: Sendable, Hashable, CustomStringConvertible {
-    /// Why a shard moves.
-    public enum Reason: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
-        /// The shard had no owner.
-        case initial
-        /// A node became eligible (joined and passed its hold-down, or stopped draining) and
-        /// wins the shard.
-        case nodeJoined = "node_joined"
-        /// The owner died (missed heartbeats) or is unknown.
-        case nodeLost = "node_lost"
-        /// The owner is draining (or reports capacity 0).
-        case drain
-        /// The winner changed among nodes that were already eligible (a capacity change).
-        case rebalance
-
-        public var description: String { rawValue }
-    }
+    /// Why a shard moves (the `reason` written with the assignment).
+    public typealias Reason = ShardMoveReason
 
     /// The shard.
     public var shard: Int
@@ -231,6 +217,20 @@ public struct ShardPlanner: Sendable, Hashable {
         state.draining = draining
         nodes[node] = state
     }
+
+    /// Sets or clears a node's drain without waiting for its next heartbeat (an operator's
+    /// drain). Later heartbeats set the flag again from what the caller passes them.
+    /// - Returns: `false` when the node is unknown.
+    @discardableResult
+    public mutating func setDraining(_ node: NodeID, _ draining: Bool) -> Bool {
+        guard nodes[node] != nil else { return false }
+        nodes[node]!.draining = draining
+        return true
+    }
+
+    /// Whether `node` can receive shards now or after its hold-down: alive, heard from, not
+    /// draining, capacity > 0.
+    public func isCandidate(_ node: NodeID) -> Bool { nodes[node].map(Self.isCandidate) ?? false }
 
     /// Declares a node dead at once (e.g. it announced its exit). It counts as a death for
     /// its hold-down, like an expiry.

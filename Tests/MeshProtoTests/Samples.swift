@@ -45,6 +45,14 @@ enum Samples {
         version: 1, shard: 12, nodeId: "node-c", epoch: 44, assignedAtUnixMs: 1_700_000_000_000, reason: "node_lost",
         previousNodeId: "node-a")
 
+    static let nodeInfo = NodeInfo(
+        version: 1, nodeId: "node-a", instanceId: "node-a-7f3c", alive: true, draining: true, drainRequested: true, capacity: 100,
+        load: 0.75, agentCount: 12_345, shards: [0, 7, 63, .max], lastHeartbeatUnixMs: 1_700_000_000_123, buildVersion: "1.4.0-β")
+    static let listNodes = ListNodesRequest(version: 1)
+    static let nodesReply = ListNodesReply(version: 1, nodes: [nodeInfo, NodeInfo()], leaderId: "supervisor-1", leaderEpoch: 9, error: error)
+    static let drain = DrainNodeRequest(version: 1, nodeId: "node-a", undrain: true)
+    static let drainReply = DrainNodeReply(version: 1, node: nodeInfo, candidates: 2, error: error)
+
     static let event = Event(
         version: 1, id: "e-1", domain: "agent", type: "restarted", agentId: "counter-1", nodeId: "node-a",
         reason: "crashed: \(unicode)", timestampUnixMs: 1_700_000_000_000,
@@ -74,14 +82,15 @@ enum Samples {
     /// One fully populated value of every message type, in `MessageType.allMessages` order.
     static let full: [any MeshMessage] = [
         error, spec, placement, record, request, reply, task, taskResult, heartbeat, heartbeat.ownedShards[5],
-        assignment, event, snapshot, counter, gauge, histogram,
+        assignment, nodeInfo, listNodes, nodesReply, drain, drainReply, event, snapshot, counter, gauge, histogram,
         putAgent, getAgent, deleteAgent, listAgents, agentReply, listReply,
     ]
 
     /// Default-initialised value of every message type.
     static let empty: [any MeshMessage] = [
         ErrorReply(), AgentSpec(), Placement(), AgentRecord(), ActionRequest(), ActionReply(), TaskEnvelope(),
-        TaskResult(), NodeHeartbeat(), NodeHeartbeat.OwnedShard(), ShardAssignment(), Event(), MetricSnapshot(),
+        TaskResult(), NodeHeartbeat(), NodeHeartbeat.OwnedShard(), ShardAssignment(), NodeInfo(), ListNodesRequest(),
+        ListNodesReply(), DrainNodeRequest(), DrainNodeReply(), Event(), MetricSnapshot(),
         MetricSnapshot.Counter(), MetricSnapshot.Gauge(), MetricSnapshot.Histogram(),
         PutAgentRequest(spec: AgentSpec(version: 0)), GetAgentRequest(), DeleteAgentRequest(), ListAgentsRequest(), AgentReply(), ListAgentsReply(),
     ]

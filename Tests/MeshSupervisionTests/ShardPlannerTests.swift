@@ -179,6 +179,21 @@ import Testing
         #expect(!back.isEmpty && back.allSatisfy { $0.from == w2 && $0.to == w3 && $0.reason == .nodeJoined })
     }
 
+    @Test func anOperatorDrainTakesEffectAtOnceAndCountsCandidates() throws {
+        var planner = try threeWorkers()
+        let drained = Set(planner.shards(ownedBy: w3))
+        #expect(planner.isCandidate(w3) && planner.isCandidate(w1))
+        let known = planner.setDraining(w3, true)
+        let unknown = planner.setDraining(w4, true)
+        #expect(known && !unknown, "an unknown node cannot be drained")
+        #expect(!planner.isCandidate(w3) && !planner.isCandidate(w4))
+        // No heartbeat in between: the very next plan moves the drained node's shards.
+        let moves = planner.plan(now: at(ms(2000)))
+        #expect(Set(moves.map(\.shard)) == drained && moves.allSatisfy { $0.reason == .drain })
+        let undrained = planner.setDraining(w3, false)
+        #expect(undrained && planner.isCandidate(w3))
+    }
+
     @Test func aDrainingLastNodeKeepsItsShards() throws {
         var planner = try ShardPlanner()
         _ = run(&planner, [w1], from: 0, to: 500)

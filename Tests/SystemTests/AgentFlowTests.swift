@@ -50,6 +50,25 @@ struct AgentFlowTests {
             _ = try agents.put(id, record.serializedBytes())
         }
 
+        /// Runs `meshctl ARGUMENTS --nats-url <this mesh>` to its end.
+        func meshctl(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
+            let out = "\(logs)/meshctl-\(UUID().uuidString).out"
+            let child = try ChildProcess(
+                executable: try MeshBinaries.path("meshctl"), arguments: arguments + ["--nats-url", nats.url], logPath: out,
+                errorLogPath: out + ".err")
+            _ = await TestEnvironment.waitUntil(timeout: .seconds(90)) { !child.isRunning }
+            let status = await child.stop()
+            let output = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+            return (status, output + ((try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? ""))
+        }
+
+        /// The leader's node table through `meshctl nodes ls -o json`.
+        func nodes() async throws -> [String: [String: Any]] {
+            let listed = try await meshctl(["nodes", "ls", "-o", "json"])
+            let rows = (try? JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]]) ?? []
+            return Dictionary(rows.compactMap { row in (row["node"] as? String).map { ($0, row) } }) { first, _ in first }
+        }
+
         func act(_ id: String, _ action: String, _ payload: String = "", timeout: Duration = .seconds(5)) async throws -> String {
             String(decoding: try await actions.act(try AgentID(id), action: action, payload: Array(payload.utf8), timeout: timeout), as: UTF8.self)
         }
@@ -94,26 +113,15 @@ struct AgentFlowTests {
         #expect(placed)
 
         // The same through meshctl: act, bad input, and the node list.
-        let meshctl = try MeshBinaries.path("meshctl")
-        let url = mesh.nats.url
-        func meshctlRun(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
-            let out = "\(mesh.logs)/meshctl-\(UUID().uuidString).out"
-            let child = try ChildProcess(executable: meshctl, arguments: arguments, logPath: out, errorLogPath: out + ".err")
-            _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) { !child.isRunning }
-            let status = await child.stop()
-            return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
-        }
-        let acted = try await meshctlRun(["act", "counter-5", "add", "--data", #"{"by":1}"#, "--nats-url", url])
+        let acted = try await mesh.meshctl(["act", "counter-5", "add", "--data", #"{"by":1}"#])
         #expect(acted.status == 0 && acted.output.trimmingCharacters(in: .whitespacesAndNewlines) == #"{"value":8}"#, "\(acted)")
         #expect(try await mesh.act("counter-5", "add", #"{"by":-1}"#) == #"{"value":7}"#)
-        #expect(try await meshctlRun(["act", "Bad.Id", "get", "--nats-url", url]).status != 0)
-        #expect(try await meshctlRun(["act", "no-such-agent", "get", "--nats-url", url, "--timeout-ms", "2000"]).status != 0)
-        let listed = try await meshctlRun(["nodes", "ls", "-o", "json", "--nats-url", url])
-        #expect(listed.status == 0)
-        let nodes = try JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]] ?? []
-        #expect(Set(nodes.compactMap { $0["node"] as? String }) == ["worker-1", "worker-2", "worker-3"])
-        #expect(nodes.reduce(0) { $0 + ($1["shards"] as? Int ?? 0) } == 64)
-        #expect(nodes.reduce(0) { $0 + ($1["agents"] as? Int ?? 0) } == ids.count)
+        #expect(try await mesh.meshctl(["act", "Bad.Id", "get"]).status != 0)
+        #expect(try await mesh.meshctl(["act", "no-such-agent", "get", "--timeout-ms", "2000"]).status != 0)
+        let nodes = try await mesh.nodes()
+        #expect(Set(nodes.keys) == ["worker-1", "worker-2", "worker-3"])
+        #expect(nodes.values.reduce(0) { $0 + (($1["shards"] as? [Int])?.count ?? 0) } == 64)
+        #expect(nodes.values.reduce(0) { $0 + ($1["agents"] as? Int ?? 0) } == ids.count)
 
         // Let the checkpoints land, then crash a worker: its agents answer from the others
         // with their counters intact.
@@ -166,6 +174,99 @@ struct AgentFlowTests {
             }
         }
         #expect(movedHere, "no agent runs on the new worker")
+        await mesh.shutdown()
+    }
+
+    /// Adds acknowledged and attempted per agent by ``Mesh/keepAdding(to:while:)``.
+    actor Tally {
+        var acked: [String: Int] = [:]
+        var attempted: [String: Int] = [:]
+        var stopped = false
+        func attempt(_ id: String) { attempted[id, default: 0] += 1 }
+        func ack(_ id: String) { acked[id, default: 0] += 1 }
+        func stop() { stopped = true }
+    }
+
+    /// Adds 1 to `ids` round-robin, one request at a time, while `operation` runs.
+    static func keepAdding(_ mesh: Mesh, to ids: [String], while operation: () async throws -> Void) async throws -> Tally {
+        let tally = Tally()
+        let writer = Task {
+            var index = 0
+            while await !tally.stopped {
+                let id = ids[index % ids.count]
+                index += 1
+                await tally.attempt(id)
+                if (try? await mesh.act(id, "add", #"{"by":1}"#, timeout: .seconds(10))) != nil { await tally.ack(id) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        try await operation()
+        try await Task.sleep(for: .milliseconds(300))
+        await tally.stop()
+        await writer.value
+        return tally
+    }
+
+    /// Every acknowledged add survived (value ≥ acked; ≤ attempted, as an add whose reply was
+    /// lost may still have run).
+    static func expectNothingLost(_ mesh: Mesh, _ tally: Tally, base: (String) -> Int, _ what: String) async throws {
+        let (acked, attempted) = (await tally.acked, await tally.attempted)
+        #expect(acked.values.reduce(0, +) > 50, "too few writes during \(what) to prove anything: \(acked.values.reduce(0, +))")
+        for (id, count) in attempted {
+            let reply = try await mesh.act(id, "get", timeout: .seconds(15))
+            let value = (try? JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Int])?["value"] ?? -1
+            #expect(value >= base(id) + (acked[id] ?? 0) && value <= base(id) + count, "agent \(id) after \(what): \(value), acked \(acked[id] ?? 0) of \(count) adds on \(base(id))")
+        }
+    }
+
+    /// A planned move loses nothing: while agents are being written, a drained node and a node
+    /// stopped with SIGTERM hand each agent over with the state it had when it let go, not
+    /// its last periodic checkpoint.
+    @Test func drainAndAGracefulStopLoseNoAcknowledgedWrite() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-1")
+        // Rare periodic checkpoints: only the hand-over can carry the newest state.
+        for index in 1...3 { try mesh.start(.agentWorker, id: "worker-\(index)", extra: ["MESH_CHECKPOINT_INTERVAL_MS": "60000"]) }
+        try await mesh.connect()
+        let ids = (0..<64).map { "meter-\($0)" }
+        for id in ids { try mesh.create(id, kind: "counter") }
+        for (index, id) in ids.enumerated() { _ = try await mesh.act(id, "add", #"{"by":\#(index * 1000)}"#, timeout: .seconds(30)) }
+        let everyoneKnown = await TestEnvironment.waitUntil(timeout: .seconds(10)) { (try? await mesh.nodes().count) == 3 }
+        #expect(everyoneKnown)
+        let base = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0 * 1000) })
+
+        // Drain worker-2 while writes go on.
+        let drainTally = try await Self.keepAdding(mesh, to: ids) {
+            let drained = try await mesh.meshctl(["nodes", "drain", "worker-2", "--timeout", "30"])
+            #expect(drained.status == 0, "\(drained.output)")
+        }
+        let afterDrain = try await mesh.nodes()
+        #expect((afterDrain["worker-2"]?["shards"] as? [Int]) == [], "\(afterDrain)")
+        #expect(afterDrain["worker-2"]?["drained"] as? Bool == true)
+        try await Self.expectNothingLost(mesh, drainTally, base: { base[$0]! }, "a drain")
+        #expect(try await mesh.meshctl(["nodes", "drain", "no-such-node"]).status != 0)
+        #expect(try await mesh.meshctl(["nodes", "drain", "Bad.Node"]).status != 0)
+
+        // SIGTERM worker-3 while writes go on: it drains itself before it exits.
+        var now: [String: Int] = [:]
+        for id in ids {
+            now[id] = (try? JSONSerialization.jsonObject(with: Data(try await mesh.act(id, "get").utf8)) as? [String: Int])?["value"]
+        }
+        let worker3 = mesh.processes["worker-3"]!
+        let stopTally = try await Self.keepAdding(mesh, to: ids) {
+            kill(worker3.pid, SIGTERM)
+            #expect(await worker3.stop(signal: SIGTERM, timeout: .seconds(20)) == 0)
+        }
+        try await Self.expectNothingLost(mesh, stopTally, base: { now[$0]! }, "a graceful stop")
+        #expect(worker3.logTail(maxBytes: 50_000).contains("draining before stop"))
+
+        // Undrained, worker-2 wins shards back after its hold-down.
+        #expect(try await mesh.meshctl(["nodes", "undrain", "worker-2"]).status == 0)
+        let back = await TestEnvironment.waitUntil(timeout: .seconds(15)) {
+            ((try? await mesh.nodes())?["worker-2"]?["shards"] as? [Int])?.isEmpty == false
+        }
+        #expect(back, "worker-2 got no shard back after undrain")
         await mesh.shutdown()
     }
 

@@ -18,6 +18,7 @@ import Synchronization
 /// | `--capacity` | `MESH_CAPACITY` | `100` (relative weight for shard assignment) |
 /// | `--checkpoint-interval-ms` | `MESH_CHECKPOINT_INTERVAL_MS` | `100` |
 /// | `--exec-allow` | `MESH_EXEC_ALLOW` | empty: the `exec` kind may run nothing |
+/// | `--drain-timeout-ms` | `MESH_DRAIN_TIMEOUT_MS` | `5000` (how long a stopping node waits for its shards to move) |
 public struct WorkerOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("heartbeat-interval-ms"), help: "Heartbeat period in ms (env MESH_HEARTBEAT_INTERVAL_MS).")
     public var heartbeatIntervalMs: Int = MeshEnvironment.int("MESH_HEARTBEAT_INTERVAL_MS", 250)
@@ -31,6 +32,9 @@ public struct WorkerOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("exec-allow"), help: "Commands the exec kind may run, comma-separated absolute paths (env MESH_EXEC_ALLOW).")
     public var execAllow: String = MeshEnvironment.string("MESH_EXEC_ALLOW") ?? ""
 
+    @Option(name: .customLong("drain-timeout-ms"), help: "On SIGTERM, how long to wait for the shards to move to other nodes, in ms (env MESH_DRAIN_TIMEOUT_MS).")
+    public var drainTimeoutMs: Int = MeshEnvironment.int("MESH_DRAIN_TIMEOUT_MS", 5000)
+
     public init() {}
 
     var execCommands: [String] { execAllow.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
@@ -41,6 +45,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
         guard (10...60_000).contains(heartbeatIntervalMs) else { throw ValidationError("--heartbeat-interval-ms must be in 10...60000") }
         guard (1...1_000_000).contains(capacity) else { throw ValidationError("--capacity must be in 1...1000000") }
         guard (10...60_000).contains(checkpointIntervalMs) else { throw ValidationError("--checkpoint-interval-ms must be in 10...60000") }
+        guard (0...600_000).contains(drainTimeoutMs) else { throw ValidationError("--drain-timeout-ms must be in 0...600000") }
         for command in execCommands where !command.hasPrefix("/") {
             throw ValidationError("--exec-allow takes absolute paths, got \(command)")
         }
@@ -56,13 +61,19 @@ public enum AgentWorker {
 
     public static func services(context: ServiceContext, options: WorkerOptions) throws -> [any Service] {
         let node = WorkerNode(context: context, options: options)
-        return [node, heartbeat(context: context, options: options, node: node)]
+        // Heartbeat first: services stop in reverse order, so the node drains while its
+        // heartbeats (saying `draining`) still go out.
+        return [heartbeat(context: context, options: options, node: node), node]
     }
 
     /// The heartbeat: a `NodeHeartbeat` every `--heartbeat-interval-ms`.
     static func heartbeat(context: ServiceContext, options: WorkerOptions, node: WorkerNode) -> PeriodicService {
         let subject = context.subjects.heartbeat(node: context.instanceID)
         let sequence = Atomic<UInt64>(0)
+        // A new instance id per process: the supervisor ends an operator's drain when the
+        // drained node comes back as a new instance.
+        let instance = "\(context.instanceID.rawValue)-\(String(UInt64.random(in: 1...UInt64.max), radix: 16))"
+
         let sent = Counter(label: "mesh_heartbeats_sent_total")
         return PeriodicService(
             every: .milliseconds(options.heartbeatIntervalMs),
@@ -71,7 +82,7 @@ public enum AgentWorker {
                 let (shards, agents) = node.ownership
                 var beat = NodeHeartbeat()
                 beat.nodeId = context.instanceID.rawValue
-                beat.instanceId = context.instanceID.rawValue
+                beat.instanceId = instance
                 beat.capacity = UInt32(options.capacity)
                 beat.load = Double(agents) / Double(max(1, options.capacity * 100))
                 beat.agentCount = UInt32(agents)
@@ -79,6 +90,7 @@ public enum AgentWorker {
                 beat.timestampUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
                 beat.buildVersion = MeshVersion.current
                 beat.sequence = sequence.add(1, ordering: .relaxed).newValue
+                beat.draining = node.isDraining.load(ordering: .relaxed)
                 var headers = NatsHeaders()
                 headers[MeshHeader.messageType] = NodeHeartbeat.messageType.rawValue
                 try context.nats.publish(subject, payload: beat.serializedBytes(), headers: headers)

@@ -37,6 +37,10 @@ final class WorkerNode: Service, @unchecked Sendable {
         case spec(KeyValueEntry)
         case failed(AgentID, String)
         case restartDue([AgentID], group: String, reason: String)
+        /// Graceful shutdown began: drain (hand the shards over), then stop.
+        case drain
+        /// Stop now (drained, nothing can take the shards, or the drain timed out).
+        case stop
     }
 
     /// What the NATS delivery threads read: owned shards with their epochs, running cells.
@@ -50,6 +54,8 @@ final class WorkerNode: Service, @unchecked Sendable {
     let options: WorkerOptions
     private let node: NodeID
     private let routing = Mutex(Routing())
+    /// Set when the node stops: heartbeats say so and the supervisor moves its shards away.
+    let isDraining = Atomic<Bool>(false)
     private let dirty = Mutex<Set<AgentID>>([])
     /// Status records are written in the order the control loop decides them.
     private let statusWrites = DispatchQueue(label: "mesh.worker.status")
@@ -58,6 +64,7 @@ final class WorkerNode: Service, @unchecked Sendable {
     private var runtime: AgentRuntime!
     private var resources: ClusterResources!
     private var events: EventPublisher!
+    private var supervisor: SupervisorClient!
 
     // Control-loop state.
     private var specs: [AgentID: AgentSpec] = [:]
@@ -94,6 +101,7 @@ final class WorkerNode: Service, @unchecked Sendable {
                 js, subjects: subjects, replicas: common.jetStreamReplicas, shardCount: common.shardCount, logger: logger)
         }
         events = EventPublisher(js: js, subjects: context.subjects, node: node, logger: logger)
+        supervisor = SupervisorClient(connection: context.nats, subjects: context.subjects, timeout: .seconds(1))
         let input = inputContinuation
         runtime = AgentRuntime(
             registry: .builtIn(options.kindOptions), logger: logger,
@@ -107,7 +115,7 @@ final class WorkerNode: Service, @unchecked Sendable {
         shards.onChange { shard, owner in input.yield(.shard(shard, owner)) }
         let specWatch = try resources.agents.watch()
 
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withTaskGroup(of: Void.self) { group in
             group.addTask { await shards.run() }
             group.addTask {
                 for await event in specWatch {
@@ -123,10 +131,17 @@ final class WorkerNode: Service, @unchecked Sendable {
                     await self?.flushCheckpoints()
                 }
             }
-            await cancelWhenGracefulShutdown {
-                for await event in self.input { await self.handle(event) }
+            let input = self.inputContinuation
+            await withGracefulShutdownHandler {
+                for await event in self.input {
+                    if case .stop = event { break }
+                    await self.handle(event)
+                    if self.isDraining.load(ordering: .relaxed) && self.routing.withLock({ $0.epochs.isEmpty }) { break }
+                }
+            } onGracefulShutdown: {
+                input.yield(.drain)
             }
-            // Clean stop: stop serving, hand state over.
+            // Clean stop: stop serving what was not handed over, checkpoint it.
             await self.releaseAll(reason: "node stopping")
             shards.stop()
             specWatch.stop()
@@ -142,6 +157,43 @@ final class WorkerNode: Service, @unchecked Sendable {
         case .spec(let entry): await specChanged(entry)
         case .failed(let agent, let reason): await agentFailed(agent, reason: reason)
         case .restartDue(let agents, let group, let reason): await restart(agents, group: group, reason: reason)
+        case .drain: await drain()
+        case .stop: break
+        }
+    }
+
+    /// Starts a graceful stop: heartbeats say `draining`, the supervisor leader is asked to
+    /// move this node's shards away (each is handed over with its newest state), and the
+    /// loop ends once none is left — at once when no other node can take them or no leader
+    /// answers, at the latest after `--drain-timeout-ms`.
+    private func drain() async {
+        guard !isDraining.exchange(true, ordering: .relaxed) else { return }
+        let (input, supervisor, node) = (inputContinuation, supervisor!, node)
+        let deadline = ContinuousClock.now + .milliseconds(options.drainTimeoutMs)
+        // Until the deadline, stop as soon as no other node could take the shards (the
+        // whole mesh stopping at once, say).
+        Task {
+            while ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(250))
+                if let nodes = try? await supervisor.nodes().nodes,
+                    !nodes.contains(where: { $0.nodeId != node.rawValue && $0.alive && !$0.draining && $0.capacity > 0 })
+                {
+                    break
+                }
+            }
+            input.yield(.stop)
+        }
+        guard routing.withLock({ !$0.epochs.isEmpty }) else {
+            input.yield(.stop)
+            return
+        }
+        do {
+            let (info, candidates) = try await supervisor.drain(node)
+            context.logger.info("draining before stop", metadata: ["mesh.shards": "\(info.shards.count)", "mesh.nodes.candidates": "\(candidates)"])
+            if candidates == 0 { input.yield(.stop) }
+        } catch {
+            context.logger.warning("stopping without a drain", metadata: ["error": "\(error)"])
+            input.yield(.stop)
         }
     }
 
@@ -153,15 +205,19 @@ final class WorkerNode: Service, @unchecked Sendable {
                 routing.withLock { $0.epochs[shard] = owner.epoch }  // re-assigned to us with a newer epoch
                 return
             }
-            await take(shard, epoch: owner.epoch)
+            await take(shard, epoch: owner.epoch, handedOverBy: owner.previousAlive ? owner.previous : nil)
         } else if current != nil {
-            await release(shard, reason: "shard \(shard) moved to \(owner.node?.rawValue ?? "no node") (epoch \(owner.epoch))", handOver: true)
+            await release(
+                shard, reason: "shard \(shard) moved to \(owner.node?.rawValue ?? "no node") (epoch \(owner.epoch))", handOver: true,
+                toEpoch: owner.node == nil ? nil : owner.epoch)
         }
     }
 
     /// Starts serving a shard: routing first (requests wait as `unavailable` until their
     /// agent is up), then the subscription, then the agents restored from their checkpoints.
-    private func take(_ shard: Int, epoch: UInt64) async {
+    /// - Parameter handedOverBy: the live previous owner (a planned move): its hand-over
+    ///   marker is awaited first, so the agents start from the state it had when it let go.
+    private func take(_ shard: Int, epoch: UInt64, handedOverBy previous: NodeID? = nil) async {
         let agents = specs.keys.filter { resources.shardMap.shard(of: $0) == shard }.sorted()
         routing.withLock {
             $0.epochs[shard] = epoch
@@ -174,14 +230,35 @@ final class WorkerNode: Service, @unchecked Sendable {
         } catch {
             context.logger.error("cannot serve shard", metadata: ["mesh.shard": "\(shard)", "error": "\(error)"])
         }
+        if let previous, previous != node, !agents.isEmpty { await awaitHandOver(shard, epoch: epoch, from: previous) }
         for agent in agents { await start(agent, reason: "shard \(shard) taken over at epoch \(epoch)", placed: true) }
         updateGauges()
         context.logger.info("shard taken", metadata: ["mesh.shard": "\(shard)", "mesh.shard.epoch": "\(epoch)", "mesh.agents": "\(agents.count)"])
     }
 
+    /// Waits (at most ``handOverTimeout``) until the previous owner of `shard` has written its
+    /// hand-over marker for `epoch` or a later one.
+    private func awaitHandOver(_ shard: Int, epoch: UInt64, from previous: NodeID) async {
+        let (bucket, key) = (resources.state, ClusterResources.handOverKey(shard: shard))
+        let deadline = ContinuousClock.now + Self.handOverTimeout
+        while ContinuousClock.now < deadline {
+            let handed = await BlockingIO.run { (try? bucket.get(key)).flatMap { $0 }.flatMap { UInt64(String(decoding: $0.value, as: UTF8.self)) } }
+            if let handed, handed >= epoch { return }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        context.logger.warning(
+            "no hand-over from the previous owner; agents restart from their last checkpoint",
+            metadata: ["mesh.shard": "\(shard)", "mesh.node.previous": "\(previous)"])
+    }
+
+    /// How long a new owner waits for a live previous owner's hand-over.
+    static let handOverTimeout = Duration.seconds(2)
+
     /// Stops serving a shard at once; with `handOver`, checkpoints its agents first (this
     /// node is alive and its state is the newest).
-    private func release(_ shard: Int, reason: String, handOver: Bool) async {
+    /// - Parameter toEpoch: the epoch of the new owner: once the checkpoints are written, the
+    ///   hand-over marker tells it so.
+    private func release(_ shard: Int, reason: String, handOver: Bool, toEpoch: UInt64? = nil) async {
         try? subscriptions.removeValue(forKey: shard)?.unsubscribe()
         let cells = routing.withLock { routing -> [AgentCell] in
             routing.epochs[shard] = nil
@@ -193,6 +270,10 @@ final class WorkerNode: Service, @unchecked Sendable {
             await cell.stop(.reject)
             if handOver { await checkpoint(cell) }
             events.publish(.agentStopped, agent: cell.id, reason: reason)
+        }
+        if handOver, let toEpoch {
+            let (bucket, key) = (resources.state, ClusterResources.handOverKey(shard: shard))
+            await BlockingIO.run { _ = try? bucket.put(key, Array(String(toEpoch).utf8)) }
         }
         updateGauges()
         context.logger.info("shard released", metadata: ["mesh.shard": "\(shard)", "mesh.agents": "\(cells.count)"])

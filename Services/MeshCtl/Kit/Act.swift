@@ -3,6 +3,7 @@ import Foundation
 import MeshClient
 import MeshCore
 import MeshProto
+import MeshRuntime
 import Nats
 
 /// Options to reach a mesh over NATS, shared by the commands that talk to it directly.
@@ -31,7 +32,7 @@ struct MeshConnectionOptions: ParsableArguments {
         let connection = try await CLIConnection.connect(resolvedURL)
         do {
             let cluster = try connection.jetStream().keyValue(subjects.clusterBucket)
-            guard let entry = try cluster.get("shard-count"), let count = Int(String(decoding: entry.value, as: UTF8.self)) else {
+            guard let entry = try cluster.get(ClusterResources.shardCountKey), let count = Int(String(decoding: entry.value, as: UTF8.self)) else {
                 throw CLIError("the mesh at \(resolvedURL) has no shard count yet (is it running?)")
             }
             return (connection, subjects, try ShardMap(shardCount: count))

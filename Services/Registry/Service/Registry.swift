@@ -1,7 +1,7 @@
 public import ArgumentParser
 import Logging
 import MeshClient
-public import MeshCore
+import MeshCore
 import MeshProto
 public import MeshRuntime
 import Nats

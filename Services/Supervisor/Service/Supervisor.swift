@@ -1,6 +1,7 @@
 public import ArgumentParser
 import Foundation
 import Logging
+import MeshClient
 import MeshCore
 import MeshProto
 public import MeshRuntime
@@ -72,8 +73,11 @@ final class SupervisorLoop: Service, @unchecked Sendable {
     private let context: ServiceContext
     private let options: SupervisorOptions
     private let configuration: ShardPlanner.Configuration
-    private let inbox = Mutex<[(NodeID, Double, Bool, ContinuousClock.Instant)]>([])
+    private let inbox = Mutex<[(NodeID, NodeHeartbeat, ContinuousClock.Instant)]>([])
     private let inboxLimit = 100_000
+    /// Operator requests (`nodes`, `drain`), answered by the loop when it leads.
+    private let requests = Mutex<[(SupervisorVerb, NatsMessage)]>([])
+    private let requestLimit = 1_000
     private let moves = Counter(label: "mesh_shard_moves_total")
     private let leaderGauge = Gauge(label: "mesh_supervisor_leader")
     private let planLatency = Timer(label: "mesh_supervisor_plan_duration")
@@ -109,11 +113,26 @@ final class SupervisorLoop: Service, @unchecked Sendable {
                 return
             }
             self.inbox.withLock { queue in
-                if queue.count < inboxLimit { queue.append((node, Double(beat.capacity), beat.draining, received)) }
+                if queue.count < inboxLimit { queue.append((node, beat, received)) }
             }
             heartbeatEndpoint.record(processingTime: ContinuousClock.now - received, error: nil)
         }
         defer { try? subscription.unsubscribe() }
+        // Every instance listens; only the leader answers (a standby stays silent, so the
+        // requester hears the leader or times out when there is none).
+        var requestSubscriptions: [NatsHandlerSubscription] = []
+        for verb in [SupervisorVerb.nodes, .drain] {
+            let requestLimit = self.requestLimit
+            requestSubscriptions.append(
+                try context.nats.subscribe(subjects.supervisor(verb: verb), queue: nil) { message in
+                    guard message.reply != nil else { return }
+                    self.requests.withLock { queue in
+                        if queue.count < requestLimit { queue.append((verb, message)) }
+                    }
+                })
+        }
+        defer { for subscription in requestSubscriptions { try? subscription.unsubscribe() } }
+        var table = NodeTable(drains: try await Self.readDrains(resources.cluster, subjects: subjects))
 
         var planner = try ShardPlanner(shardCount: resources.shardMap.shardCount, configuration: configuration)
         var revisions = [UInt64](repeating: 0, count: resources.shardMap.shardCount)
@@ -122,11 +141,16 @@ final class SupervisorLoop: Service, @unchecked Sendable {
         var next = clock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let now = clock.now
-            for (node, capacity, draining, at) in inbox.withLock({ queue in defer { queue.removeAll(keepingCapacity: true) }; return queue }) {
+            for (node, beat, at) in inbox.withLock({ queue in defer { queue.removeAll(keepingCapacity: true) }; return queue }) {
                 let wasKnownAlive = planner.nodes[node]?.isAlive ?? false
-                planner.heartbeat(node, capacity: capacity, draining: draining, at: at)
+                if table.heard(node, beat) {
+                    await Self.forgetDrain(node, in: resources.cluster, subjects: subjects)
+                    if leading { events.publish(.nodeUndrained, node: node, reason: "restarted (new instance \(beat.instanceId))") }
+                }
+                planner.heartbeat(node, capacity: Double(beat.capacity), draining: beat.draining || table.isDrained(node), at: at)
                 if leading && !wasKnownAlive { events.publish(.nodeJoined, node: node, reason: "heartbeats started") }
             }
+            let pending = requests.withLock { queue in defer { queue.removeAll(keepingCapacity: true) }; return queue }
             switch lease.tick(now: now) {
             case .leader(let epoch):
                 if !leading {
@@ -141,6 +165,9 @@ final class SupervisorLoop: Service, @unchecked Sendable {
                     }
                 }
                 if leading {
+                    for (verb, message) in pending {
+                        await answer(verb, message, planner: &planner, table: &table, epoch: epoch, cluster: resources.cluster, events: events)
+                    }
                     let started = clock.now
                     let deadBefore = Set(planner.nodes.filter { $0.value.isAlive }.keys)
                     let planned = planner.plan(now: now)
@@ -170,6 +197,74 @@ final class SupervisorLoop: Service, @unchecked Sendable {
         }
         lease.release()
         leaderGauge.record(0)
+    }
+
+    /// Answers one operator request (the loop leads).
+    private func answer(
+        _ verb: SupervisorVerb, _ message: NatsMessage, planner: inout ShardPlanner, table: inout NodeTable, epoch: UInt64,
+        cluster: KeyValue, events: EventPublisher
+    ) async {
+        let reply: [UInt8]
+        let type: MessageType
+        switch verb {
+        case .nodes:
+            let nodes = Set(planner.nodes.keys).union(table.beats.keys).sorted().map { table.info($0, planner: planner) }
+            reply = ListNodesReply(nodes: nodes, leaderId: context.instanceID.rawValue, leaderEpoch: epoch).serializedBytes()
+            type = ListNodesReply.messageType
+        case .drain:
+            type = DrainNodeReply.messageType
+            do {
+                let request = try DrainNodeRequest(serializedBytes: message.payload)
+                guard let node = try? NodeID(request.nodeId) else {
+                    throw MeshError(.invalidID, "invalid node id")
+                }
+                guard planner.nodes[node] != nil else { throw MeshError(.notFound, "no node \(node) is known to the supervisor") }
+                if request.undrain {
+                    table.drains[node] = nil
+                    await Self.forgetDrain(node, in: cluster, subjects: context.subjects)
+                    planner.setDraining(node, table.beats[node]?.draining ?? false)
+                    events.publish(.nodeUndrained, node: node, reason: "undrained by request")
+                } else if table.drains[node] == nil {
+                    let instance = table.beats[node]?.instanceId ?? ""
+                    let key = ClusterResources.drainKey(node: node)
+                    _ = try await BlockingIO.run { () throws(NatsError) -> UInt64 in try cluster.put(key, Array(instance.utf8)) }
+                    table.drains[node] = instance
+                    planner.setDraining(node, true)
+                    events.publish(.nodeDraining, node: node, reason: "drained by request", attributes: ["shards": "\(planner.shards(ownedBy: node).count)"])
+                }
+                let candidates = planner.liveNodes.filter { $0 != node && planner.isCandidate($0) }.count
+                reply = DrainNodeReply(node: table.info(node, planner: planner), candidates: UInt32(candidates)).serializedBytes()
+            } catch {
+                let failure: MeshError = switch error {
+                case let error as MeshError: error
+                case is WireError: MeshError(.invalidArgument, "malformed drain request")
+                default: MeshError(.unavailable, "the drain could not be recorded: \(error)", retryAfter: .milliseconds(200))
+                }
+                reply = DrainNodeReply(error: failure.errorReply).serializedBytes()
+            }
+        case .assignments:
+            return
+        }
+        var headers = NatsHeaders()
+        headers[MeshHeader.messageType] = type.rawValue
+        try? context.nats.respond(to: message, payload: reply, headers: headers)
+    }
+
+    /// Operator drains recorded in KV `mesh_cluster` (`drain.<node>` = the drained instance).
+    private static func readDrains(_ cluster: KeyValue, subjects: Subjects) async throws -> [NodeID: String] {
+        try await BlockingIO.run { () throws -> [NodeID: String] in
+            var drains: [NodeID: String] = [:]
+            for key in try cluster.keys() {
+                guard let node = ClusterResources.drainedNode(key: key), let entry = try cluster.get(key) else { continue }
+                drains[node] = String(decoding: entry.value, as: UTF8.self)
+            }
+            return drains
+        }
+    }
+
+    private static func forgetDrain(_ node: NodeID, in cluster: KeyValue, subjects: Subjects) async {
+        let key = ClusterResources.drainKey(node: node)
+        await BlockingIO.run { try? cluster.delete(key) }
     }
 
     /// Rebuilds the planner from KV `mesh_shards` (owners and epochs), keeping the node
@@ -221,5 +316,39 @@ final class SupervisorLoop: Service, @unchecked Sendable {
         }
         context.logger.info("shards assigned", metadata: ["mesh.shard.moves": "\(planned.count)"])
         return true
+    }
+}
+
+
+/// What the supervisor knows of each node beyond the planner's liveness: its last
+/// heartbeat (for the node table) and the operator drains (per node instance).
+struct NodeTable {
+    /// Operator drains: node → the instance that was drained ("" = whatever instance).
+    var drains: [NodeID: String]
+    /// The latest heartbeat of each node heard.
+    var beats: [NodeID: NodeHeartbeat] = [:]
+
+    init(drains: [NodeID: String]) { self.drains = drains }
+
+    func isDrained(_ node: NodeID) -> Bool { drains[node] != nil }
+
+    /// Records a heartbeat. Returns true when it ends a drain: the drained node restarted
+    /// (a new instance), so the operator's maintenance is over.
+    mutating func heard(_ node: NodeID, _ beat: NodeHeartbeat) -> Bool {
+        beats[node] = beat
+        guard let drained = drains[node], !drained.isEmpty, drained != beat.instanceId else { return false }
+        drains[node] = nil
+        return true
+    }
+
+    /// The node's row for `nodes` and `drain` replies.
+    func info(_ node: NodeID, planner: ShardPlanner) -> NodeInfo {
+        let beat = beats[node]
+        let state = planner.nodes[node]
+        return NodeInfo(
+            nodeId: node.rawValue, instanceId: beat?.instanceId ?? "", alive: state?.isAlive ?? false,
+            draining: state?.draining ?? false, drainRequested: isDrained(node), capacity: beat?.capacity ?? 0,
+            load: beat?.load ?? 0, agentCount: beat?.agentCount ?? 0, shards: planner.shards(ownedBy: node).map { UInt32($0) },
+            lastHeartbeatUnixMs: beat?.timestampUnixMs ?? 0, buildVersion: beat?.buildVersion ?? "")
     }
 }
