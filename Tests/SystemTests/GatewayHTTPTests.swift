@@ -211,9 +211,23 @@ struct GatewayHTTPTests {
         #expect(firstID != nil && secondID != nil && firstID != secondID)
         #expect(try api.call("GET", "/api/v1/agents/counter-1/events?cursor=garbage!").status == 400)
 
-        // Nodes.
-        let nodes = api.object(try api.call("GET", "/api/v1/nodes", key: viewer))
-        #expect((nodes["items"] as? [[String: Any]])?.contains { $0["node"] as? String == "worker-1" && $0["alive"] as? Bool == true } == true)
+        // Nodes, from the supervisor leader; drain and undrain (operator).
+        var nodes: [String: Any] = [:]
+        _ = await TestEnvironment.waitUntil(timeout: .seconds(10)) {
+            guard let response = try? api.call("GET", "/api/v1/nodes", key: viewer) else { return false }
+            nodes = api.object(response)
+            return (nodes["items"] as? [[String: Any]])?.isEmpty == false
+        }
+        let worker = (nodes["items"] as? [[String: Any]])?.first { $0["node"] as? String == "worker-1" }
+        #expect(worker?["alive"] as? Bool == true && worker?["shards"] as? Int == 64, "\(nodes)")
+        #expect(try api.call("POST", "/api/v1/nodes/worker-1/drain", key: viewer).status == 403)
+        let drained = try api.call("POST", "/api/v1/nodes/worker-1/drain")
+        #expect(drained.status == 200 && (api.object(drained)["node"] as? [String: Any])?["draining"] as? Bool == true, "\(drained.text)")
+        #expect(api.object(drained)["candidates"] as? Int == 0)
+        let undrained = try api.call("POST", "/api/v1/nodes/worker-1/undrain")
+        #expect(undrained.status == 200 && (api.object(undrained)["node"] as? [String: Any])?["drain_requested"] as? Bool == false)
+        #expect(try api.call("POST", "/api/v1/nodes/Worker!/drain").status == 400)
+        #expect(try api.call("POST", "/api/v1/nodes/no-such-node/drain").status == 404)
 
         // Delete, then 404.
         #expect(try api.call("DELETE", "/api/v1/agents/echo-1?revision=999999").status == 409)

@@ -47,7 +47,7 @@ public enum Gateway {
             registry: RegistryClient(connection: context.nats, subjects: subjects, shardMap: shardMap),
             readiness: RegistryClient(connection: context.nats, subjects: subjects, shardMap: shardMap, timeout: .seconds(1)),
             actions: ActionClient(connection: context.nats, subjects: subjects, shardMap: shardMap),
-            nodes: try NodeView(nats: context.nats, subjects: subjects),
+            supervisor: SupervisorClient(connection: context.nats, subjects: subjects),
             limiter: options.rateLimit > 0 ? RateLimiter(ratePerSecond: Double(options.rateLimit), burst: Double(options.rateBurst)) : nil)
         let app = Application(
             router: api.router(),

@@ -23,7 +23,7 @@ final class GatewayAPI: Sendable {
     let registry: RegistryClient
     let readiness: RegistryClient
     let actions: ActionClient
-    let nodes: NodeView
+    let supervisor: SupervisorClient
     let limiter: RateLimiter?
     let logger: Logger
     let observability: Observability
@@ -35,7 +35,7 @@ final class GatewayAPI: Sendable {
 
     init(
         context: ServiceContext, options: GatewayOptions, store: Store, keys: APIKeyStore, audit: AuditLog, registry: RegistryClient,
-        readiness: RegistryClient, actions: ActionClient, nodes: NodeView, limiter: RateLimiter?
+        readiness: RegistryClient, actions: ActionClient, supervisor: SupervisorClient, limiter: RateLimiter?
     ) {
         self.options = options
         self.nats = context.nats
@@ -45,7 +45,7 @@ final class GatewayAPI: Sendable {
         self.registry = registry
         self.readiness = readiness
         self.actions = actions
-        self.nodes = nodes
+        self.supervisor = supervisor
         self.limiter = limiter
         self.logger = context.logger
         self.observability = Observability.bootstrap(options: context.options)
@@ -242,7 +242,15 @@ final class GatewayAPI: Sendable {
             return try await events(id, request)
         case .listNodes:
             try requireNATS()
-            return Self.json(["items": nodes.list()])
+            let reply = try await supervisor.nodes()
+            return Self.json(["items": reply.nodes.map(Self.object(node:)), "leader": reply.leaderId])
+        case .drainNode, .undrainNode:
+            guard let raw = context.parameters.get("id"), let id = try? NodeID(raw) else {
+                throw APIError(.badRequest, code: MeshError.Code.invalidID.rawValue, "invalid node id")
+            }
+            try requireNATS()
+            let (node, candidates) = route.operation == .drainNode ? try await supervisor.drain(id) : try await supervisor.undrain(id)
+            return Self.json(["node": Self.object(node: node), "candidates": candidates])
         case .listKeys:
             let items: [[String: Any]] = try await keys.list().map(Self.object(key:))
             return Self.json(["items": items])
@@ -412,6 +420,18 @@ final class GatewayAPI: Sendable {
         var object2 = Self.object(key: info)
         object2["secret"] = secret
         return Self.json(object2, status: .created)
+    }
+
+    static func object(node: NodeInfo) -> [String: Any] {
+        var object: [String: Any] = [
+            "node": node.nodeId, "instance": node.instanceId, "alive": node.alive, "draining": node.draining,
+            "drain_requested": node.drainRequested, "capacity": Int(node.capacity), "load": node.load, "agents": Int(node.agentCount),
+            "shards": node.shards.count, "version": node.buildVersion,
+        ]
+        if node.lastHeartbeatUnixMs > 0 {
+            object["last_heartbeat"] = rfc3339(Date(timeIntervalSince1970: Double(node.lastHeartbeatUnixMs) / 1000))
+        }
+        return object
     }
 
     static func object(key: APIKeyInfo) -> [String: Any] {

@@ -567,7 +567,7 @@ enum OpenAPIDocument {
     "/api/v1/nodes": {
       "get": {
         "operationId": "listNodes",
-        "summary": "Worker nodes from their heartbeats (viewer)",
+        "summary": "Worker nodes, from the supervisor leader's node table (viewer)",
         "responses": {
           "200": {
             "description": "The nodes.",
@@ -587,6 +587,108 @@ enum OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/TooManyRequests"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          },
+          "504": {
+            "$ref": "#/components/responses/Timeout"
+          }
+        }
+      }
+    },
+    "/api/v1/nodes/{id}/drain": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"
+          },
+          "description": "Node id."
+        }
+      ],
+      "post": {
+        "operationId": "drainNode",
+        "summary": "Drain a node (operator): no new shards, its shards move to other nodes",
+        "responses": {
+          "200": {
+            "description": "The node as the supervisor leader sees it, and how many nodes can take its shards.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/DrainResult"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/TooManyRequests"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          },
+          "504": {
+            "$ref": "#/components/responses/Timeout"
+          }
+        }
+      }
+    },
+    "/api/v1/nodes/{id}/undrain": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"
+          },
+          "description": "Node id."
+        }
+      ],
+      "post": {
+        "operationId": "undrainNode",
+        "summary": "End an operator's drain of a node (operator)",
+        "responses": {
+          "200": {
+            "description": "The node.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/DrainResult"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/TooManyRequests"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
           },
           "503": {
             "$ref": "#/components/responses/Unavailable"
@@ -1144,13 +1246,24 @@ enum OpenAPIDocument {
         "type": "object",
         "required": [
           "node",
-          "alive"
+          "alive",
+          "draining",
+          "shards"
         ],
         "properties": {
           "node": {
             "type": "string"
           },
+          "instance": {
+            "type": "string"
+          },
           "alive": {
+            "type": "boolean"
+          },
+          "draining": {
+            "type": "boolean"
+          },
+          "drain_requested": {
             "type": "boolean"
           },
           "shards": {
@@ -1165,13 +1278,10 @@ enum OpenAPIDocument {
           "load": {
             "type": "number"
           },
-          "draining": {
-            "type": "boolean"
-          },
           "version": {
             "type": "string"
           },
-          "last_seen": {
+          "last_heartbeat": {
             "type": "string",
             "format": "date-time"
           }
@@ -1188,6 +1298,24 @@ enum OpenAPIDocument {
             "items": {
               "$ref": "#/components/schemas/Node"
             }
+          },
+          "leader": {
+            "type": "string"
+          }
+        }
+      },
+      "DrainResult": {
+        "type": "object",
+        "required": [
+          "node",
+          "candidates"
+        ],
+        "properties": {
+          "node": {
+            "$ref": "#/components/schemas/Node"
+          },
+          "candidates": {
+            "type": "integer"
           }
         }
       },
