@@ -28,11 +28,15 @@ public enum LocalHTTP {
     ///   - path: the request target, already percent-encoded (`/api/v1/agents?limit=5`).
     ///   - headers: extra header lines (no CR/LF allowed in them).
     ///   - body: sent with a `Content-Length` unless `sendContentLength` is false.
+    ///   - stopWhen: for endless answers (Server-Sent Events): stop reading once it returns
+    ///     true for what was received so far (head and body); reading also stops at the
+    ///     timeout without data.
     /// - Throws: ``LocalServerError`` when the host cannot be reached, a header is malformed,
     ///   or the answer is not HTTP.
     public static func request(
         _ method: String, host: String, port: Int, path: String, headers: [(String, String)] = [], body: [UInt8] = [],
-        sendContentLength: Bool = true, timeoutMs: Int = 10_000, maxBytes: Int = 16 << 20
+        sendContentLength: Bool = true, timeoutMs: Int = 10_000, maxBytes: Int = 16 << 20,
+        stopWhen: ((_ received: [UInt8]) -> Bool)? = nil
     ) throws -> Response {
         for (name, value) in headers where (name + value).contains(where: { $0 == "\r" || $0 == "\n" }) {
             throw LocalServerError("header \(name) contains a line break")
@@ -69,6 +73,7 @@ public enum LocalHTTP {
             let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if received <= 0 { break }
             response.append(contentsOf: chunk[0..<received])
+            if let stopWhen, stopWhen(response) { break }
         }
         guard let headerEnd = response.firstRange(of: Array("\r\n\r\n".utf8)) else {
             throw LocalServerError("no HTTP answer from \(host):\(port)")

@@ -79,6 +79,24 @@ struct GatewayHTTPTests {
         }
     }
 
+    /// The complete frames of a Server-Sent Events body: id, event name and decoded data.
+    static func sseFrames(_ text: String) -> [(id: UInt64, event: String, data: [String: Any])] {
+        text.components(separatedBy: "\n\n").compactMap { block in
+            var id: UInt64?
+            var event = ""
+            var data: [String: Any] = [:]
+            for line in block.split(separator: "\n") {
+                if line.hasPrefix("id: ") { id = UInt64(line.dropFirst(4)) }
+                if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
+                if line.hasPrefix("data: ") {
+                    data = (try? JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8))) as? [String: Any] ?? [:]
+                }
+            }
+            guard let id, !event.isEmpty else { return nil }
+            return (id, event, data)
+        }
+    }
+
     @Test func everyEndpointAndItsErrorsThroughARealGateway() async throws {
         let mesh = try await Mesh()
         defer { mesh.stop() }
@@ -181,6 +199,13 @@ struct GatewayHTTPTests {
         let noAgent = try api.call("POST", "/api/v1/agents/no-such-agent/actions/get?timeout_ms=1000")
         #expect([404, 503, 504].contains(noAgent.status) && api.code(noAgent) != nil, "\(noAgent.text)")
         #expect(try api.call("POST", "/api/v1/agents/counter-1/actions/add?timeout_ms=abc").status == 400)
+        // An action overrunning its deadline is 504 `timeout`.
+        #expect(try api.call("POST", "/api/v1/agents", json: ["id": "sleeper", "kind": "work"]).status == 201)
+        _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            (try? api.call("POST", "/api/v1/agents/sleeper/actions/sleep?timeout_ms=2000", json: ["ms": 0]))?.status == 200
+        }
+        let overrun = try api.call("POST", "/api/v1/agents/sleeper/actions/sleep?timeout_ms=300", json: ["ms": 3000])
+        #expect(overrun.status == 504 && api.code(overrun) == "timeout", "\(overrun.status) \(overrun.text)")
 
         // Body limits: a declared length over the limit, and a streamed (chunked) body that
         // grows past it, are both 413.
@@ -229,10 +254,40 @@ struct GatewayHTTPTests {
         #expect(try api.call("POST", "/api/v1/nodes/Worker!/drain").status == 400)
         #expect(try api.call("POST", "/api/v1/nodes/no-such-node/drain").status == 404)
 
+        // Live events (SSE): replay from the start of the stream filtered to one agent,
+        // resume after an event id, a live-only stream, and bad filters.
+        let replay = try LocalHTTP.request(
+            "GET", host: "127.0.0.1", port: port, path: "/api/v1/events?since=0&agent=counter-1",
+            headers: [("Authorization", "Bearer \(viewer)")], timeoutMs: 5_000,
+            stopWhen: { String(decoding: $0, as: UTF8.self).contains("event: agent.updated") })
+        #expect(replay.status == 200 && replay.headers["content-type"] == "text/event-stream", "\(replay.status) \(replay.text)")
+        let frames = Self.sseFrames(replay.text)
+        #expect(frames.first?.event == "agent.created" && frames.allSatisfy { $0.data["agent"] as? String == "counter-1" }, "\(replay.text)")
+        #expect(frames.contains { $0.event == "agent.updated" })
+        let createdSeq = try #require(frames.first?.id)
+        let resumed = try LocalHTTP.request(
+            "GET", host: "127.0.0.1", port: port, path: "/api/v1/events?agent=counter-1",
+            headers: [("Authorization", "Bearer \(viewer)"), ("Last-Event-ID", String(createdSeq))], timeoutMs: 5_000,
+            stopWhen: { String(decoding: $0, as: UTF8.self).contains("\nevent: agent.") })
+        let resumedFrames = Self.sseFrames(resumed.text)
+        #expect(resumedFrames.first.map { $0.id > createdSeq } == true, "\(resumed.text)")
+        #expect(try api.call("GET", "/api/v1/events?domain=Bad!", timeoutMs: 5_000).status == 400)
+        #expect(try api.call("GET", "/api/v1/events?since=abc", timeoutMs: 5_000).status == 400)
+        #expect(try api.call("GET", "/api/v1/events", key: "mesh_" + String(repeating: "1", count: 64), timeoutMs: 5_000).status == 401)
+        let liveOnly = Task.detached {
+            try LocalHTTP.request(
+                "GET", host: "127.0.0.1", port: port, path: "/api/v1/events?domain=agent&type=deleted",
+                headers: [("Authorization", "Bearer \(viewer)")], timeoutMs: 10_000,
+                stopWhen: { String(decoding: $0, as: UTF8.self).contains("event: agent.deleted") })
+        }
+        try await Task.sleep(for: .milliseconds(500))  // the stream is subscribed
+
         // Delete, then 404.
         #expect(try api.call("DELETE", "/api/v1/agents/echo-1?revision=999999").status == 409)
         #expect(try api.call("DELETE", "/api/v1/agents/echo-1").status == 200)
         #expect(try api.call("GET", "/api/v1/agents/echo-1").status == 404)
+        let deletedFrames = Self.sseFrames(try await liveOnly.value.text)
+        #expect(deletedFrames.count == 1 && deletedFrames.first?.data["agent"] as? String == "echo-1", "\(deletedFrames)")
 
         // Metrics count the requests.
         let metrics = try api.call("GET", "/metrics")
@@ -272,7 +327,7 @@ struct GatewayHTTPTests {
         #expect(outcomes.isSuperset(of: ["ok", "unauthenticated", "forbidden", "failed"]), "\(outcomes)")
         let mutations = try await store.query(
             "SELECT key_id FROM audit_log WHERE action = 'POST /api/v1/agents' AND outcome = 'ok' AND target IS NULL")
-        #expect(mutations.count == 2)
+        #expect(mutations.count == 3)  // counter-1, echo-1, sleeper
         let all = try await store.query("SELECT concat_ws(' ', key_id, key_name, action, target, outcome) AS line FROM audit_log")
         #expect(!all.isEmpty)
         for row in all {

@@ -48,6 +48,7 @@ public enum Gateway {
             readiness: RegistryClient(connection: context.nats, subjects: subjects, shardMap: shardMap, timeout: .seconds(1)),
             actions: ActionClient(connection: context.nats, subjects: subjects, shardMap: shardMap),
             supervisor: SupervisorClient(connection: context.nats, subjects: subjects),
+            live: LiveEvents(js: js, subjects: subjects, logger: context.logger),
             limiter: options.rateLimit > 0 ? RateLimiter(ratePerSecond: Double(options.rateLimit), burst: Double(options.rateBurst)) : nil)
         let app = Application(
             router: api.router(),

@@ -24,6 +24,7 @@ final class GatewayAPI: Sendable {
     let readiness: RegistryClient
     let actions: ActionClient
     let supervisor: SupervisorClient
+    let live: LiveEvents
     let limiter: RateLimiter?
     let logger: Logger
     let observability: Observability
@@ -32,10 +33,11 @@ final class GatewayAPI: Sendable {
     private let counters = Mutex<[String: Counter]>([:])
 
     static let requestIDHeader = HTTPField.Name("x-request-id")!
+    static let lastEventIDHeader = HTTPField.Name("last-event-id")!
 
     init(
         context: ServiceContext, options: GatewayOptions, store: Store, keys: APIKeyStore, audit: AuditLog, registry: RegistryClient,
-        readiness: RegistryClient, actions: ActionClient, supervisor: SupervisorClient, limiter: RateLimiter?
+        readiness: RegistryClient, actions: ActionClient, supervisor: SupervisorClient, live: LiveEvents, limiter: RateLimiter?
     ) {
         self.options = options
         self.nats = context.nats
@@ -46,6 +48,7 @@ final class GatewayAPI: Sendable {
         self.readiness = readiness
         self.actions = actions
         self.supervisor = supervisor
+        self.live = live
         self.limiter = limiter
         self.logger = context.logger
         self.observability = Observability.bootstrap(options: context.options)
@@ -60,8 +63,8 @@ final class GatewayAPI: Sendable {
     }
 
     /// The router: every route of the table, plus the JSON error shape for unknown paths.
-    func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    func router() -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         for route in GatewayRoutes.all {
             router.on(RouterPath(route.path), method: route.method) { [self] request, context in
@@ -73,7 +76,7 @@ final class GatewayAPI: Sendable {
 
     // MARK: The request path
 
-    func respond(_ route: GatewayRoute, _ request: Request, _ context: BasicRequestContext) async -> Response {
+    func respond(_ route: GatewayRoute, _ request: Request, _ context: GatewayRequestContext) async -> Response {
         let started = ContinuousClock.now
         let requestID = request.headers[Self.requestIDHeader].flatMap { Self.isSafeRequestID($0) ? $0 : nil } ?? TimeOrderedID.make()
         var principal: Principal?
@@ -198,7 +201,7 @@ final class GatewayAPI: Sendable {
 
     // MARK: Operations
 
-    func handle(_ route: GatewayRoute, _ request: Request, _ context: BasicRequestContext, _ principal: Principal?) async throws -> Response {
+    func handle(_ route: GatewayRoute, _ request: Request, _ context: GatewayRequestContext, _ principal: Principal?) async throws -> Response {
         switch route.operation {
         case .health:
             return Self.json(["status": "ok", "uptime_seconds": Int(Date().timeIntervalSince(startedAt))])
@@ -251,6 +254,9 @@ final class GatewayAPI: Sendable {
             try requireNATS()
             let (node, candidates) = route.operation == .drainNode ? try await supervisor.drain(id) : try await supervisor.undrain(id)
             return Self.json(["node": Self.object(node: node), "candidates": candidates])
+        case .liveEvents:
+            try requireNATS()
+            return try await liveEvents(request, context)
         case .listKeys:
             let items: [[String: Any]] = try await keys.list().map(Self.object(key:))
             return Self.json(["items": items])
@@ -336,7 +342,7 @@ final class GatewayAPI: Sendable {
         return Self.json(AgentSpecDocument.object(record: try await registry.update(spec, expectedRevision: revision)))
     }
 
-    func invoke(_ id: AgentID, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func invoke(_ id: AgentID, _ request: Request, _ context: GatewayRequestContext) async throws -> Response {
         guard let name = context.parameters.get("name"), Self.isValidActionName(name) else {
             throw APIError.badRequest("action name must be 1-128 characters of [A-Za-z0-9_.:-]")
         }
@@ -380,6 +386,26 @@ final class GatewayAPI: Sendable {
         }
         let next: Any = rows.count == limit ? last.map { TimelineCursor.encode(time: $0.0, event: $0.1) } ?? NSNull() : NSNull()
         return Self.json(["items": items, "next_cursor": next])
+    }
+
+    func liveEvents(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        var filter = EventFilter()
+        for (name, value) in [("domain", query["domain"]), ("type", query["type"])] {
+            guard let value, !value.isEmpty else { continue }
+            guard Identifier.isValid(value) else { throw APIError.badRequest("\(name) must match [a-z0-9][a-z0-9_-]{0,62}") }
+            if name == "domain" { filter.domain = String(value) } else { filter.type = String(value) }
+        }
+        if let agent = query["agent"], !agent.isEmpty { filter.agent = try AgentID(String(agent)).rawValue }
+        var since: UInt64?
+        if let raw = query["since"], !raw.isEmpty {
+            guard let value = UInt64(raw) else { throw APIError.badRequest("since must be a stream sequence number") }
+            since = value
+        } else if let raw = request.headers[Self.lastEventIDHeader], !raw.isEmpty {
+            guard let value = UInt64(raw.trimmingCharacters(in: .whitespaces)) else { throw APIError.badRequest("Last-Event-ID must be a stream sequence number") }
+            since = value
+        }
+        return try await live.response(filter: filter, since: since, channel: context.channel)
     }
 
     /// One page of `agent_events` after `after`; a cursor PostgreSQL cannot read is a 400.
@@ -443,7 +469,7 @@ final class GatewayAPI: Sendable {
 
     // MARK: Helpers
 
-    static func agentID(_ context: BasicRequestContext) throws -> AgentID {
+    static func agentID(_ context: GatewayRequestContext) throws -> AgentID {
         try AgentID(context.parameters.get("id") ?? "")
     }
 
@@ -500,6 +526,18 @@ enum TimelineCursor {
             parts[1].utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || [45, 46, 95].contains($0) })
         else { return nil }
         return (String(parts[0]), String(parts[1]))
+    }
+}
+
+/// The request context: Hummingbird's core context plus the connection's channel (so a
+/// live-event stream can close the connection of a client that stopped reading).
+struct GatewayRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = CoreRequestContextStorage(source: source)
+        channel = source.channel
     }
 }
 

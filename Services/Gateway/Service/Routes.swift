@@ -28,6 +28,7 @@ public enum Operation: String, Sendable, CaseIterable {
     case health, ready, metrics, openAPI
     case listAgents, createAgent, getAgent, updateAgent, deleteAgent
     case invokeAction, agentEvents
+    case liveEvents
     case listNodes, drainNode, undrainNode
     case listKeys, createKey, revokeKey
 }
@@ -59,6 +60,7 @@ public enum GatewayRoutes {
         GatewayRoute(method: .delete, path: "/api/v1/agents/{id}", role: .operator, operation: .deleteAgent),
         GatewayRoute(method: .post, path: "/api/v1/agents/{id}/actions/{name}", role: .operator, operation: .invokeAction),
         GatewayRoute(method: .get, path: "/api/v1/agents/{id}/events", role: .viewer, operation: .agentEvents),
+        GatewayRoute(method: .get, path: "/api/v1/events", role: .viewer, operation: .liveEvents),
         GatewayRoute(method: .get, path: "/api/v1/nodes", role: .viewer, operation: .listNodes),
         GatewayRoute(method: .post, path: "/api/v1/nodes/{id}/drain", role: .operator, operation: .drainNode),
         GatewayRoute(method: .post, path: "/api/v1/nodes/{id}/undrain", role: .operator, operation: .undrainNode),
