@@ -154,7 +154,7 @@ let package = Package(
             .testTarget(name: "MeshSupervisionTests", dependencies: ["MeshSupervision", "MeshCore"], swiftSettings: swiftSettings),
             .testTarget(
                 name: "GatewayTests",
-                dependencies: ["GatewayService", "MeshCore", "MeshClient", log, .product(name: "HTTPTypes", package: "swift-http-types")],
+                dependencies: ["GatewayService", "MeshCore", "MeshClient", "MeshProto", log, .product(name: "HTTPTypes", package: "swift-http-types")],
                 swiftSettings: swiftSettings),
             .testTarget(
                 name: "SystemTests",

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 @testable import GatewayService
 import MeshCore
+import MeshProto
 import Testing
 
 @Suite struct SHA256Tests {
@@ -145,5 +146,40 @@ import Testing
         }
         if let array = value as? [Any] { return array.flatMap(references(in:)) }
         return []
+    }
+}
+
+@Suite struct LiveEventTests {
+    @Test func filtersBecomeSubjectsAndMatchEvents() throws {
+        let subjects = try Subjects()
+        #expect(EventFilter().subject(subjects) == "mesh.evt.>")
+        #expect(EventFilter(domain: "agent").subject(subjects) == "mesh.evt.agent.*")
+        #expect(EventFilter(domain: "agent", type: "failed").subject(subjects) == "mesh.evt.agent.failed")
+        #expect(EventFilter(type: "failed").subject(subjects) == "mesh.evt.*.failed")
+        var event = Event(id: "e1", domain: "agent", type: "created", agentId: "counter-1")
+        #expect(EventFilter(agent: "counter-1").matches(event))
+        #expect(!EventFilter(agent: "counter-2").matches(event))
+        #expect(!EventFilter(domain: "agent", type: "deleted").matches(event))
+        event.type = "deleted"
+        #expect(EventFilter(domain: "agent", type: "deleted").matches(event))
+    }
+
+    @Test func framesCarryTheStreamSequenceAsTheirID() throws {
+        let frame = LiveEvents.frame(
+            sequence: 42, event: Event(id: "e1", domain: "agent", type: "created", agentId: "a-1", reason: "by test", timestampUnixMs: 1_000))
+        let lines = frame.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[0] == "id: 42" && lines[1] == "event: agent.created" && frame.hasSuffix("\n\n"))
+        let data = try #require(try JSONSerialization.jsonObject(with: Data(lines[2].dropFirst("data: ".count).utf8)) as? [String: Any])
+        #expect(data["seq"] as? Int == 42 && data["agent"] as? String == "a-1" && data["reason"] as? String == "by test")
+    }
+
+    @Test func aFullClientQueueIsNoticed() {
+        let queue = ClientQueue(capacity: 2)
+        queue.added()
+        #expect(!queue.isFull)
+        queue.added()
+        #expect(queue.isFull)
+        queue.removed()
+        #expect(!queue.isFull)
     }
 }

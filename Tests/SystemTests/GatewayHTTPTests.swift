@@ -79,6 +79,15 @@ struct GatewayHTTPTests {
         }
     }
 
+    /// Runs `meshctl` and returns its exit status with stdout and stderr together.
+    static func meshctl(_ arguments: [String], in directory: String) async throws -> (status: Int32?, output: String) {
+        let out = "\(directory)/meshctl-\(UUID().uuidString).out"
+        let child = try ChildProcess(executable: try MeshBinaries.path("meshctl"), arguments: arguments, logPath: out)
+        _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) { !child.isRunning }
+        let status = await child.stop()
+        return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+    }
+
     /// The complete frames of a Server-Sent Events body: id, event name and decoded data.
     static func sseFrames(_ text: String) -> [(id: UInt64, event: String, data: [String: Any])] {
         text.components(separatedBy: "\n\n").compactMap { block in
@@ -309,6 +318,22 @@ struct GatewayHTTPTests {
         }
         #expect(statuses.prefix(3).allSatisfy { $0 == 200 } && statuses.contains(429), "\(statuses)")
         #expect(retryAfter.flatMap(Int.init).map { $0 >= 1 } == true)
+
+        // meshctl through the gateway: tables and -o json, errors with the gateway's code.
+        let gatewayURL = "http://127.0.0.1:\(port)"
+        let listed = try await Self.meshctl(["agents", "ls", "--gateway", gatewayURL, "--api-key", viewer, "-o", "json"], in: mesh.directory)
+        #expect(listed.status == 0, "\(listed.output)")
+        let listedIDs = ((try? JSONSerialization.jsonObject(with: Data(listed.output.utf8))) as? [[String: Any]])?.compactMap { $0["id"] as? String }
+        #expect(listedIDs == ["counter-1", "sleeper"], "\(listed.output)")
+        let table = try await Self.meshctl(["agents", "get", "counter-1", "--gateway", gatewayURL, "--api-key", viewer], in: mesh.directory)
+        #expect(table.status == 0 && table.output.contains("counter"))
+        let acted = try await Self.meshctl(
+            ["act", "counter-1", "get", "--gateway", gatewayURL, "--api-key", operatorKey, "--timeout-ms", "5000"], in: mesh.directory)
+        #expect(acted.status == 0 && acted.output.trimmingCharacters(in: .whitespacesAndNewlines) == #"{"value":5}"#, "\(acted.output)")
+        let denied = try await Self.meshctl(["act", "counter-1", "get", "--gateway", gatewayURL, "--api-key", viewer], in: mesh.directory)
+        #expect(denied.status != 0 && denied.output.contains("permission_denied"), "\(denied.output)")
+        let keysListed = try await Self.meshctl(["keys", "ls", "--gateway", gatewayURL, "--api-key", admin], in: mesh.directory)
+        #expect(keysListed.status == 0 && keysListed.output.contains("dashboard") && keysListed.output.contains("ROLE"))
 
         // Revoking a key: it stops working at once on the gateway that revoked it.
         #expect(try api.call("DELETE", "/api/v1/keys/\(operatorID)", key: admin).status == 200)

@@ -203,6 +203,14 @@ final class GatewayAPI: Sendable {
 
     func handle(_ route: GatewayRoute, _ request: Request, _ context: GatewayRequestContext, _ principal: Principal?) async throws -> Response {
         switch route.operation {
+        case .dashboard:
+            return Response(
+                status: .ok,
+                headers: [
+                    .contentType: "text/html; charset=utf-8", .cacheControl: "no-cache",
+                    .contentSecurityPolicy: "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'",
+                ],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: Dashboard.html)))
         case .health:
             return Self.json(["status": "ok", "uptime_seconds": Int(Date().timeIntervalSince(startedAt))])
         case .ready:

@@ -20,6 +20,25 @@ enum OpenAPIDocument {
     }
   ],
   "paths": {
+    "/": {
+      "get": {
+        "operationId": "dashboard",
+        "summary": "The live dashboard (a static page; it calls the API with a key typed in)",
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "The dashboard page.",
+            "content": {
+              "text/html": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
     "/health": {
       "get": {
         "operationId": "health",

@@ -25,7 +25,7 @@ public enum Role: String, Sendable, CaseIterable, Comparable {
 
 /// The gateway's operations, one per route.
 public enum Operation: String, Sendable, CaseIterable {
-    case health, ready, metrics, openAPI
+    case dashboard, health, ready, metrics, openAPI
     case listAgents, createAgent, getAgent, updateAgent, deleteAgent
     case invokeAction, agentEvents
     case liveEvents
@@ -49,6 +49,7 @@ public struct GatewayRoute: Sendable, Hashable {
 /// document against it (every route documented, every documented route served).
 public enum GatewayRoutes {
     public static let all: [GatewayRoute] = [
+        GatewayRoute(method: .get, path: "/", role: nil, operation: .dashboard),
         GatewayRoute(method: .get, path: "/health", role: nil, operation: .health),
         GatewayRoute(method: .get, path: "/ready", role: nil, operation: .ready),
         GatewayRoute(method: .get, path: "/metrics", role: nil, operation: .metrics),

@@ -38,35 +38,81 @@ struct GatewayConnectionOptions: ParsableArguments {
         guard (100...600_000).contains(timeoutMs) else { throw ValidationError("--timeout-ms must be in 100...600000") }
     }
 
+    /// The gateway client these options name.
+    var client: GatewayHTTP { GatewayHTTP(url: resolvedGateway, key: resolvedKey, timeoutMs: timeoutMs) }
+
     /// Sends a request to the gateway and returns the decoded JSON answer.
     /// - Throws: `CLIError` with the gateway's error code and message on a non-2xx answer.
     func call(_ method: String, _ path: String, json: Any? = nil) throws -> Any {
-        guard let components = URLComponents(string: resolvedGateway), components.scheme == "http", let host = components.host else {
-            throw CLIError("the gateway URL must be http://HOST:PORT, got \(resolvedGateway)")
+        try client.call(method, path, json: json)
+    }
+}
+
+/// A blocking client of the gateway's HTTP API for `meshctl`: bearer key, JSON in and out,
+/// the gateway's `{"error":{…}}` answers turned into `CLIError`s naming the code.
+struct GatewayHTTP {
+    var url: String
+    var key: String?
+    var timeoutMs: Int
+
+    /// Sends a request and returns the raw answer of a 2xx status.
+    /// - Throws: `CLIError` with the gateway's error code and message on a non-2xx answer.
+    func raw(_ method: String, _ path: String, body: [UInt8] = [], contentType: String? = nil) throws -> LocalHTTP.Response {
+        guard let components = URLComponents(string: url), components.scheme == "http", let host = components.host else {
+            throw CLIError("the gateway URL must be http://HOST:PORT, got \(url)")
         }
         var headers: [(String, String)] = [("Accept", "application/json")]
-        if let key = resolvedKey { headers.append(("Authorization", "Bearer \(key)")) }
-        var body: [UInt8] = []
-        if let json {
-            body = Array(try JSONSerialization.data(withJSONObject: json))
-            headers.append(("Content-Type", "application/json"))
-        }
+        if let key { headers.append(("Authorization", "Bearer \(key)")) }
+        if let contentType { headers.append(("Content-Type", contentType)) }
+        let base = components.percentEncodedPath.hasSuffix("/") ? String(components.percentEncodedPath.dropLast()) : components.percentEncodedPath
         let response: LocalHTTP.Response
         do {
             response = try LocalHTTP.request(
-                method, host: host, port: components.port ?? 80, path: components.percentEncodedPath + path, headers: headers, body: body,
-                timeoutMs: timeoutMs)
+                method, host: host, port: components.port ?? 80, path: base + path, headers: headers, body: body, timeoutMs: timeoutMs)
         } catch {
-            throw CLIError("cannot reach the gateway at \(resolvedGateway): \(error)")
+            throw CLIError("cannot reach the gateway at \(url): \(error)")
         }
-        let object = try? JSONSerialization.jsonObject(with: Data(response.body), options: [.fragmentsAllowed])
         guard (200..<300).contains(response.status) else {
-            if let error = (object as? [String: Any])?["error"] as? [String: Any] {
+            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+            if let error = object?["error"] as? [String: Any] {
                 throw CLIError("\(error["code"] as? String ?? "error"): \(error["message"] as? String ?? "") (HTTP \(response.status))")
             }
             throw CLIError("the gateway answered HTTP \(response.status)")
         }
-        return object ?? [:]
+        return response
+    }
+
+    /// Sends a request with an optional JSON body and returns the decoded JSON answer.
+    func call(_ method: String, _ path: String, json: Any? = nil) throws -> Any {
+        var body: [UInt8] = []
+        if let json { body = Array(try JSONSerialization.data(withJSONObject: json)) }
+        let response = try raw(method, path, body: body, contentType: json == nil ? nil : "application/json")
+        return (try? JSONSerialization.jsonObject(with: Data(response.body), options: [.fragmentsAllowed])) ?? [:]
+    }
+
+    /// `value` percent-encoded for a query string or a path segment.
+    static func encode(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? value
+    }
+}
+
+/// `--gateway` / `--api-key` for commands that talk to NATS by default: when a gateway is
+/// named (flag or `MESH_GATEWAY`), they go through its HTTP API instead, with the key from
+/// `--api-key`, `MESH_API_KEY` or the local mesh's admin key.
+struct ThroughGatewayOptions: ParsableArguments {
+    @Option(name: .customLong("gateway"), help: "Go through the gateway at this URL, http://HOST:PORT (env MESH_GATEWAY).")
+    var gateway: String?
+
+    @Option(name: .customLong("api-key"), help: "API key for the gateway (env MESH_API_KEY; default: the local mesh's admin key).")
+    var apiKey: String?
+
+    /// The gateway client, when a gateway was named.
+    func client(stateDirectory: String, timeoutMs: Int) -> GatewayHTTP? {
+        guard let url = gateway ?? MeshEnvironment.string("MESH_GATEWAY") else { return nil }
+        let key = apiKey ?? MeshEnvironment.string("MESH_API_KEY")
+            ?? (try? String(contentsOfFile: LocalMeshState.keyPath(stateDirectory: stateDirectory), encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        return GatewayHTTP(url: url, key: key, timeoutMs: max(timeoutMs, 1_000) + 1_000)
     }
 }
 
