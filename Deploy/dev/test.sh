@@ -26,4 +26,6 @@ else
   swift test --skip-build --no-parallel --filter "$unit"
   echo "== integration and system tests" >&2
   swift test --skip-build --no-parallel --skip "$unit"
+  echo "== gateway API against its OpenAPI document (schemathesis)" >&2
+  Deploy/dev/api-schema-check.sh
 fi
