@@ -30,6 +30,10 @@ public struct Subjects: Sendable, Hashable {
     public func action(shard: Int, agent: AgentID) -> String { "\(prefix).agent.\(shard).\(agent.rawValue).act" }
     /// `<prefix>.agent.<shard>.*.act` — what an owning worker subscribes per owned shard.
     public func actionWildcard(shard: Int) -> String { "\(prefix).agent.\(shard).*.act" }
+    /// Queue group of a shard's action subscription: while a shard moves, its old and new
+    /// owner may both be subscribed for a moment, and the group delivers each request to
+    /// one of them only (the other would refuse it or run it a second time).
+    public func actionQueue(shard: Int) -> String { "shard-\(shard)" }
     /// `<prefix>.agent.<shard>.<id>.ctl` — lifecycle control of one agent.
     public func control(shard: Int, agent: AgentID) -> String { "\(prefix).agent.\(shard).\(agent.rawValue).ctl" }
     /// `<prefix>.agent.<shard>.*.ctl`.

@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// Time-ordered unique ids (UUID version 7, RFC 9562): 48 bits of Unix milliseconds, then
 /// random bits, so ids sort by creation time and never collide in practice. Used for
@@ -9,28 +10,51 @@ public import Foundation
 /// ```
 public enum TimeOrderedID {
     /// A new id in the canonical lowercase 8-4-4-4-12 form.
+    ///
+    /// The random bits come from a fast generator seeded once per process from the system
+    /// generator (no system call per id: ids are made per request on hot paths). They make
+    /// ids unique, not secret: never use one as a credential.
     public static func make(now: Date = Date()) -> String {
-        var generator = SystemRandomNumberGenerator()
+        var generator = FastRandom()
         return make(unixMilliseconds: UInt64(max(0, now.timeIntervalSince1970 * 1000)), using: &generator)
     }
 
     /// A new id for the given time, with randomness from `generator` (tests pass a seeded one).
     public static func make(unixMilliseconds: UInt64, using generator: inout some RandomNumberGenerator) -> String {
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for index in 0..<6 { bytes[index] = UInt8(truncatingIfNeeded: unixMilliseconds >> UInt64(40 - 8 * index)) }
         let random = (generator.next() as UInt64, generator.next() as UInt64)
-        for index in 6..<16 {
-            let source = index < 14 ? random.0 : random.1
-            bytes[index] = UInt8(truncatingIfNeeded: source >> UInt64(8 * (index % 8)))
+        // 48 bits of time, version 7, 12 random bits | RFC 9562 variant, 62 random bits.
+        let high = (unixMilliseconds & 0xFFFF_FFFF_FFFF) << 16 | 0x7000 | (random.0 & 0x0FFF)
+        let low = 0x8000_0000_0000_0000 | (random.1 & 0x3FFF_FFFF_FFFF_FFFF)
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            var offset = 0
+            for index in 0..<16 {
+                if index == 4 || index == 6 || index == 8 || index == 10 {
+                    buffer[offset] = UInt8(ascii: "-")
+                    offset += 1
+                }
+                let word = index < 8 ? high : low
+                let byte = UInt8(truncatingIfNeeded: word >> UInt64(56 - 8 * (index % 8)))
+                buffer[offset] = hexDigit(byte >> 4)
+                buffer[offset + 1] = hexDigit(byte & 0x0F)
+                offset += 2
+            }
+            return offset
         }
-        bytes[6] = 0x70 | (bytes[6] & 0x0F)  // version 7
-        bytes[8] = 0x80 | (bytes[8] & 0x3F)  // RFC 9562 variant
-        let hex = bytes.map { byte -> String in
-            let text = String(byte, radix: 16)
-            return byte < 16 ? "0" + text : text
+    }
+
+    @inline(__always)
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10 }
+
+    /// SplitMix64 over one atomic counter: lock-free, thread-safe, seeded at first use.
+    private struct FastRandom: RandomNumberGenerator {
+        static let state = Atomic<UInt64>(UInt64.random(in: .min ... .max))
+
+        mutating func next() -> UInt64 {
+            var z = Self.state.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
+            z = (z ^ (z >> 30)) &* 0xBF58_476C_E5B9_E2D9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
         }
-        return hex[0..<4].joined() + "-" + hex[4..<6].joined() + "-" + hex[6..<8].joined() + "-" + hex[8..<10].joined() + "-"
-            + hex[10..<16].joined()
     }
 
     /// The creation time encoded in an id made by ``make(now:)``, or nil if `id` is not a version 7 UUID.

@@ -120,11 +120,15 @@ final class SubscriptionHandle: @unchecked Sendable {
         }
     }
 
-    func drain(timeout: Duration) async throws(NatsError) {
+    func beginDrain(timeout: Duration) throws(NatsError) {
         let status = natsSubscription_DrainTimeout(sub, timeout.timeoutMilliseconds)
-        guard status == NATS_OK || status == NATS_INVALID_SUBSCRIPTION else {
+        guard status == NATS_OK || status == NATS_INVALID_SUBSCRIPTION || status == NATS_CONNECTION_CLOSED else {
             throw NatsError(status: status, operation: "natsSubscription_DrainTimeout")
         }
+    }
+
+    func drain(timeout: Duration) async throws(NatsError) {
+        try beginDrain(timeout: timeout)
         guard await box.completed.wait(timeout: timeout + .seconds(1)) else {
             throw NatsError(code: .timeout, operation: "natsSubscription_DrainTimeout", detail: "drain did not complete")
         }
@@ -273,6 +277,13 @@ public final class NatsHandlerSubscription: Sendable {
     /// The corresponding C function is `natsSubscription_DrainTimeout`.
     public func drain(timeout: Duration = .seconds(30)) async throws(NatsError) {
         try await handle.drain(timeout: timeout)
+    }
+
+    /// Removes interest without waiting: messages already received still reach the handler
+    /// (unlike ``unsubscribe()``, which drops them), within `timeout`.
+    /// The corresponding C function is `natsSubscription_DrainTimeout`.
+    public func beginDrain(timeout: Duration = .seconds(30)) throws(NatsError) {
+        try handle.beginDrain(timeout: timeout)
     }
 
     /// Waits until the subscription has completed (after unsubscribe, drain or close):

@@ -225,13 +225,16 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
         do {
             subscriptions[shard] = try context.nats.subscribe(
-                context.subjects.actionWildcard(shard: shard), queue: nil,
+                context.subjects.actionWildcard(shard: shard), queue: context.subjects.actionQueue(shard: shard),
                 handler: { [weak self] message in self?.route(message, shard: shard) })
         } catch {
             context.logger.error("cannot serve shard", metadata: ["mesh.shard": "\(shard)", "error": "\(error)"])
         }
         if let previous, previous != node, !agents.isEmpty { await awaitHandOver(shard, epoch: epoch, from: previous) }
-        for agent in agents { await start(agent, reason: "shard \(shard) taken over at epoch \(epoch)", placed: true) }
+        let snapshots = await loadStates(agents)
+        for agent in agents {
+            await start(agent, reason: "shard \(shard) taken over at epoch \(epoch)", placed: true, preloaded: .some(snapshots[agent]))
+        }
         updateGauges()
         context.logger.info("shard taken", metadata: ["mesh.shard": "\(shard)", "mesh.shard.epoch": "\(epoch)", "mesh.agents": "\(agents.count)"])
     }
@@ -259,13 +262,17 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// - Parameter toEpoch: the epoch of the new owner: once the checkpoints are written, the
     ///   hand-over marker tells it so.
     private func release(_ shard: Int, reason: String, handOver: Bool, toEpoch: UInt64? = nil) async {
-        try? subscriptions.removeValue(forKey: shard)?.unsubscribe()
+        let subscription = subscriptions.removeValue(forKey: shard)
         let cells = routing.withLock { routing -> [AgentCell] in
             routing.epochs[shard] = nil
             let moving = routing.cells.filter { resources.shardMap.shard(of: $0.key) == shard }
             for id in moving.keys { routing.cells[id] = nil }
             return Array(moving.values)
         }
+        // A drain, not an unsubscribe: requests already delivered here are still answered
+        // (`unavailable`, so the client retries at the new owner) instead of vanishing with
+        // the subscription while their callers wait out their whole timeout.
+        try? subscription?.beginDrain(timeout: .seconds(5))
         for cell in cells {
             await cell.stop(.reject)
             if handOver { await checkpoint(cell) }
@@ -308,11 +315,14 @@ final class WorkerNode: Service, @unchecked Sendable {
     }
 
     /// Creates (or re-creates) an agent's cell from its spec and last checkpoint.
-    private func start(_ agent: AgentID, reason: String, placed: Bool) async {
+    /// - Parameter preloaded: the agent's checkpoint when the caller read it already
+    ///   (`.some(nil)`: it has none); `nil` reads it now.
+    private func start(_ agent: AgentID, reason: String, placed: Bool, preloaded: [UInt8]?? = nil) async {
         defer { _ = routing.withLock { $0.starting.remove(agent) } }
         guard let spec = specs[agent], ownsShard(of: agent) else { return }
         let shard = resources.shardMap.shard(of: agent)
-        let snapshot = await loadState(agent)
+        let snapshot: [UInt8]?
+        if let preloaded { snapshot = preloaded } else { snapshot = await loadState(agent) }
         do {
             let cell = try runtime.makeCell(spec: spec, restoringFrom: snapshot)
             routing.withLock { $0.cells[agent] = cell }
@@ -465,6 +475,25 @@ final class WorkerNode: Service, @unchecked Sendable {
             context.logger.debug("checkpoint failed", metadata: ["mesh.agent.id": "\(cell.id)", "error": "\(error)"])
         }
     }
+
+    /// The last checkpoints of `agents`, read concurrently (a shard taken over after a
+    /// failure restores all its agents at once; one read at a time would add a round trip
+    /// per agent to the failover).
+    private func loadStates(_ agents: [AgentID]) async -> [AgentID: [UInt8]] {
+        let bucket = resources.state
+        return await withTaskGroup(of: (AgentID, [UInt8]?).self) { group in
+            var states: [AgentID: [UInt8]] = [:]
+            for (index, agent) in agents.enumerated() {
+                if index >= Self.concurrentStateReads, let (done, state) = await group.next() { states[done] = state }
+                group.addTask { (agent, await BlockingIO.run { (try? bucket.get(agent.rawValue)).flatMap { $0?.value } }) }
+            }
+            for await (done, state) in group { states[done] = state }
+            return states
+        }
+    }
+
+    /// Checkpoint reads in flight while a shard is taken over.
+    static let concurrentStateReads = 32
 
     /// The agent's last checkpoint, read off the cooperative pool.
     private func loadState(_ agent: AgentID) async -> [UInt8]? {

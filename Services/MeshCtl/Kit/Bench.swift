@@ -10,7 +10,7 @@ import Synchronization
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the mesh's performance.",
-        subcommands: [Wire.self, BenchMesh.self])
+        subcommands: [Wire.self, BenchMesh.self, BenchFailover.self])
 }
 
 /// `meshctl bench wire`: the wire layer — protobuf encode/decode of an `ActionRequest`,
