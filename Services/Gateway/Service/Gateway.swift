@@ -12,7 +12,8 @@ public import ServiceLifecycle
 ///
 /// - **API** (``GatewayRoutes``, one route table; the OpenAPI document at `/openapi.json`):
 ///   agents (list with label selector and cursor, create, get, update with compare-and-set,
-///   delete), actions, the agent timeline, nodes, API keys; `/health`, `/ready`, `/metrics`.
+///   delete), actions, the agent timeline, nodes (list, drain), API keys, live events over
+///   SSE (``LiveEvents``), the dashboard at `/` (``Dashboard``); `/health`, `/ready`, `/metrics`.
 /// - **Auth** (``APIKeyStore``): `Authorization: Bearer <key>`; keys stored as SHA-256 in
 ///   PostgreSQL `api_keys` with roles viewer < operator < admin.
 /// - **Limits**: per-key token bucket (``RateLimiter``), body size, request timeout, NATS
@@ -27,6 +28,7 @@ public enum Gateway {
         migrations: GatewaySchema.migrations)
 
     /// The service's own long-running parts: the HTTP server and the audit writer.
+    /// - Throws: when the service has no Postgres store or NATS JetStream cannot be used.
     public static func services(context: ServiceContext, options: GatewayOptions) async throws -> [any Service] {
         guard let store = context.store else { throw MeshError(.internalError, "the gateway needs PostgreSQL (--postgres-url)") }
         let js = try context.nats.jetStream()
