@@ -355,7 +355,7 @@ final class GatewayAPI: Sendable {
             throw APIError.badRequest("action name must be 1-128 characters of [A-Za-z0-9_.:-]")
         }
         let maxTimeout = options.requestTimeoutMs
-        let timeoutMs = try Self.queryInt(request, "timeout_ms", range: 1...maxTimeout) ?? min(options.actionTimeoutMs, maxTimeout)
+        let timeoutMs = try Self.queryInt(request, "timeout_ms", range: 100...maxTimeout) ?? min(options.actionTimeoutMs, maxTimeout)
         let payload = try await Self.body(request, limit: options.maxBodyBytes)
         try requireNATS()
         let reply = try await actions.act(id, action: name, payload: payload, timeout: .milliseconds(timeoutMs))

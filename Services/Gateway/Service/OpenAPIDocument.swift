@@ -454,9 +454,9 @@ enum OpenAPIDocument {
             "in": "query",
             "schema": {
               "type": "integer",
-              "minimum": 1
+              "minimum": 100
             },
-            "description": "Deadline; default --action-timeout-ms, at most --request-timeout-ms."
+            "description": "Deadline in ms, at least 100; default --action-timeout-ms, at most --request-timeout-ms."
           }
         ],
         "requestBody": {
