@@ -183,3 +183,19 @@ import Testing
         #expect(!queue.isFull)
     }
 }
+
+@Suite struct DeadlineTests {
+    @Test func aRequestPastItsDeadlineIs504() async throws {
+        do {
+            _ = try await GatewayAPI.withDeadline(.milliseconds(50)) {
+                try await Task.sleep(for: .seconds(5))
+                return GatewayAPI.json(["late": true])
+            }
+            Issue.record("the deadline did not fire")
+        } catch let error as APIError {
+            #expect(error.status.code == 504 && error.code == "timeout")
+        }
+        // A body that finishes in time is answered as it is (no error).
+        _ = try await GatewayAPI.withDeadline(.seconds(5)) { GatewayAPI.json(["ok": true], status: .created) }
+    }
+}
