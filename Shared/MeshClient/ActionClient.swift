@@ -19,6 +19,8 @@ public import Nats
 public final class ActionClient: Sendable {
     /// The longest action name.
     public static let maxActionNameBytes = 128
+    /// How long one attempt of an idempotent action waits before it is sent again.
+    public static let idempotentAttemptTimeout = Duration.seconds(1)
 
     private let connection: NatsConnection
     private let subjects: Subjects
@@ -39,9 +41,13 @@ public final class ActionClient: Sendable {
     /// - Throws: ``MeshError``: the agent's own error reply (`not_found`, `busy`,
     ///   `invalid_argument`, …), `timeout` when no answer came within `timeout`,
     ///   `unavailable` when the agent's shard had no owner until the deadline.
-    public func act(_ agent: AgentID, action: String, payload: [UInt8] = [], timeout: Duration = .seconds(5)) async throws(MeshError)
-        -> [UInt8]
-    {
+    /// - Parameter idempotent: the action may safely run twice (a read, say): an attempt
+    ///   unanswered for ``idempotentAttemptTimeout`` is sent again. A request in flight to a
+    ///   worker that crashes is lost without a reply; by default the call then waits out
+    ///   `timeout`, as the action may have run (actions are at most once).
+    public func act(
+        _ agent: AgentID, action: String, payload: [UInt8] = [], timeout: Duration = .seconds(5), idempotent: Bool = false
+    ) async throws(MeshError) -> [UInt8] {
         guard !action.isEmpty, action.utf8.count <= Self.maxActionNameBytes else {
             throw MeshError(.invalidArgument, "action name must be 1...\(Self.maxActionNameBytes) bytes")
         }
@@ -62,7 +68,8 @@ public final class ActionClient: Sendable {
                 shardEpoch: shards?.owner(of: shard).epoch ?? 0)
             let retryError: MeshError
             do {
-                let message = try await connection.request(subject, payload: request.serializedBytes(), headers: headers, timeout: remaining)
+                let attempt = idempotent ? min(remaining, Self.idempotentAttemptTimeout) : remaining
+                let message = try await connection.request(subject, payload: request.serializedBytes(), headers: headers, timeout: attempt)
                 let reply: ActionReply
                 do { reply = try ActionReply(serializedBytes: message.payload) } catch {
                     throw MeshError(.internalError, "malformed reply from agent \(agent): \(error)")
@@ -74,6 +81,8 @@ public final class ActionClient: Sendable {
             } catch let error as NatsError {
                 switch error.code {
                 case .noResponders: retryError = MeshError(.unavailable, "no worker serves agent \(agent)'s shard \(shard) yet")
+                case .timeout where idempotent && clock.now < deadline:
+                    retryError = MeshError(.timeout, "no answer from agent \(agent) within \(timeout)", retryAfter: .milliseconds(1))
                 case .timeout: throw MeshError(.timeout, "no answer from agent \(agent) within \(timeout)")
                 default: throw MeshError(.unavailable, "cannot reach the mesh: \(error)")
                 }

@@ -70,7 +70,9 @@ struct AgentFlowTests {
         }
 
         func act(_ id: String, _ action: String, _ payload: String = "", timeout: Duration = .seconds(5)) async throws -> String {
-            String(decoding: try await actions.act(try AgentID(id), action: action, payload: Array(payload.utf8), timeout: timeout), as: UTF8.self)
+            let reply = try await actions.act(
+                try AgentID(id), action: action, payload: Array(payload.utf8), timeout: timeout, idempotent: ["get", "ping"].contains(action))
+            return String(decoding: reply, as: UTF8.self)
         }
 
         /// Stops every process (SIGTERM to all at once, then waits without blocking a thread).

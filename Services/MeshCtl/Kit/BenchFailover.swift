@@ -144,7 +144,7 @@ struct BenchFailover: AsyncParsableCommand {
             }
             let expected = counts
             let answers = try await Self.concurrently(hosted) { id -> Bool in
-                let reply = try await actions.act(id, action: "get", timeout: .seconds(30))
+                let reply = try await actions.act(id, action: "get", timeout: .seconds(30), idempotent: true)
                 return String(decoding: reply, as: UTF8.self) == #"{"value":\#(expected[id] ?? 0)}"#
             }
             let recovery = ContinuousClock.now - killedAt
