@@ -47,6 +47,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // C libraries (system) and generated protobuf-c code.
@@ -104,7 +106,14 @@ let package = Package(
         + service(
             "mesh-agent-worker", folder: "AgentWorker", library: "AgentWorkerService",
             dependencies: serviceBase + ["AgentSDK", "MeshClient", "MeshSupervision", argumentParser])
-        + service("mesh-gateway", folder: "Gateway", library: "GatewayService", dependencies: serviceBase)
+        + service(
+            "mesh-gateway", folder: "Gateway", library: "GatewayService",
+            dependencies: serviceBase + [
+                "Store", "MeshClient", argumentParser,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ])
         + service(
             "mesh-metrics-collector", folder: "MetricsCollector", library: "MetricsCollectorService",
             dependencies: serviceBase + ["Store"])
@@ -144,8 +153,12 @@ let package = Package(
                 swiftSettings: swiftSettings),
             .testTarget(name: "MeshSupervisionTests", dependencies: ["MeshSupervision", "MeshCore"], swiftSettings: swiftSettings),
             .testTarget(
+                name: "GatewayTests",
+                dependencies: ["GatewayService", "MeshCore", "MeshClient", "MeshProto", log, .product(name: "HTTPTypes", package: "swift-http-types")],
+                swiftSettings: swiftSettings),
+            .testTarget(
                 name: "SystemTests",
-                dependencies: ["MeshTesting", "LocalServers", "Nats", "NatsMicro", "MeshCore", "MeshProto", "MeshClient", log],
+                dependencies: ["MeshTesting", "LocalServers", "Nats", "NatsMicro", "MeshCore", "MeshProto", "MeshClient", "Store", log],
                 swiftSettings: swiftSettings),
         ]
 )

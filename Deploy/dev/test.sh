@@ -18,7 +18,7 @@ swift build --build-tests
 # Tests run one at a time: the integration and system tests start real servers and
 # processes, and the unit tests of deadlines and mailboxes must not compete with them
 # for the two cores. Unit tests first (seconds), then integration and system tests.
-unit='MeshCoreTests|MeshSupervisionTests|AgentSDKTests|MeshProtoTests'
+unit='MeshCoreTests|MeshSupervisionTests|AgentSDKTests|MeshProtoTests|GatewayTests'
 if [ "$#" -gt 0 ]; then
   swift test --skip-build --no-parallel "$@"
 else
@@ -26,4 +26,6 @@ else
   swift test --skip-build --no-parallel --filter "$unit"
   echo "== integration and system tests" >&2
   swift test --skip-build --no-parallel --skip "$unit"
+  echo "== gateway API against its OpenAPI document (schemathesis)" >&2
+  Deploy/dev/api-schema-check.sh
 fi

@@ -33,6 +33,7 @@ struct LocalMeshTests {
             arguments: [
                 "up", "--state-dir", state, "--nats-port", String(try TestEnvironment.freePort()), "--nats-monitor-port",
                 String(try TestEnvironment.freePort()), "--postgres-port", String(try TestEnvironment.freePort()), "--workers", "2",
+                "--gateway-port", String(try TestEnvironment.freePort()),
             ],
             logPath: "\(state)/up.out")
         defer { up.stop(signal: SIGTERM, timeout: .seconds(30)) }
@@ -57,6 +58,27 @@ struct LocalMeshTests {
         #expect(Set(listed.map(\.name)) == Set(ServiceName.allCases.map(\.rawValue)))
         #expect(listed.count == 6)
 
+        // The gateway made a bootstrap admin key: printed once, kept 0600 for local meshctl,
+        // which manages keys through the gateway with it.
+        let keyFile = "\(state)/gateway-admin.key"
+        let adminKey = try String(contentsOfFile: keyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(adminKey.hasPrefix("mesh_") && up.logTail().contains(adminKey))
+        #expect(try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int == 0o600)
+        let create = try ChildProcess(
+            executable: meshctl, arguments: ["keys", "create", "--role", "viewer", "--name", "ci", "--state-dir", state, "-o", "json"],
+            logPath: "\(state)/keys.out", errorLogPath: "\(state)/keys.err")
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(30)) { !create.isRunning })
+        #expect(await create.stop() == 0, "\((try? String(contentsOfFile: "\(state)/keys.err", encoding: .utf8)) ?? "")")
+        let createdKey = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(state)/keys.out"))) as? [String: Any]
+        #expect((createdKey?["secret"] as? String)?.hasPrefix("mesh_") == true && createdKey?["role"] as? String == "viewer")
+        let list = try ChildProcess(
+            executable: meshctl, arguments: ["keys", "ls", "--state-dir", state, "-o", "json"], logPath: "\(state)/keys-ls.out",
+            errorLogPath: "\(state)/keys-ls.err")
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(30)) { !list.isRunning })
+        #expect(await list.stop() == 0)
+        let keys = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(state)/keys-ls.out"))) as? [[String: Any]]
+        #expect(Set(keys?.compactMap { $0["name"] as? String } ?? []) == ["bootstrap", "ci"])
+
         // Stop: meshctl exits 0 and leaves no process of the mesh behind.
         #expect(await up.stop(signal: signal, timeout: .seconds(30)) == 0, "meshctl up did not stop cleanly: \(up.logTail())")
         for process in upState.processes {
@@ -73,6 +95,7 @@ struct LocalMeshTests {
         let arguments = [
             "up", "--state-dir", state, "--nats-port", String(try TestEnvironment.freePort()), "--nats-monitor-port",
             String(try TestEnvironment.freePort()), "--postgres-port", String(try TestEnvironment.freePort()), "--no-metrics-ports",
+            "--gateway-port", String(try TestEnvironment.freePort()),
         ]
         let first = try ChildProcess(executable: meshctl, arguments: arguments, logPath: "\(state)/first.out")
         #expect(await TestEnvironment.waitUntil(timeout: .seconds(90)) { FileManager.default.fileExists(atPath: "\(state)/up.json") })
@@ -120,6 +143,7 @@ struct LocalMeshTests {
             arguments: [
                 "up", "--detach", "--state-dir", state, "--nats-port", String(try TestEnvironment.freePort()), "--nats-monitor-port",
                 String(try TestEnvironment.freePort()), "--postgres-port", String(try TestEnvironment.freePort()),
+                "--gateway-port", String(try TestEnvironment.freePort()),
             ],
             logPath: "\(state)/detach.out")
         #expect(await TestEnvironment.waitUntil(timeout: .seconds(120)) { !detach.isRunning })

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LocalServers
 import Foundation
 import MeshClient
 import MeshCore
@@ -64,6 +65,8 @@ struct Act: AsyncParsableCommand {
 
     @OptionGroup var connection: MeshConnectionOptions
 
+    @OptionGroup var through: ThroughGatewayOptions
+
     func validate() throws {
         do { _ = try AgentID(agent) } catch { throw ValidationError(error.message) }
         guard !action.isEmpty, action.utf8.count <= ActionClient.maxActionNameBytes else {
@@ -74,6 +77,12 @@ struct Act: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let gateway = through.client(stateDirectory: connection.stateDirectory, timeoutMs: timeoutMs) {
+            let path = "/api/v1/agents/\(GatewayHTTP.encode(agent))/actions/\(GatewayHTTP.encode(action))?timeout_ms=\(timeoutMs)"
+            let reply = try gateway.raw("POST", path, body: Array(data.utf8), contentType: "application/json")
+            say(reply.text)
+            return
+        }
         let (nats, subjects, shardMap) = try await connection.connect()
         defer { nats.close() }
         let client = ActionClient(connection: nats, subjects: subjects, shardMap: shardMap)

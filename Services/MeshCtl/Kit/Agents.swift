@@ -17,7 +17,7 @@ import Yams
 /// ```
 struct Agents: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create, list, show and remove agents (through mesh-registry, over NATS).",
+        abstract: "Create, list, show and remove agents (through mesh-registry over NATS, or the gateway with --gateway).",
         subcommands: [Create.self, List.self, Get.self, Remove.self])
 
     /// Where the registry is: NATS URL (default: the local mesh in --state-dir, as `meshctl status`), prefix, timeout.
@@ -33,6 +33,11 @@ struct Agents: AsyncParsableCommand {
 
         @Option(name: .customLong("timeout-ms"), help: "How long to wait for the registry, in ms.")
         var timeoutMs: Int = 5_000
+
+        @OptionGroup var through: ThroughGatewayOptions
+
+        /// The gateway to go through instead of NATS, when one is named.
+        var gateway: GatewayHTTP? { through.client(stateDirectory: stateDirectory, timeoutMs: timeoutMs) }
 
         func validate() throws {
             guard (100...120_000).contains(timeoutMs) else { throw ValidationError("--timeout-ms must be in 100...120000") }
@@ -78,6 +83,7 @@ struct Agents: AsyncParsableCommand {
 
         func run() async throws {
             let specs = try SpecFile.read(file)
+            if let gateway = connection.gateway { return try createThrough(gateway, specs) }
             let (registry, nats, shardMap) = try await connection.client()
             defer { nats.close() }
             var records: [AgentRecord] = []
@@ -93,6 +99,33 @@ struct Agents: AsyncParsableCommand {
             case .json: say(AgentSpecDocument.text(records.map { AgentSpecDocument.object(record: $0, shardMap: shardMap) }))
             case .table:
                 for record in records { say("agent \(record.spec.id) \(record.spec.generation == 1 ? "created" : "updated") (generation \(record.spec.generation), revision \(record.revision))") }
+            }
+            if !failures.isEmpty { throw CLIError(failures.joined(separator: "\n")) }
+        }
+
+        private func createThrough(_ gateway: GatewayHTTP, _ specs: [AgentSpec]) throws {
+            var records: [[String: Any]] = []
+            var failures: [String] = []
+            for spec in specs {
+                let object = AgentSpecDocument.object(spec: spec)
+                do {
+                    do {
+                        records.append(try gateway.call("POST", "/api/v1/agents", json: object) as? [String: Any] ?? [:])
+                    } catch let error as CLIError where upsert && error.description.hasPrefix("already_exists") {
+                        let path = "/api/v1/agents/\(GatewayHTTP.encode(spec.id))"
+                        records.append(try gateway.call("PUT", path, json: object) as? [String: Any] ?? [:])
+                    }
+                } catch {
+                    failures.append("\(spec.id.isEmpty ? "(no id)" : spec.id): \(error)")
+                }
+            }
+            switch output {
+            case .json: say(AgentSpecDocument.text(records))
+            case .table:
+                for record in records {
+                    let generation = record["generation"] as? Int ?? 0
+                    say("agent \(record["id"] as? String ?? "?") \(generation == 1 ? "created" : "updated") (generation \(generation), revision \(record["revision"] as? Int ?? 0))")
+                }
             }
             if !failures.isEmpty { throw CLIError(failures.joined(separator: "\n")) }
         }
@@ -128,6 +161,7 @@ struct Agents: AsyncParsableCommand {
         }
 
         func run() async throws {
+            if let gateway = connection.gateway { return try listThrough(gateway) }
             let (registry, nats, shardMap) = try await connection.client()
             defer { nats.close() }
             let records: [AgentRecord]
@@ -155,6 +189,35 @@ struct Agents: AsyncParsableCommand {
                 if records.isEmpty { say("no agents") }
             }
         }
+
+        private func listThrough(_ gateway: GatewayHTTP) throws {
+            var records: [[String: Any]] = []
+            var cursor: String?
+            repeat {
+                var query = "limit=\(min(1_000, max(1, limit - records.count)))&selector=\(GatewayHTTP.encode(selector))"
+                if let node { query += "&node=\(GatewayHTTP.encode(node))" }
+                if let status { query += "&status=\(GatewayHTTP.encode(status))" }
+                if let cursor { query += "&cursor=\(GatewayHTTP.encode(cursor))" }
+                let page = try gateway.call("GET", "/api/v1/agents?\(query)") as? [String: Any] ?? [:]
+                records += page["items"] as? [[String: Any]] ?? []
+                cursor = page["next_cursor"] as? String
+            } while cursor != nil && records.count < limit
+            switch output {
+            case .json: say(AgentSpecDocument.text(records))
+            case .table:
+                var rows = [["ID", "KIND", "STATUS", "NODE", "SHARD", "GEN", "RESTARTS", "LABELS"]]
+                for record in records {
+                    let labels = (record["labels"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                    rows.append([
+                        record["id"] as? String ?? "", record["kind"] as? String ?? "", record["status"] as? String ?? "",
+                        record["node"] as? String ?? "-", (record["shard"] as? Int).map(String.init) ?? "?",
+                        String(record["generation"] as? Int ?? 0), String(record["restart_count"] as? Int ?? 0), labels.joined(separator: ","),
+                    ])
+                }
+                say(Table.render(rows))
+                if records.isEmpty { say("no agents") }
+            }
+        }
     }
 
     struct Get: AsyncParsableCommand {
@@ -173,11 +236,16 @@ struct Agents: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let (registry, nats, shardMap) = try await connection.client()
-            defer { nats.close() }
-            let record: AgentRecord
-            do { record = try await registry.get(try AgentID(id)) } catch { throw CLIError("\(error.code.rawValue): \(error.message)") }
-            let object = AgentSpecDocument.object(record: record, shardMap: shardMap)
+            let object: [String: Any]
+            if let gateway = connection.gateway {
+                object = try gateway.call("GET", "/api/v1/agents/\(GatewayHTTP.encode(id))") as? [String: Any] ?? [:]
+            } else {
+                let (registry, nats, shardMap) = try await connection.client()
+                defer { nats.close() }
+                let record: AgentRecord
+                do { record = try await registry.get(try AgentID(id)) } catch { throw CLIError("\(error.code.rawValue): \(error.message)") }
+                object = AgentSpecDocument.object(record: record, shardMap: shardMap)
+            }
             switch output {
             case .json: say(AgentSpecDocument.text(object))
             case .table:
@@ -208,6 +276,11 @@ struct Agents: AsyncParsableCommand {
         }
 
         func run() async throws {
+            if let gateway = connection.gateway {
+                let record = try gateway.call("DELETE", "/api/v1/agents/\(GatewayHTTP.encode(id))?revision=\(revision)") as? [String: Any] ?? [:]
+                say("agent \(record["id"] as? String ?? id) deleted (was at revision \(record["revision"] as? Int ?? 0))")
+                return
+            }
             let (registry, nats, _) = try await connection.client()
             defer { nats.close() }
             do {

@@ -24,8 +24,13 @@ struct LocalMeshState: Codable {
     var postgresURL: String
     var processes: [Process]
     var startedAt: Date
+    /// The gateway's HTTP API (`http://127.0.0.1:<port>`); nil in a state file of an older version.
+    var gatewayURL: String?
 
     static func path(stateDirectory: String) -> String { "\(stateDirectory)/up.json" }
+
+    /// The bootstrap admin API key's file (mode 0600), written by the gateway on first start.
+    static func keyPath(stateDirectory: String) -> String { "\(stateDirectory)/gateway-admin.key" }
 
     static func read(stateDirectory: String) -> LocalMeshState? {
         guard let data = FileManager.default.contents(atPath: path(stateDirectory: stateDirectory)) else { return nil }
@@ -67,6 +72,7 @@ struct LocalMeshConfiguration {
     var natsPort: Int
     var natsMonitorPort: Int
     var postgresPort: Int
+    var gatewayPort: Int
     var workers: Int
     var prefix: String
     var logLevel: String
@@ -103,6 +109,8 @@ final class LocalMesh: @unchecked Sendable {
 
     var natsURL: String { "nats://127.0.0.1:\(configuration.natsPort)" }
 
+    var gatewayURL: String { "http://127.0.0.1:\(configuration.gatewayPort)" }
+
     var postgresURL: String { "host=\(configuration.stateDirectory)/postgres port=\(configuration.postgresPort) dbname=mesh user=postgres" }
 
     /// Starts everything and waits until every service answers `$SRV.PING`.
@@ -130,6 +138,11 @@ final class LocalMesh: @unchecked Sendable {
                 "MESH_INSTANCE_ID": id, "MESH_LOG_FORMAT": "json", "MESH_LOG_LEVEL": configuration.logLevel,
             ]
             environment["MESH_METRICS_PORT"] = metricsPort.map(String.init) ?? "0"
+            if name == .gateway {
+                environment["MESH_GATEWAY_HOST"] = "127.0.0.1"
+                environment["MESH_GATEWAY_PORT"] = String(configuration.gatewayPort)
+                environment["MESH_GATEWAY_BOOTSTRAP_KEY_FILE"] = LocalMeshState.keyPath(stateDirectory: state)
+            }
             let child = try ChildProcess(
                 executable: "\(binDirectory)/\(name.rawValue)", arguments: [], logPath: "\(logs)/\(id).log", environment: environment)
             services.append((name, id, child, metricsPort))
@@ -142,7 +155,7 @@ final class LocalMesh: @unchecked Sendable {
                 .init(name: "nats-server", id: "nats", pid: nats?.pid ?? 0, metricsPort: configuration.natsMonitorPort, log: "\(state)/nats/nats.log"),
                 .init(name: "postgres", id: "postgres", pid: postgres.pid, metricsPort: nil, log: "\(state)/postgres/postgres.log"),
             ] + services.map { .init(name: $0.name.rawValue, id: $0.id, pid: $0.child.pid, metricsPort: $0.metricsPort, log: $0.child.logPath) },
-            startedAt: Date())
+            startedAt: Date(), gatewayURL: gatewayURL)
     }
 
     private func createDatabase(postgres: LocalPostgres, name: String) async throws {
@@ -166,7 +179,7 @@ final class LocalMesh: @unchecked Sendable {
             }
             let replies = (try? await MicroDiscovery.ping(connection, window: .milliseconds(250))) ?? []
             seen = Set(replies.map(\.id)).intersection(expected)
-            if seen == expected { return }
+            if seen == expected, LocalHost.isListening(port: configuration.gatewayPort) { return }
         }
         throw CLIError("not every service answered discovery within \(configuration.readyTimeout): missing \(expected.subtracting(seen).sorted().joined(separator: ", "))")
     }

@@ -5,7 +5,7 @@ public struct MeshCtl: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "meshctl",
         abstract: "Run and operate the agent mesh.",
-        subcommands: [Up.self, Down.self, Status.self, Agents.self, Act.self, Tasks.self, Nodes.self, Probe.self, Bench.self])
+        subcommands: [Up.self, Down.self, Status.self, Agents.self, Act.self, Tasks.self, Nodes.self, Keys.self, Probe.self, Bench.self])
 
     public init() {}
 }

@@ -27,6 +27,9 @@ struct Up: AsyncParsableCommand {
     @Option(name: .customLong("postgres-port"), help: "PostgreSQL port on 127.0.0.1 (not 5432, to stay clear of a system server).")
     var postgresPort: Int = 54320
 
+    @Option(name: .customLong("gateway-port"), help: "Port of the gateway's HTTP API on 127.0.0.1.")
+    var gatewayPort: Int = 8080
+
     @Option(name: .customLong("workers"), help: "Number of agent workers.")
     var workers: Int = 1
 
@@ -46,10 +49,12 @@ struct Up: AsyncParsableCommand {
     var readyTimeout: Int = 60
 
     func validate() throws {
-        for (name, port) in [("--nats-port", natsPort), ("--nats-monitor-port", natsMonitorPort), ("--postgres-port", postgresPort)] {
+        for (name, port) in [
+            ("--nats-port", natsPort), ("--nats-monitor-port", natsMonitorPort), ("--postgres-port", postgresPort), ("--gateway-port", gatewayPort),
+        ] {
             guard (1...65_535).contains(port) else { throw ValidationError("\(name) must be in 1...65535") }
         }
-        guard Set([natsPort, natsMonitorPort, postgresPort]).count == 3 else { throw ValidationError("ports must differ") }
+        guard Set([natsPort, natsMonitorPort, postgresPort, gatewayPort]).count == 4 else { throw ValidationError("ports must differ") }
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be in 1...64") }
         guard Identifier.isValid(prefix) else { throw ValidationError("--prefix must match [a-z0-9][a-z0-9_-]{0,62}") }
         guard LogLevelParser.parse(logLevel) != nil else { throw ValidationError("--log-level must be trace|debug|info|notice|warning|error|critical") }
@@ -73,9 +78,11 @@ struct Up: AsyncParsableCommand {
         let mesh = try LocalMesh(
             configuration: LocalMeshConfiguration(
                 stateDirectory: state, natsPort: natsPort, natsMonitorPort: natsMonitorPort, postgresPort: postgresPort,
-                workers: workers, prefix: prefix, logLevel: logLevel, metricsPorts: !noMetricsPorts, readyTimeout: .seconds(readyTimeout)),
+                gatewayPort: gatewayPort, workers: workers, prefix: prefix, logLevel: logLevel, metricsPorts: !noMetricsPorts, readyTimeout: .seconds(readyTimeout)),
             logger: Logger(label: "meshctl"))
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let keyFile = LocalMeshState.keyPath(stateDirectory: state)
+        let hadKey = FileManager.default.fileExists(atPath: keyFile)
         let meshState: LocalMeshState
         do {
             meshState = try await mesh.start()
@@ -86,6 +93,10 @@ struct Up: AsyncParsableCommand {
         // The summary first, then the state file: `up.json` is the readiness marker that
         // `--detach`, `meshctl down` and scripts wait for, so everything is said by then.
         printSummary(meshState, state: state)
+        if !hadKey, let key = try? String(contentsOfFile: keyFile, encoding: .utf8) {
+            say("\nadmin API key (printed this once; kept in \(keyFile), mode 0600, for local meshctl):")
+            say("  \(key.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
         try meshState.write(stateDirectory: state)
 
         // Watch until a signal: report services that die (they are not restarted: a local
@@ -122,12 +133,13 @@ struct Up: AsyncParsableCommand {
             switch process.name {
             case "nats-server": listens = "\(meshState.natsURL) (monitor http://127.0.0.1:\(natsMonitorPort))"
             case "postgres": listens = "127.0.0.1:\(postgresPort), socket \(state)/postgres"
+            case "mesh-gateway": listens = "\(meshState.gatewayURL ?? "-") (API)" + (process.metricsPort.map { ", http://127.0.0.1:\($0)/metrics" } ?? "")
             default: listens = process.metricsPort.map { "http://127.0.0.1:\($0)/metrics" } ?? "-"
             }
             rows.append([process.name, process.id, String(process.pid), listens, process.log])
         }
         say(Table.render(rows))
-        say("\nmesh is up: NATS \(meshState.natsURL), Postgres \(meshState.postgresURL)")
+        say("\nmesh is up: NATS \(meshState.natsURL), Postgres \(meshState.postgresURL), gateway \(meshState.gatewayURL ?? "-")")
         say("`meshctl status` lists the services; Ctrl-C (or `meshctl down`) stops everything.")
     }
 

@@ -1,0 +1,201 @@
+import Foundation
+import HTTPTypes
+@testable import GatewayService
+import MeshCore
+import MeshProto
+import Testing
+
+@Suite struct SHA256Tests {
+    @Test func fipsVectors() {
+        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(
+            SHA256.hex(Array(repeating: UInt8(ascii: "a"), count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        // Lengths around the padding boundary (55, 56, 64 bytes) differ from each other.
+        let digests = Set([55, 56, 63, 64, 65].map { SHA256.hex(Array(repeating: 0x61, count: $0)) })
+        #expect(digests.count == 5)
+        #expect(SHA256.hex(Array(repeating: 0x61, count: 64)) == "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb")
+    }
+
+    @Test func secretsHaveTheirShapeAndDiffer() {
+        let a = APIKeyStore.makeSecret()
+        let b = APIKeyStore.makeSecret()
+        #expect(a != b)
+        #expect(APIKeyStore.looksLikeSecret(a))
+        #expect(!APIKeyStore.looksLikeSecret("mesh_xyz"))
+        #expect(!APIKeyStore.looksLikeSecret(String(a.dropLast()) + "G"))
+        #expect(APIKeyStore.hash(secret: a).count == 64)
+        #expect(APIKeyStore.hash(secret: a) != a)
+    }
+}
+
+@Suite struct RateLimiterTests {
+    @Test func bucketAllowsTheBurstThenRefillsAtTheRate() {
+        var bucket = TokenBucket(capacity: 3, refillPerSecond: 2, now: 100)
+        #expect(bucket.take(now: 100) == .allowed)
+        #expect(bucket.take(now: 100) == .allowed)
+        #expect(bucket.take(now: 100) == .allowed)
+        guard case .limited(let retryAfter) = bucket.take(now: 100) else {
+            Issue.record("the fourth request in the same instant must be limited")
+            return
+        }
+        #expect(abs(retryAfter - 0.5) < 1e-9)
+        #expect(bucket.take(now: 100.25) != .allowed)  // half a token
+        #expect(bucket.take(now: 100.5) == .allowed)  // one token after 0.5 s
+        #expect(bucket.take(now: 100.5) != .allowed)
+        // A long pause refills only up to the capacity.
+        #expect(bucket.isFull(now: 200))
+        for _ in 0..<3 { #expect(bucket.take(now: 200) == .allowed) }
+        #expect(bucket.take(now: 200) != .allowed)
+        // Time going backwards grants nothing.
+        #expect(bucket.take(now: 150) != .allowed)
+    }
+
+    @Test func limiterKeepsOneBucketPerKeyAndBoundsTheTable() {
+        final class Clock: @unchecked Sendable { var now = 0.0 }
+        let clock = Clock()
+        let limiter = RateLimiter(ratePerSecond: 1, burst: 2, maxKeys: 3, clock: { clock.now })
+        #expect(limiter.take(key: "a") == .allowed)
+        #expect(limiter.take(key: "a") == .allowed)
+        #expect(limiter.take(key: "a") != .allowed)
+        #expect(limiter.take(key: "b") == .allowed)  // another key has its own bucket
+        #expect(limiter.take(key: "c") == .allowed)
+        #expect(limiter.take(key: "d") == .allowed)
+        #expect(limiter.trackedKeys <= 3)
+        clock.now = 10
+        #expect(limiter.take(key: "a") == .allowed)
+    }
+}
+
+@Suite struct ErrorMappingTests {
+    @Test func meshCodesMapToOneStatusEach() {
+        let expected: [(MeshError.Code, Int)] = [
+            (.invalidID, 400), (.invalidArgument, 400), (.unauthenticated, 401), (.permissionDenied, 403), (.notFound, 404),
+            (.alreadyExists, 409), (.conflict, 409), (.tooLarge, 413), (.busy, 429), (.unavailable, 503), (.noResponders, 503),
+            (.staleEpoch, 503), (.timeout, 504), (.internalError, 500), (MeshError.Code(rawValue: "something_new"), 500),
+        ]
+        for (code, status) in expected { #expect(Int(APIError.status(for: code).code) == status, "\(code)") }
+        let busy = APIError(MeshError(.busy, "mailbox full", retryAfter: .milliseconds(1500)))
+        #expect(busy.retryAfterSeconds == 2)
+        #expect(APIError(MeshError(.unavailable, "x")).retryAfterSeconds == 1)
+    }
+
+    @Test func bodyIsTheOneErrorShape() throws {
+        let error = APIError(MeshError(.notFound, "no agent \"x\""))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(error.body)) as? [String: Any])
+        let inner = try #require(object["error"] as? [String: Any])
+        #expect(object.count == 1)
+        #expect(inner["code"] as? String == "not_found")
+        #expect(inner["message"] as? String == "no agent \"x\"")
+    }
+
+    @Test func rolesAreOrdered() {
+        #expect(Role.viewer < .operator && Role.operator < .admin)
+        #expect(Role.allCases.sorted() == [.viewer, .operator, .admin])
+    }
+
+    @Test func timelineCursorRoundTripsAndRejectsGarbage() {
+        let encoded = TimelineCursor.encode(time: "2026-11-23 09:13:29.123456+00", event: "01JD3X-abc_1")
+        let decoded = TimelineCursor.decode(encoded)
+        #expect(decoded?.time == "2026-11-23 09:13:29.123456+00" && decoded?.event == "01JD3X-abc_1")
+        #expect(TimelineCursor.decode("!!!") == nil)
+        #expect(TimelineCursor.decode(TimelineCursor.encode(time: "1'; DROP TABLE x", event: "a")) == nil)
+        #expect(GatewayAPI.isValidActionName("add") && !GatewayAPI.isValidActionName("a b") && !GatewayAPI.isValidActionName(""))
+    }
+}
+
+@Suite struct OpenAPITests {
+    /// Every route of the table is in the document with its method, and every documented
+    /// operation is a route: the document and the router cannot drift apart.
+    @Test func documentAndRouteTableAgree() throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])
+        #expect(object["openapi"] as? String == "3.1.0")
+        let paths = try #require(object["paths"] as? [String: [String: Any]])
+        let methods: Set<String> = ["get", "put", "post", "delete", "patch", "head", "options"]
+        var documented: Set<String> = []
+        var operationIDs: [String: String] = [:]
+        for (path, item) in paths {
+            for (method, operation) in item where methods.contains(method) {
+                documented.insert("\(method.uppercased()) \(path)")
+                operationIDs["\(method.uppercased()) \(path)"] = (operation as? [String: Any])?["operationId"] as? String
+            }
+        }
+        let served = Set(GatewayRoutes.all.map { "\($0.method.rawValue) \($0.path)" })
+        #expect(served.count == GatewayRoutes.all.count, "a route is listed twice")
+        #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
+        #expect(served.subtracting(documented).isEmpty, "served but not documented: \(served.subtracting(documented).sorted())")
+        for route in GatewayRoutes.all {
+            #expect(operationIDs["\(route.method.rawValue) \(route.path)"] == route.operation.rawValue, "\(route.path)")
+        }
+        #expect(Set(GatewayRoutes.all.map(\.operation)) == Set(Operation.allCases))
+        // Every $ref points at something that exists.
+        let components = try #require(object["components"] as? [String: [String: Any]])
+        for reference in Self.references(in: object) {
+            let parts = reference.split(separator: "/").map(String.init)
+            #expect(parts.count == 4 && parts[0] == "#" && components[parts[2]]?[parts[3]] != nil, "dangling \(reference)")
+        }
+    }
+
+    static func references(in value: Any) -> [String] {
+        if let object = value as? [String: Any] {
+            return object.flatMap { key, child in key == "$ref" ? [(child as? String) ?? ""] : references(in: child) }
+        }
+        if let array = value as? [Any] { return array.flatMap(references(in:)) }
+        return []
+    }
+}
+
+@Suite struct LiveEventTests {
+    @Test func filtersBecomeSubjectsAndMatchEvents() throws {
+        let subjects = try Subjects()
+        #expect(EventFilter().subject(subjects) == "mesh.evt.>")
+        #expect(EventFilter(domain: "agent").subject(subjects) == "mesh.evt.agent.*")
+        #expect(EventFilter(domain: "agent", type: "failed").subject(subjects) == "mesh.evt.agent.failed")
+        #expect(EventFilter(type: "failed").subject(subjects) == "mesh.evt.*.failed")
+        var event = Event(id: "e1", domain: "agent", type: "created", agentId: "counter-1")
+        #expect(EventFilter(agent: "counter-1").matches(event))
+        #expect(!EventFilter(agent: "counter-2").matches(event))
+        #expect(!EventFilter(domain: "agent", type: "deleted").matches(event))
+        event.type = "deleted"
+        #expect(EventFilter(domain: "agent", type: "deleted").matches(event))
+    }
+
+    @Test func framesCarryTheStreamSequenceAsTheirID() throws {
+        let frame = LiveEvents.frame(
+            sequence: 42, event: Event(id: "e1", domain: "agent", type: "created", agentId: "a-1", reason: "by test", timestampUnixMs: 1_000))
+        let lines = frame.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[0] == "id: 42" && lines[1] == "event: agent.created" && frame.hasSuffix("\n\n"))
+        let data = try #require(try JSONSerialization.jsonObject(with: Data(lines[2].dropFirst("data: ".count).utf8)) as? [String: Any])
+        #expect(data["seq"] as? Int == 42 && data["agent"] as? String == "a-1" && data["reason"] as? String == "by test")
+    }
+
+    @Test func aFullClientQueueIsNoticed() {
+        let queue = ClientQueue(capacity: 2)
+        queue.added()
+        #expect(!queue.isFull)
+        queue.added()
+        #expect(queue.isFull)
+        queue.removed()
+        #expect(!queue.isFull)
+    }
+}
+
+@Suite struct DeadlineTests {
+    @Test func aRequestPastItsDeadlineIs504() async throws {
+        do {
+            _ = try await GatewayAPI.withDeadline(.milliseconds(50)) {
+                try await Task.sleep(for: .seconds(5))
+                return GatewayAPI.json(["late": true])
+            }
+            Issue.record("the deadline did not fire")
+        } catch let error as APIError {
+            #expect(error.status.code == 504 && error.code == "timeout")
+        }
+        // A body that finishes in time is answered as it is (no error).
+        _ = try await GatewayAPI.withDeadline(.seconds(5)) { GatewayAPI.json(["ok": true], status: .created) }
+    }
+}
