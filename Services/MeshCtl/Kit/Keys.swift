@@ -116,12 +116,6 @@ struct ThroughGatewayOptions: ParsableArguments {
     }
 }
 
-/// Prints a JSON value as pretty, key-sorted text.
-func printJSON(_ value: Any) {
-    guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed]) else { return }
-    say(String(decoding: data, as: UTF8.self))
-}
-
 /// `meshctl keys`: API keys of the gateway (admin role needed), through the gateway's
 /// `/api/v1/keys` endpoints.
 struct Keys: AsyncParsableCommand {

@@ -17,3 +17,11 @@ import Foundation
 func say(_ line: String = "") {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
+
+/// Prints a JSON value (`JSONSerialization` types) with sorted keys: pretty for people, or
+/// one line per value (`compact`) for scripts that read line by line.
+func printJSON(_ value: Any, compact: Bool = false) {
+    let options: JSONSerialization.WritingOptions = compact ? [.sortedKeys, .fragmentsAllowed] : [.prettyPrinted, .sortedKeys, .fragmentsAllowed]
+    guard let data = try? JSONSerialization.data(withJSONObject: value, options: options) else { return }
+    say(String(decoding: data, as: UTF8.self))
+}

@@ -25,7 +25,7 @@ struct Nodes: AsyncParsableCommand {
             let reply = try await SupervisorClient(connection: nats, subjects: subjects).nodes()
             switch output {
             case .json:
-                say(try Nodes.json(reply.nodes.map(Nodes.row)))
+                printJSON(reply.nodes.map(Nodes.row))
             case .table:
                 var rows = [["NODE", "ALIVE", "SHARDS", "AGENTS", "CAPACITY", "LOAD", "DRAINING", "VERSION"]]
                 for node in reply.nodes {
@@ -93,7 +93,7 @@ struct Nodes: AsyncParsableCommand {
                 }
             }
             switch output {
-            case .json: say(try Nodes.json(Nodes.row(info)))
+            case .json: printJSON(Nodes.row(info))
             case .table:
                 say(wait ? "\(node) is drained (no shard left) after \(ContinuousClock.now - started); it can be stopped" : "\(node) is draining")
             }
@@ -127,9 +127,5 @@ struct Nodes: AsyncParsableCommand {
             "agents": Int(node.agentCount), "capacity": Int(node.capacity), "load": node.load, "draining": node.draining,
             "drained": node.drainRequested, "version": node.buildVersion, "lastHeartbeatUnixMs": node.lastHeartbeatUnixMs,
         ]
-    }
-
-    static func json(_ value: Any) throws -> String {
-        String(decoding: try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
     }
 }

@@ -57,7 +57,7 @@ struct Tasks: AsyncParsableCommand {
             do { submitted = try await client.submit(submission) } catch { throw Tasks.fail(error) }
             guard wait else {
                 if output == "json" {
-                    say(Tasks.json(["task_id": submitted.taskId, "duplicate": submitted.duplicate]))
+                    printJSON(["task_id": submitted.taskId, "duplicate": submitted.duplicate], compact: true)
                 } else {
                     say(submitted.taskId + (submitted.duplicate ? " (existing)" : ""))
                 }
@@ -161,15 +161,17 @@ struct Tasks: AsyncParsableCommand {
                         "dead_lettered_at": Tasks.iso(letter.deadLetteredAtUnixMs),
                     ]
                 }
-                say(Tasks.json(objects))
+                printJSON(objects, compact: true)
                 return
             }
-            say("TASK                                  AGENT                ACTION       ATTEMPTS  ERROR")
-            for entry in entries {
+            let rows = entries.map { entry in
                 let letter = entry.deadLetter
-                say(
-                    "\(letter.task.taskId)  \(Tasks.pad(letter.task.agentId, 20)) \(Tasks.pad(letter.task.action, 12)) \(Tasks.pad(String(letter.attempts), 9)) \(letter.error.map { "\($0.code): \($0.message)" } ?? "")")
+                return [
+                    letter.task.taskId, letter.task.agentId, letter.task.action, String(letter.attempts),
+                    letter.error.map { "\($0.code): \($0.message)" } ?? "",
+                ]
             }
+            say(Table.render([["TASK", "AGENT", "ACTION", "ATTEMPTS", "ERROR"]] + rows))
         }
     }
 
@@ -208,18 +210,15 @@ struct Tasks: AsyncParsableCommand {
     static func print(_ records: [TaskRecord], output: String, single: Bool) {
         if output == "json" {
             let objects = records.map(object)
-            say(single && objects.count == 1 ? json(objects[0]) : json(objects))
+            printJSON(single && objects.count == 1 ? objects[0] : objects, compact: true)
             return
         }
         if single, let record = records.first {
             for (key, value) in object(record).sorted(by: { $0.key < $1.key }) { say("\(key): \(value)") }
             return
         }
-        say("TASK                                  AGENT                ACTION       STATE          ATTEMPTS  NODE")
-        for record in records {
-            say(
-                "\(record.taskId)  \(pad(record.agentId, 20)) \(pad(record.action, 12)) \(pad(record.state.name, 14)) \(pad(String(record.attempts), 9)) \(record.nodeId)")
-        }
+        let rows = records.map { [$0.taskId, $0.agentId, $0.action, $0.state.name, String($0.attempts), $0.nodeId] }
+        say(Table.render([["TASK", "AGENT", "ACTION", "STATE", "ATTEMPTS", "NODE"]] + rows))
     }
 
     static func object(_ record: TaskRecord) -> [String: Any] {
@@ -245,10 +244,4 @@ struct Tasks: AsyncParsableCommand {
         return ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
     }
 
-    static func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
-
-    static func json(_ value: Any) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
 }
