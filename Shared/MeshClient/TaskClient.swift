@@ -352,7 +352,9 @@ public final class TaskClient: Sendable {
     // MARK: Internals
 
     /// Task ids are UUIDs (time-ordered ones from ``submit(_:)``): 36 characters of hex and `-`.
-    static func validateTaskID(_ id: String) throws(MeshError) {
+    /// Checks that `id` is a task id (a lowercase UUID) before it is used in a request.
+    /// - Throws: ``MeshError`` `invalid_argument`.
+    public static func validateTaskID(_ id: String) throws(MeshError) {
         guard id.utf8.count == 36, id.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || $0 == 45 }) else {
             throw MeshError(.invalidArgument, "a task id is a lowercase UUID (36 characters)")
         }

@@ -373,4 +373,112 @@ struct GatewayHTTPTests {
         #expect(try api.call("GET", "/ready", timeoutMs: 5_000).status == 503)
         #expect(try api.call("GET", "/health", timeoutMs: 5_000).status == 200)
     }
+
+    /// Durable tasks through the gateway: submit (idempotent by header or body key), read,
+    /// list with filters, cancel, the dead-letter queue and its retry; roles and bad input.
+    @Test func durableTasksThroughTheGateway() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        let keyFile = "\(mesh.directory)/admin.key"
+        try mesh.start(.registry, id: "registry-1")
+        try mesh.start(.supervisor, id: "supervisor-1")
+        try mesh.start(.agentWorker, id: "worker-1", extra: ["MESH_TASK_BACKOFF_BASE_MS": "100", "MESH_TASK_BACKOFF_MAX_MS": "500"])
+        let port = try mesh.startGateway(id: "gateway-1", extra: ["MESH_GATEWAY_BOOTSTRAP_KEY_FILE": keyFile])
+        var api = Client(port: port)
+        let ready = await TestEnvironment.waitUntil(timeout: .seconds(60)) { (try? api.call("GET", "/ready"))?.status == 200 }
+        #expect(ready, "gateway not ready: \(mesh.processes["gateway-1"]!.logTail())")
+        guard ready else { return }
+        api.key = try String(contentsOfFile: keyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let viewer = try #require(api.object(try api.call("POST", "/api/v1/keys", json: ["role": "viewer"]))["secret"] as? String)
+        #expect(try api.call("POST", "/api/v1/agents", json: ["id": "echo-1", "kind": "echo"]).status == 201)
+        #expect(try api.call("POST", "/api/v1/agents", json: ["id": "flaky", "kind": "fail"]).status == 201)
+        _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            (try? api.call("POST", "/api/v1/agents/echo-1/actions/say?timeout_ms=1000", body: Array("x".utf8)))?.status == 200
+        }
+
+        /// Polls a task until it is over.
+        func terminal(_ id: String) async -> [String: Any] {
+            var record: [String: Any] = [:]
+            _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+                record = (try? api.call("GET", "/api/v1/tasks/\(id)", key: viewer)).map(api.object) ?? [:]
+                return ["succeeded", "failed", "expired", "cancelled", "dead_lettered"].contains(record["state"] as? String ?? "")
+            }
+            return record
+        }
+
+        // Submit → 201 with a Location; the history shows the result.
+        let submitted = try api.call("POST", "/api/v1/tasks", json: ["agent": "echo-1", "action": "say", "payload": ["hello": "tasks"], "priority": "high"])
+        #expect(submitted.status == 201, "\(submitted.text)")
+        let taskID = try #require(api.object(submitted)["task_id"] as? String)
+        #expect(submitted.headers["location"] == "/api/v1/tasks/\(taskID)" && api.object(submitted)["duplicate"] as? Bool == false)
+        let done = await terminal(taskID)
+        #expect(done["state"] as? String == "succeeded" && done["result"] as? String == #"{"hello":"tasks"}"#, "\(done)")
+        #expect(done["priority"] as? String == "high" && done["attempts"] as? Int == 1 && done["node"] as? String == "worker-1")
+
+        // Idempotency: the same key (header or body) is the same task, answered 200.
+        let keyed = try api.call("POST", "/api/v1/tasks", json: ["agent": "echo-1", "action": "say"], headers: [("Idempotency-Key", "order-7")])
+        let again = try api.call("POST", "/api/v1/tasks", json: ["agent": "echo-1", "action": "say", "idempotency_key": "order-7"])
+        #expect(keyed.status == 201 && again.status == 200 && api.object(again)["duplicate"] as? Bool == true)
+        #expect(api.object(keyed)["task_id"] as? String == api.object(again)["task_id"] as? String)
+        let disagreeing = try api.call(
+            "POST", "/api/v1/tasks", json: ["agent": "echo-1", "action": "say", "idempotency_key": "a"], headers: [("Idempotency-Key", "b")])
+        #expect(disagreeing.status == 400)
+
+        // Bad input: 400 with the error shape; a viewer may read but not submit.
+        for body: [String: Any] in [
+            ["agent": "Bad.Agent", "action": "say"], ["agent": "echo-1"], ["agent": "echo-1", "action": "say", "priority": "urgent"],
+            ["agent": "echo-1", "action": "say", "max_attempts": 0], ["agent": "echo-1", "action": "say", "colour": "red"],
+            ["agent": "echo-1", "action": "say", "deadline": "tomorrow"], ["agent": "echo-1", "action": ""],
+        ] {
+            let response = try api.call("POST", "/api/v1/tasks", json: body)
+            #expect(response.status == 400 && api.code(response) != nil, "\(body): \(response.status) \(response.text)")
+        }
+        let oversized = try api.call("POST", "/api/v1/tasks", json: ["agent": "echo-1", "action": "say", "payload": String(repeating: "x", count: 300_000)])
+        #expect(oversized.status == 413 && api.code(oversized) == "too_large", "\(oversized.text)")
+        #expect(try api.call("POST", "/api/v1/tasks", json: ["agent": "echo-1", "action": "say"], key: viewer).status == 403)
+        #expect(try api.call("GET", "/api/v1/tasks", key: "mesh_" + String(repeating: "2", count: 64)).status == 401)
+        let badID = try api.call("GET", "/api/v1/tasks/not-a-task")
+        #expect(badID.status == 400 && api.code(badID) == "invalid_id")
+        let unknown = try api.call("GET", "/api/v1/tasks/00000000-0000-7000-8000-000000000000")
+        #expect(unknown.status == 404 && api.code(unknown) == "not_found", "\(unknown.text)")
+        #expect(try api.call("GET", "/api/v1/tasks?status=maybe").status == 400)
+        #expect(try api.call("GET", "/api/v1/tasks?since=yesterday").status == 400)
+
+        // A task past its deadline is not run.
+        let late = try api.call("POST", "/api/v1/tasks", json: ["agent": "echo-1", "action": "say", "deadline": "2001-01-01T00:00:00Z"])
+        let expired = await terminal(try #require(api.object(late)["task_id"] as? String))
+        #expect(expired["state"] as? String == "expired", "\(expired)")
+
+        // A failing task is dead-lettered after its attempts; retry runs it again.
+        let failing = try api.call("POST", "/api/v1/tasks", json: ["agent": "flaky", "action": "reject", "max_attempts": 2])
+        let failingID = try #require(api.object(failing)["task_id"] as? String)
+        let dead = await terminal(failingID)
+        #expect(dead["state"] as? String == "dead_lettered" && dead["attempts"] as? Int == 2, "\(dead)")
+        var letters: [[String: Any]] = []
+        _ = await TestEnvironment.waitUntil(timeout: .seconds(10)) {
+            letters = (try? api.call("GET", "/api/v1/dead-letters", key: viewer)).map(api.object)?["items"] as? [[String: Any]] ?? []
+            return letters.contains { $0["task_id"] as? String == failingID }
+        }
+        let letter = try #require(letters.first { $0["task_id"] as? String == failingID })
+        #expect((letter["error"] as? [String: Any])?["code"] as? String != nil, "\(letter)")
+        #expect(try api.call("POST", "/api/v1/dead-letters/\(failingID)/retry", key: viewer).status == 403)
+        let retried = try api.call("POST", "/api/v1/dead-letters/\(failingID)/retry")
+        #expect(retried.status == 202, "\(retried.text)")
+        #expect(try api.call("POST", "/api/v1/dead-letters/00000000-0000-7000-8000-000000000000/retry").status == 404)
+
+        // Cancel: a task waiting behind a slow one ends cancelled.
+        let list = api.object(try api.call("GET", "/api/v1/tasks?agent=echo-1&status=succeeded&limit=1", key: viewer))
+        #expect((list["items"] as? [[String: Any]])?.count == 1 && list["next_cursor"] is String, "\(list)")
+        #expect(try api.call("POST", "/api/v1/agents", json: ["id": "slow", "kind": "work"]).status == 201)
+        _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            (try? api.call("POST", "/api/v1/agents/slow/actions/sleep?timeout_ms=1000", json: ["ms": 0]))?.status == 200
+        }
+        _ = try api.call("POST", "/api/v1/tasks", json: ["agent": "slow", "action": "sleep", "payload": ["ms": 3000]])
+        let waiting = try api.call("POST", "/api/v1/tasks", json: ["agent": "slow", "action": "sleep", "payload": ["ms": 10]])
+        let waitingID = try #require(api.object(waiting)["task_id"] as? String)
+        #expect(try api.call("POST", "/api/v1/tasks/\(waitingID)/cancel", key: viewer).status == 403)
+        let cancelled = try api.call("POST", "/api/v1/tasks/\(waitingID)/cancel")
+        #expect(cancelled.status == 202 && api.object(cancelled)["cancel_requested"] as? Bool == true)
+        #expect(await terminal(waitingID)["state"] as? String == "cancelled")
+    }
 }

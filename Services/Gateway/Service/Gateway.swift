@@ -12,7 +12,7 @@ public import ServiceLifecycle
 ///
 /// - **API** (``GatewayRoutes``, one route table; the OpenAPI document at `/openapi.json`):
 ///   agents (list with label selector and cursor, create, get, update with compare-and-set,
-///   delete), actions, the agent timeline, nodes (list, drain), API keys, live events over
+///   delete), actions, the agent timeline, durable tasks and the dead-letter queue, nodes (list, drain), API keys, live events over
 ///   SSE (``LiveEvents``), the dashboard at `/` (``Dashboard``); `/health`, `/ready`, `/metrics`.
 /// - **Auth** (``APIKeyStore``): `Authorization: Bearer <key>`; keys stored as SHA-256 in
 ///   PostgreSQL `api_keys` with roles viewer < operator < admin.
@@ -50,6 +50,7 @@ public enum Gateway {
             readiness: RegistryClient(connection: context.nats, subjects: subjects, shardMap: shardMap, timeout: .seconds(1)),
             actions: ActionClient(connection: context.nats, subjects: subjects, shardMap: shardMap),
             supervisor: SupervisorClient(connection: context.nats, subjects: subjects),
+            tasks: try TaskClient(connection: context.nats, subjects: subjects, shardMap: shardMap),
             live: LiveEvents(js: js, subjects: subjects, logger: context.logger),
             limiter: options.rateLimit > 0 ? RateLimiter(ratePerSecond: Double(options.rateLimit), burst: Double(options.rateBurst)) : nil)
         let app = Application(

@@ -24,6 +24,7 @@ final class GatewayAPI: Sendable {
     let readiness: RegistryClient
     let actions: ActionClient
     let supervisor: SupervisorClient
+    let tasks: TaskClient
     let live: LiveEvents
     let limiter: RateLimiter?
     let logger: Logger
@@ -37,7 +38,7 @@ final class GatewayAPI: Sendable {
 
     init(
         context: ServiceContext, options: GatewayOptions, store: Store, keys: APIKeyStore, audit: AuditLog, registry: RegistryClient,
-        readiness: RegistryClient, actions: ActionClient, supervisor: SupervisorClient, live: LiveEvents, limiter: RateLimiter?
+        readiness: RegistryClient, actions: ActionClient, supervisor: SupervisorClient, tasks: TaskClient, live: LiveEvents, limiter: RateLimiter?
     ) {
         self.options = options
         self.nats = context.nats
@@ -48,6 +49,7 @@ final class GatewayAPI: Sendable {
         self.readiness = readiness
         self.actions = actions
         self.supervisor = supervisor
+        self.tasks = tasks
         self.live = live
         self.limiter = limiter
         self.logger = context.logger
@@ -262,6 +264,12 @@ final class GatewayAPI: Sendable {
             try requireNATS()
             let (node, candidates) = route.operation == .drainNode ? try await supervisor.drain(id) : try await supervisor.undrain(id)
             return Self.json(["node": Self.object(node: node), "candidates": candidates])
+        case .submitTask: return try await submitTask(request)
+        case .listTasks: return try await listTasks(request)
+        case .getTask: return try await getTask(context)
+        case .cancelTask: return try await cancelTask(context)
+        case .listDeadLetters: return try await listDeadLetters(request)
+        case .retryDeadLetter: return try await retryDeadLetter(context)
         case .liveEvents:
             try requireNATS()
             return try await liveEvents(request, context)

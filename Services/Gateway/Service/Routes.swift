@@ -30,6 +30,7 @@ public enum Operation: String, Sendable, CaseIterable {
     case invokeAction, agentEvents
     case liveEvents
     case listNodes, drainNode, undrainNode
+    case submitTask, listTasks, getTask, cancelTask, listDeadLetters, retryDeadLetter
     case listKeys, createKey, revokeKey
 }
 
@@ -65,6 +66,12 @@ public enum GatewayRoutes {
         GatewayRoute(method: .get, path: "/api/v1/nodes", role: .viewer, operation: .listNodes),
         GatewayRoute(method: .post, path: "/api/v1/nodes/{id}/drain", role: .operator, operation: .drainNode),
         GatewayRoute(method: .post, path: "/api/v1/nodes/{id}/undrain", role: .operator, operation: .undrainNode),
+        GatewayRoute(method: .get, path: "/api/v1/tasks", role: .viewer, operation: .listTasks),
+        GatewayRoute(method: .post, path: "/api/v1/tasks", role: .operator, operation: .submitTask),
+        GatewayRoute(method: .get, path: "/api/v1/tasks/{id}", role: .viewer, operation: .getTask),
+        GatewayRoute(method: .post, path: "/api/v1/tasks/{id}/cancel", role: .operator, operation: .cancelTask),
+        GatewayRoute(method: .get, path: "/api/v1/dead-letters", role: .viewer, operation: .listDeadLetters),
+        GatewayRoute(method: .post, path: "/api/v1/dead-letters/{id}/retry", role: .operator, operation: .retryDeadLetter),
         GatewayRoute(method: .get, path: "/api/v1/keys", role: .admin, operation: .listKeys),
         GatewayRoute(method: .post, path: "/api/v1/keys", role: .admin, operation: .createKey),
         GatewayRoute(method: .delete, path: "/api/v1/keys/{id}", role: .admin, operation: .revokeKey),

@@ -41,7 +41,7 @@ struct Tasks: AsyncParsableCommand {
 
         func validate() throws {
             do { _ = try AgentID(agent) } catch { throw ValidationError(error.message) }
-            guard Tasks.priority(priority) != nil else { throw ValidationError("--priority must be high, normal or low") }
+            guard TaskDocument.priority(named: priority) != nil else { throw ValidationError("--priority must be high, normal or low") }
             guard data.utf8.count <= TaskRules.maxPayloadBytes else { throw ValidationError("--data is limited to \(TaskRules.maxPayloadBytes) bytes") }
             if let deadlineMs { guard deadlineMs > 0 else { throw ValidationError("--deadline-ms must be positive") } }
             guard ["text", "json"].contains(output) else { throw ValidationError("-o must be text or json") }
@@ -51,7 +51,7 @@ struct Tasks: AsyncParsableCommand {
             let (nats, client) = try await Tasks.client(connection)
             defer { nats.close() }
             let submission = TaskSubmission(
-                agent: try AgentID(agent), action: action, payload: Array(data.utf8), priority: Tasks.priority(priority)!,
+                agent: try AgentID(agent), action: action, payload: Array(data.utf8), priority: TaskDocument.priority(named: priority)!,
                 deadline: deadlineMs.map { Date().addingTimeInterval(Double($0) / 1000) }, maxAttempts: maxAttempts, idempotencyKey: key)
             let submitted: SubmittedTask
             do { submitted = try await client.submit(submission) } catch { throw Tasks.fail(error) }
@@ -153,14 +153,7 @@ struct Tasks: AsyncParsableCommand {
             let entries: [DeadLetterEntry]
             do { entries = try await client.deadLetters(limit: limit) } catch { throw Tasks.fail(error) }
             if output == "json" {
-                let objects: [[String: Any]] = entries.map { entry in
-                    let letter = entry.deadLetter
-                    return [
-                        "sequence": entry.sequence, "task_id": letter.task.taskId, "agent": letter.task.agentId, "action": letter.task.action,
-                        "attempts": letter.attempts, "node": letter.nodeId, "error": Tasks.errorObject(letter.error),
-                        "dead_lettered_at": Tasks.iso(letter.deadLetteredAtUnixMs),
-                    ]
-                }
+                let objects = entries.map(TaskDocument.object)
                 printJSON(objects, compact: true)
                 return
             }
@@ -190,58 +183,17 @@ struct Tasks: AsyncParsableCommand {
 
     // MARK: Output
 
-    static func priority(_ name: String) -> TaskPriority? {
-        switch name {
-        case "high": .high
-        case "normal": .normal
-        case "low": .low
-        default: nil
-        }
-    }
-
-    static func priorityName(_ priority: TaskPriority) -> String {
-        switch priority {
-        case .high: "high"
-        case .low: "low"
-        default: "normal"
-        }
-    }
-
     static func print(_ records: [TaskRecord], output: String, single: Bool) {
         if output == "json" {
-            let objects = records.map(object)
+            let objects = records.map(TaskDocument.object)
             printJSON(single && objects.count == 1 ? objects[0] : objects, compact: true)
             return
         }
         if single, let record = records.first {
-            for (key, value) in object(record).sorted(by: { $0.key < $1.key }) { say("\(key): \(value)") }
+            for (key, value) in TaskDocument.object(record).sorted(by: { $0.key < $1.key }) { say("\(key): \(value)") }
             return
         }
         let rows = records.map { [$0.taskId, $0.agentId, $0.action, $0.state.name, String($0.attempts), $0.nodeId] }
         say(Table.render([["TASK", "AGENT", "ACTION", "STATE", "ATTEMPTS", "NODE"]] + rows))
     }
-
-    static func object(_ record: TaskRecord) -> [String: Any] {
-        var object: [String: Any] = [
-            "task_id": record.taskId, "agent": record.agentId, "action": record.action, "priority": priorityName(record.priority),
-            "state": record.state.name, "attempts": record.attempts, "max_attempts": record.maxAttempts, "node": record.nodeId,
-            "submitted_at": iso(record.submittedAtUnixMs), "started_at": iso(record.startedAtUnixMs), "finished_at": iso(record.finishedAtUnixMs),
-            "deadline": iso(record.deadlineUnixMs), "rerun": record.rerun,
-        ]
-        if !record.idempotencyKey.isEmpty { object["idempotency_key"] = record.idempotencyKey }
-        if record.state == .succeeded { object["result"] = String(decoding: record.result, as: UTF8.self) }
-        if let error = record.error { object["error"] = errorObject(error) }
-        return object
-    }
-
-    static func errorObject(_ error: ErrorReply?) -> Any {
-        guard let error else { return NSNull() }
-        return ["code": error.code, "message": error.message]
-    }
-
-    static func iso(_ ms: Int64) -> Any {
-        guard ms > 0 else { return NSNull() }
-        return ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
-    }
-
 }
