@@ -41,6 +41,8 @@ public final class ServiceContext: Sendable {
     /// The Postgres pool, when the service uses Postgres.
     public let store: Store?
     public let startedAt: Date
+    /// What `/metrics` serves (the process's registry unless the service installs its own).
+    public let metricsExposition = MetricsExpositionHook()
 
     init(
         descriptor: ServiceDescriptor, options: CommonOptions, instanceID: NodeID, subjects: Subjects, logger: Logger,
@@ -119,7 +121,8 @@ public enum ServiceHost {
             services.append(
                 MetricsHTTPServer(
                     host: options.metricsHost, port: options.metricsPort, logger: logger,
-                    metrics: { observability.prometheusExposition() }, health: { nats.isConnected }))
+                    metrics: { context.metricsExposition.render(fallback: observability.prometheusExposition) },
+                    health: { nats.isConnected }))
         }
         services += try await makeServices(context)
 

@@ -57,6 +57,7 @@ struct SnapshotPublisher {
 final class ResourceGauges: Sendable {
     private let cpu = Gauge(label: "mesh_process_cpu_seconds")
     private let resident = Gauge(label: "mesh_process_resident_memory_bytes")
+    private let memoryLimit = Gauge(label: "mesh_process_memory_limit_bytes")
     private let fds = Gauge(label: "mesh_process_open_fds")
     private let threads = Gauge(label: "mesh_process_threads")
     private let uptime = Gauge(label: "mesh_process_uptime_seconds")
@@ -73,6 +74,7 @@ final class ResourceGauges: Sendable {
         let process = ProcessStats.current()
         cpu.record(process.cpuSeconds)
         resident.record(Double(process.residentBytes))
+        memoryLimit.record(Double(process.memoryLimitBytes))
         fds.record(Double(process.openFileDescriptors))
         threads.record(Double(process.threads))
         uptime.record(Date().timeIntervalSince(context.startedAt))
