@@ -24,6 +24,8 @@ final class GatewayAPI: Sendable {
     let readiness: RegistryClient
     let actions: ActionClient
     let supervisor: SupervisorClient
+    /// The metrics collector (alerts, summary, series).
+    let metricsCollector: MetricsClient
     let live: LiveEvents
     let limiter: RateLimiter?
     let logger: Logger
@@ -48,6 +50,7 @@ final class GatewayAPI: Sendable {
         self.readiness = readiness
         self.actions = actions
         self.supervisor = supervisor
+        self.metricsCollector = MetricsClient(connection: context.nats, subjects: context.subjects)
         self.live = live
         self.limiter = limiter
         self.logger = context.logger
@@ -278,6 +281,9 @@ final class GatewayAPI: Sendable {
                 throw APIError(.notFound, code: MeshError.Code.notFound.rawValue, "no active key \(id)")
             }
             return Self.json(["id": id, "revoked": true])
+        case .listAlerts, .metricsSummary, .metricsSeries:
+            try requireNATS()
+            return try await metricsOperation(route.operation, request)
         }
     }
 
