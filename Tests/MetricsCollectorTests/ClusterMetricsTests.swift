@@ -121,6 +121,32 @@ func model(stale: Int64 = 10_000, forget: Int64 = 60_000, frames: Int = 100) -> 
         #expect(cluster.view(now: 3100)[instance]?.counters[key] == 60)
     }
 
+    @Test func seriesAppearingInTheWindowCountFromZero() throws {
+        var cluster = model()
+        let quiet = Snap.make("mesh-agent-worker", "w", at: 0, started: -5000)
+        try cluster.ingest(quiet.0, subject: quiet.1, prefix: "mesh", now: 0)
+        let then = cluster.takeFrame(now: 0)
+        // The worker's first actions create the counter; a process seen for the first time
+        // that started long before the baseline does not count (its total predates it), one
+        // that started after it does.
+        let busy = Snap.make("mesh-agent-worker", "w", at: 2000, started: -5000, counters: [("mesh_actions_total", ["outcome": "ok"], 8)])
+        let old = Snap.make("mesh-agent-worker", "old", at: 2000, started: -9000, counters: [("mesh_actions_total", ["outcome": "ok"], 1000)])
+        let fresh = Snap.make("mesh-agent-worker", "fresh", at: 2000, started: 500, counters: [("mesh_actions_total", ["outcome": "ok"], 2)])
+        for snap in [busy, old, fresh] { try cluster.ingest(snap.0, subject: snap.1, prefix: "mesh", now: 2000) }
+        let now = cluster.takeFrame(now: 2000)
+        #expect(FrameMath.rates(Selector(metric: "mesh_actions_total"), now: now, then: then, by: .cluster)[GroupKey()] == 5)
+        #expect(RawPoint.between(then, now).filter { $0.name == "mesh_actions_total" }.map(\.count).sorted() == [2, 8])
+        // Once a frame holds it, the old process counts from that first view on.
+        let oldLater = Snap.make("mesh-agent-worker", "old", at: 4000, started: -9000, counters: [("mesh_actions_total", ["outcome": "ok"], 1010)])
+        try cluster.ingest(oldLater.0, subject: oldLater.1, prefix: "mesh", now: 4000)
+        let latest = cluster.takeFrame(now: 4000)
+        let rates = FrameMath.rates(Selector(metric: "mesh_actions_total"), now: latest, then: then, later: [now], by: .instance)
+        #expect(rates[GroupKey(service: "mesh-agent-worker", instance: "old")] == 5)  // 10 in the 2 s since first seen
+        #expect(rates[GroupKey(service: "mesh-agent-worker", instance: "w")] == 2)  // 8 in 4 s
+        let window = try #require(FrameMath.window(cluster.frames, windowMs: 4000))
+        #expect(window.then.atUnixMs == 0 && window.later.map(\.atUnixMs) == [2000])
+    }
+
     @Test func histogramsAreContinuousAcrossRestarts() throws {
         var cluster = model()
         let first = Snap.make("mesh-agent-worker", "w", at: 1000, started: 1, histograms: [Snap.histogram("h", [10, 20])])

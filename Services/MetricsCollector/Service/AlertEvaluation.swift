@@ -113,12 +113,12 @@ public enum AlertExpressionEvaluator {
         case .gauge(let selector):
             return FrameMath.gauges(selector, frame: now, by: grouping)
         case .rate(let selector):
-            guard let then = FrameMath.baseline(frames, windowMs: windowMs) else { return [:] }
-            return FrameMath.rates(selector, now: now, then: then, by: grouping)
+            guard let window = FrameMath.window(frames, windowMs: windowMs) else { return [:] }
+            return FrameMath.rates(selector, now: now, then: window.then, later: window.later, by: grouping)
         case .quantile(let selector, let q):
-            let then = FrameMath.baseline(frames, windowMs: windowMs)
-            guard then != nil || frames.count == 1 else { return [:] }
-            return FrameMath.histograms(selector, now: now, then: then, by: grouping)
+            let window = FrameMath.window(frames, windowMs: windowMs)
+            guard window != nil || frames.count == 1 else { return [:] }
+            return FrameMath.histograms(selector, now: now, then: window?.then, later: window?.later ?? [], by: grouping)
                 .filter { $0.value.histogram.count > 0 }
                 .mapValues { Double($0.histogram.percentile(q)) }
         case .ratio(let numerator, let denominator):

@@ -222,6 +222,8 @@ public struct InstanceView: Sendable {
     public var restarts: Int
     /// When its latest snapshot arrived (collector's clock).
     public var lastSeenUnixMs: Int64
+    /// Start of its current process life (its own clock).
+    public var processStartedAtUnixMs: Int64
 }
 
 /// The whole cluster at one instant: what the collector keeps per step for the series
@@ -329,7 +331,7 @@ public struct ClusterMetrics: Sendable {
             gauges[SeriesKey(name: Self.instanceUpMetric, labels: [:])] = up ? 1 : 0
             views[key] = InstanceView(
                 counters: instance.counters, gauges: gauges, histograms: instance.histograms, up: up, restarts: instance.restarts,
-                lastSeenUnixMs: instance.lastSeenUnixMs)
+                lastSeenUnixMs: instance.lastSeenUnixMs, processStartedAtUnixMs: instance.processStartedAtUnixMs)
         }
         return views
     }

@@ -89,31 +89,33 @@ public enum CollectorQueries {
         let windowMs = Int64(minutes) * 60_000
         var reply = MetricsSummaryReply(generatedAtUnixMs: now.atUnixMs, windowSeconds: UInt32(minutes * 60), firingAlerts: UInt32(firingAlerts))
         let cluster = GroupKey()
-        let then = FrameMath.baseline(frames, windowMs: windowMs)
+        let window = FrameMath.window(frames, windowMs: windowMs)
+        let then = window?.then
+        let later = window?.later ?? []
         if let then {
-            let actions = FrameMath.rates(Selector(metric: "mesh_actions_total"), now: now, then: then, by: .cluster)[cluster] ?? 0
-            let actionErrors = FrameMath.rates(Selector(metric: "mesh_actions_total", labels: ["outcome": "error"]), now: now, then: then, by: .cluster)[cluster] ?? 0
+            let actions = FrameMath.rates(Selector(metric: "mesh_actions_total"), now: now, then: then, later: later, by: .cluster)[cluster] ?? 0
+            let actionErrors = FrameMath.rates(Selector(metric: "mesh_actions_total", labels: ["outcome": "error"]), now: now, then: then, later: later, by: .cluster)[cluster] ?? 0
             reply.actionsPerSecond = actions
             reply.actionErrorRate = actions > 0 ? actionErrors / actions : 0
             func taskRate(_ outcome: String?) -> Double {
                 let labels = outcome.map { ["outcome": $0] } ?? [:]
-                return FrameMath.rates(Selector(metric: "mesh_tasks_total", labels: labels), now: now, then: then, by: .cluster)[cluster] ?? 0
+                return FrameMath.rates(Selector(metric: "mesh_tasks_total", labels: labels), now: now, then: then, later: later, by: .cluster)[cluster] ?? 0
             }
             let outcomes = taskRate(nil) - taskRate("retrying")
             let failures = taskRate("failed") + taskRate("dead_lettered") + taskRate("expired")
             reply.tasksPerSecond = max(0, outcomes)
             reply.taskFailureRate = outcomes > 0 ? failures / outcomes : 0
         }
-        if let action = FrameMath.histograms(Selector(metric: "mesh_action_duration"), now: now, then: then, by: .cluster)[cluster]?.histogram {
+        if let action = FrameMath.histograms(Selector(metric: "mesh_action_duration"), now: now, then: then, later: later, by: .cluster)[cluster]?.histogram {
             reply.actionP50Ns = action.percentile(0.5)
             reply.actionP90Ns = action.percentile(0.9)
             reply.actionP99Ns = action.percentile(0.99)
         }
-        if let task = FrameMath.histograms(Selector(metric: "mesh_task_duration"), now: now, then: then, by: .cluster)[cluster]?.histogram {
+        if let task = FrameMath.histograms(Selector(metric: "mesh_task_duration"), now: now, then: then, later: later, by: .cluster)[cluster]?.histogram {
             reply.taskP50Ns = task.percentile(0.5)
             reply.taskP99Ns = task.percentile(0.99)
         }
-        let cpu = then.map { FrameMath.rates(Selector(metric: "mesh_process_cpu_seconds"), now: now, then: $0, by: .instance) } ?? [:]
+        let cpu = then.map { FrameMath.rates(Selector(metric: "mesh_process_cpu_seconds"), now: now, then: $0, later: later, by: .instance) } ?? [:]
         let resident = FrameMath.gauges(Selector(metric: "mesh_process_resident_memory_bytes"), frame: now, by: .instance)
         let limit = FrameMath.gauges(Selector(metric: "mesh_process_memory_limit_bytes"), frame: now, by: .instance)
         reply.processes = now.instances.sorted { $0.key < $1.key }.map { instance, view in

@@ -78,28 +78,48 @@ public enum FrameMath {
     /// The frame to compare `frames.last` with for a window: the newest frame at least
     /// `windowMs` older, else the oldest one; nil with fewer than two frames.
     public static func baseline(_ frames: [Frame], windowMs: Int64) -> Frame? {
+        window(frames, windowMs: windowMs)?.then
+    }
+
+    /// The baseline of a window (see ``baseline(_:windowMs:)``) and the frames between it
+    /// and the newest one (where instances the baseline lacks are looked up).
+    public static func window(_ frames: [Frame], windowMs: Int64) -> (then: Frame, later: ArraySlice<Frame>)? {
         guard frames.count >= 2, let latest = frames.last else { return nil }
         let cutoff = latest.atUnixMs - windowMs
-        return frames.dropLast().last { $0.atUnixMs <= cutoff } ?? frames.first
+        let index = frames.dropLast().lastIndex { $0.atUnixMs <= cutoff } ?? 0
+        return (frames[index], frames[(index + 1)..<(frames.count - 1)])
+    }
+
+    /// Where an instance's window starts: its view in `then`; else zero at `then` when its
+    /// process started after `then`; else its first view in `later` (it was first heard
+    /// during the window, so only what happened since counts); nil when it has none.
+    static func start(of instance: InstanceKey, _ view: InstanceView, then: Frame, later: ArraySlice<Frame>) -> (view: InstanceView?, atUnixMs: Int64)? {
+        if let earlier = then.instances[instance] { return (earlier, then.atUnixMs) }
+        if view.processStartedAtUnixMs >= then.atUnixMs { return (nil, then.atUnixMs) }
+        if let first = later.first(where: { $0.instances[instance] != nil }) { return (first.instances[instance], first.atUnixMs) }
+        return nil
     }
 
     /// Per-second increase of the selected counters between `then` and `now`, summed per
-    /// group. A series counts only when present in both frames; a value that went down (a
-    /// gauge such as CPU seconds after a restart) counts from zero. Selected gauges are
-    /// treated the same way (e.g. `mesh_process_cpu_seconds`).
-    public static func rates(_ selector: Selector, now: Frame, then: Frame, by grouping: Grouping) -> [GroupKey: Double] {
-        let seconds = Double(now.atUnixMs - then.atUnixMs) / 1000
-        guard seconds > 0 else { return [:] }
+    /// group. Each instance's window starts as ``start(of:_:then:later:)`` says; a series
+    /// missing at the start counts from zero; a value that went down (a gauge such as CPU
+    /// seconds after a restart) counts from zero. Selected gauges are treated the same way
+    /// (for cumulative gauges such as `mesh_process_cpu_seconds`).
+    public static func rates(
+        _ selector: Selector, now: Frame, then: Frame, later: ArraySlice<Frame> = [], by grouping: Grouping
+    ) -> [GroupKey: Double] {
         var result: [GroupKey: Double] = [:]
         for (instance, view) in now.instances where selector.matches(instance) {
-            guard let earlier = then.instances[instance] else { continue }
+            guard let start = start(of: instance, view, then: then, later: later) else { continue }
+            let seconds = Double(now.atUnixMs - start.atUnixMs) / 1000
+            guard seconds > 0 else { continue }
             for (key, value) in view.counters where selector.matches(key) {
-                guard let before = earlier.counters[key] else { continue }
+                let before = start.view?.counters[key] ?? 0
                 let delta = value >= before ? value - before : value
                 result[GroupKey.of(instance, key, by: grouping), default: 0] += Double(delta) / seconds
             }
             for (key, value) in view.gauges where selector.matches(key) {
-                guard let before = earlier.gauges[key] else { continue }
+                let before = start.view?.gauges[key] ?? 0
                 let delta = value >= before ? value - before : value
                 result[GroupKey.of(instance, key, by: grouping), default: 0] += delta / seconds
             }
@@ -118,18 +138,23 @@ public enum FrameMath {
         return result
     }
 
-    /// The observations of the selected histograms between `then` and `now`, merged per
-    /// group (bucket-wise; differing precisions fold to the smaller). Series of another unit
-    /// than the group's first are left out.
-    public static func histograms(_ selector: Selector, now: Frame, then: Frame?, by grouping: Grouping) -> [GroupKey: UnitHistogram] {
+    /// The observations of the selected histograms between `then` and `now` (everything
+    /// when `then` is nil), merged per group (bucket-wise; differing precisions fold to the
+    /// smaller). Each instance's window starts as ``start(of:_:then:later:)`` says. Series
+    /// of another unit than the group's first are left out.
+    public static func histograms(
+        _ selector: Selector, now: Frame, then: Frame?, later: ArraySlice<Frame> = [], by grouping: Grouping
+    ) -> [GroupKey: UnitHistogram] {
         var result: [GroupKey: UnitHistogram] = [:]
         for (instance, view) in now.instances where selector.matches(instance) {
-            let earlier = then?.instances[instance]
+            var earlier: InstanceView?
+            if let then {
+                guard let start = start(of: instance, view, then: then, later: later) else { continue }
+                earlier = start.view
+            }
             for (key, value) in view.histograms where selector.matches(key) {
                 var window = value.histogram
-                // A series absent from the baseline (a new instance or a new label set)
-                // counts whole: its observations are all recent.
-                if then != nil, let before = earlier?.histograms[key], before.unit == value.unit {
+                if let before = earlier?.histograms[key], before.unit == value.unit {
                     window = value.histogram.subtracting(before.histogram)
                 }
                 result.merge(GroupKey.of(instance, key, by: grouping), UnitHistogram(unit: value.unit, histogram: window))

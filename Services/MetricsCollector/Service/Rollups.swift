@@ -108,8 +108,9 @@ public struct RawPoint: Sendable, Hashable {
     public var p99: Double?
 
     /// The points of every series between two frames (counters as rates, gauges as values,
-    /// histograms as the window's observations). Series absent from `then` are skipped for
-    /// counters and histograms (no interval to measure).
+    /// histograms as the window's observations). A counter or histogram absent from `then`
+    /// counts from zero when its process was known then or started since, as in
+    /// ``FrameMath/rates(_:now:then:by:)``.
     public static func between(_ then: Frame, _ now: Frame) -> [RawPoint] {
         let seconds = Double(now.atUnixMs - then.atUnixMs) / 1000
         guard seconds > 0 else { return [] }
@@ -121,15 +122,17 @@ public struct RawPoint: Sendable, Hashable {
                     timestampUnixMs: now.atUnixMs, service: instance.service, instance: instance.instance, name: key.name,
                     labels: key.labelDictionary, kind: kind, value: value, count: count, sum: sum)
             }
-            for (key, value) in view.counters {
-                guard let before = earlier?.counters[key] else { continue }
+            let known = earlier != nil || view.processStartedAtUnixMs >= then.atUnixMs
+            for (key, value) in view.counters where known {
+                let before = earlier?.counters[key] ?? 0
                 let delta = Double(value >= before ? value - before : value)
                 points.append(point(key, .counter, delta / seconds, count: delta))
             }
             for (key, value) in view.gauges { points.append(point(key, .gauge, value)) }
-            for (key, value) in view.histograms {
-                guard let before = earlier?.histograms[key], before.unit == value.unit else { continue }
-                let window = value.histogram.subtracting(before.histogram)
+            for (key, value) in view.histograms where known {
+                let before = earlier?.histograms[key]
+                guard before == nil || before?.unit == value.unit else { continue }
+                let window = before.map { value.histogram.subtracting($0.histogram) } ?? value.histogram
                 var raw = point(key, .histogram, window.mean, count: Double(window.count), sum: Double(window.sum))
                 if window.count > 0 {
                     raw.p50 = Double(window.percentile(0.5))

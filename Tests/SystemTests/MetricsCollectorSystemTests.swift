@@ -1,0 +1,189 @@
+import Foundation
+import LocalServers
+import Logging
+import MeshClient
+import MeshCore
+import MeshProto
+import MeshTesting
+import Nats
+import Store
+import Synchronization
+import Testing
+
+/// The metrics collector in a running mesh: real registry, supervisor, worker, gateway and
+/// collector processes on a real nats-server and PostgreSQL. The collector's `/metrics`
+/// shows every service; failing actions fire an alert (event on `mesh.evt.alert.<rule>`,
+/// listed over NATS and by the gateway) that resolves once the failures stop; raw points
+/// reach PostgreSQL.
+/// Events received by the test, appended from the subscription's task.
+final class EventLog: Sendable {
+    private let events = Mutex<[Event]>([])
+
+    func withLock<T>(_ body: (inout [Event]) -> T) -> T { events.withLock { body(&$0) } }
+}
+
+@Suite(.enabled(if: TestEnvironment.natsAvailable && TestEnvironment.postgresAvailable), .serialized)
+struct MetricsCollectorSystemTests {
+    static let rules = """
+        defaults: false
+        rules:
+          - name: test_action_errors
+            severity: critical
+            summary: Actions fail
+            expr: {type: rate, metric: mesh_actions_total, labels: {outcome: error}}
+            by: cluster
+            op: ">"
+            threshold: 0
+            for: 1s
+            window: 2s
+        """
+
+    @Test func collectorShowsEveryServiceAndAnAlertFiresThenResolves() async throws {
+        let nats = try await NatsServer.start()
+        let postgres = try await PostgresServer.start()
+        let directory = try TestEnvironment.makeTempDirectory(prefix: "collector")
+        var processes: [String: ChildProcess] = [:]
+        var client: NatsConnection?
+        defer {
+            client?.close()
+            for process in processes.values where process.isRunning { kill(process.pid, SIGTERM) }
+            for process in processes.values { process.stop(signal: SIGTERM, timeout: .seconds(5)) }
+            nats.stop()
+            postgres.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let rulesFile = "\(directory)/rules.yml"
+        try Self.rules.write(toFile: rulesFile, atomically: true, encoding: .utf8)
+        func start(_ service: ServiceName, id: String, extra: [String: String] = [:]) throws {
+            var environment = [
+                "MESH_NATS_URL": nats.url, "MESH_INSTANCE_ID": id, "MESH_LOG_LEVEL": "info", "MESH_POSTGRES_URL": postgres.connectionString,
+                "MESH_SNAPSHOT_INTERVAL_MS": "500",
+            ]
+            environment.merge(extra) { _, new in new }
+            processes[id] = try ChildProcess(
+                executable: try MeshBinaries.path(service.rawValue), arguments: [], logPath: "\(directory)/\(id).log", environment: environment)
+        }
+        let metricsPort = try TestEnvironment.freePort()
+        try start(
+            .metricsCollector, id: "collector-1",
+            extra: [
+                "MESH_METRICS_PORT": String(metricsPort), "MESH_ALERT_RULES": rulesFile, "MESH_SERIES_STEP_MS": "500",
+                "MESH_ROLLUP_INTERVAL_MS": "1000", "MESH_STALE_AFTER_MS": "3000",
+            ])
+        try start(.registry, id: "registry-1")
+        try start(.supervisor, id: "supervisor-1")
+        try start(.agentWorker, id: "worker-1")
+        let gatewayPort = try TestEnvironment.freePort()
+        let keyFile = "\(directory)/admin.key"
+        try start(.gateway, id: "gateway-1", extra: ["MESH_GATEWAY_PORT": String(gatewayPort), "MESH_GATEWAY_BOOTSTRAP_KEY_FILE": keyFile])
+
+        // Every service shows on the collector's /metrics with service and instance labels.
+        let expected = [
+            ("mesh-registry", "registry-1"), ("mesh-supervisor", "supervisor-1"), ("mesh-agent-worker", "worker-1"),
+            ("mesh-gateway", "gateway-1"), ("mesh-metrics-collector", "collector-1"),
+        ]
+        var exposition = ""
+        let allShown = await TestEnvironment.waitUntil(timeout: .seconds(90)) {
+            exposition = (try? LocalHTTP.request("GET", host: "127.0.0.1", port: metricsPort, path: "/metrics"))?.text ?? ""
+            return expected.allSatisfy { exposition.contains(#"mesh_instance_up{instance="\#($0.1)",service="\#($0.0)"} 1"#) }
+        }
+        #expect(allShown, "collector /metrics lacks a service:\n\(exposition.prefix(3000))\n\(processes["collector-1"]!.logTail())")
+        #expect(exposition.contains(#"mesh_process_resident_memory_bytes{instance="registry-1",service="mesh-registry"}"#))
+        #expect(exposition.contains("# TYPE mesh_cluster_process_cpu_seconds gauge"))
+
+        var options = NatsOptions()
+        options.servers = [nats.url]
+        let connection = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+        client = connection
+        let subjects = try Subjects()
+        let metrics = MetricsClient(connection: connection, subjects: subjects)
+        let events = try connection.subscribe(subjects.alertEventsAll)
+        let seen = EventLog()
+        let reader = Task {
+            for await message in events {
+                if let event = try? Event(serializedBytes: message.payload) { seen.withLock { $0.append(event) } }
+            }
+        }
+        defer { reader.cancel() }
+
+        // A `fail` agent answers "reject" with an error (the worker counts outcome=error).
+        let js = try connection.jetStream()
+        _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) { (try? js.keyValue("mesh_agents")) != nil }
+        var record = AgentRecord()
+        record.spec = AgentSpec(id: "failing-1", kind: "fail", generation: 1, config: Array("{}".utf8))
+        _ = try js.keyValue("mesh_agents").put("failing-1", record.serializedBytes())
+        let actions = ActionClient(connection: connection, subjects: subjects, shardMap: try ShardMap())
+        let agent = try AgentID("failing-1")
+        let answering = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            (try? await actions.act(agent, action: "echo", payload: [1], timeout: .seconds(2), idempotent: true)) != nil
+        }
+        #expect(answering, "the fail agent never answered: \(processes["worker-1"]!.logTail())")
+        #expect(seen.withLock { $0.isEmpty }, "an alert fired before any failure")
+
+        // Inject failures until the alert fires.
+        func firing() -> Event? {
+            seen.withLock { events in events.first { $0.type == "test_action_errors" && $0.attributes["state"] == "firing" } }
+        }
+        let fired = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            for _ in 0..<20 { _ = try? await actions.act(agent, action: "reject", payload: [], timeout: .seconds(2)) }
+            return firing() != nil
+        }
+        #expect(fired, "no firing event: \(processes["collector-1"]!.logTail())")
+        let event = try #require(firing())
+        #expect(event.domain == "alert")
+        #expect(event.attributes["severity"] == "critical")
+        #expect(event.nodeId == "collector-1")
+        let listed = try await metrics.alerts()
+        #expect(listed.contains { $0.rule == "test_action_errors" && $0.state == "firing" }, "\(listed)")
+
+        // The gateway lists it too (viewer route; the bootstrap key is an admin key).
+        let key = try String(contentsOfFile: keyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let alertsResponse = try LocalHTTP.request(
+            "GET", host: "127.0.0.1", port: gatewayPort, path: "/api/v1/alerts", headers: [("Authorization", "Bearer \(key)")])
+        #expect(alertsResponse.status == 200, "\(alertsResponse.text)")
+        #expect(alertsResponse.text.contains(#""rule":"test_action_errors""#) && alertsResponse.text.contains(#""state":"firing""#))
+        let summaryResponse = try LocalHTTP.request(
+            "GET", host: "127.0.0.1", port: gatewayPort, path: "/api/v1/metrics/summary?minutes=1", headers: [("Authorization", "Bearer \(key)")])
+        #expect(summaryResponse.status == 200, "\(summaryResponse.text)")
+        let summary = try await metrics.summary(minutes: 1)
+        #expect(summary.actionsPerSecond > 0)
+        #expect(summary.actionErrorRate > 0)
+        #expect(Set(summary.processes.map(\.service)) == Set(expected.map(\.0)))
+        #expect(summary.firingAlerts >= 1)
+        let badSeries = try LocalHTTP.request(
+            "GET", host: "127.0.0.1", port: gatewayPort, path: "/api/v1/metrics/series?name=9bad", headers: [("Authorization", "Bearer \(key)")])
+        #expect(badSeries.status == 400)
+        let series = try await metrics.series(MetricSeriesRequest(name: "mesh_actions_total", minutes: 1, groupBy: "series"))
+        #expect(series.series.contains { $0.labels["outcome"] == "error" && $0.points.contains { $0.value > 0 } })
+
+        // Failures stop: the rate over the 2 s window falls to zero and the alert resolves.
+        let resolved = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            seen.withLock { events in events.contains { $0.type == "test_action_errors" && $0.attributes["state"] == "resolved" } }
+        }
+        #expect(resolved, "no resolved event: \(processes["collector-1"]!.logTail())")
+        let afterwards = try await metrics.alerts(includeResolved: true)
+        #expect(!afterwards.contains { $0.state == "firing" })
+        #expect(afterwards.contains { $0.rule == "test_action_errors" && $0.state == "resolved" && $0.resolvedAtUnixMs >= $0.firedAtUnixMs })
+
+        // Raw points reached PostgreSQL (this single collector holds the writer lease).
+        let store = Store(configuration: StoreConfiguration(connectionString: postgres.connectionString), logger: Logger(label: "test"))
+        defer { store.close() }
+        var rows: Int64 = 0
+        let written = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            rows = (try? await store.query(
+                "SELECT count(*) AS n FROM metric_points WHERE service = 'mesh-agent-worker' AND name = 'mesh_actions_total'"
+            ).first?.decode("n", Int64.self)) ?? 0
+            return rows > 0
+        }
+        #expect(written, "no metric_points rows: \(processes["collector-1"]!.logTail())")
+        let lease = try await store.query("SELECT holder FROM metric_rollup_lease")
+        #expect(try lease.first?.decode("holder", String.self) == "collector-1")
+
+        // Without a collector the gateway answers 503 with the error shape.
+        _ = await processes["collector-1"]!.stop(signal: SIGTERM, timeout: .seconds(5))
+        let unavailable = try LocalHTTP.request(
+            "GET", host: "127.0.0.1", port: gatewayPort, path: "/api/v1/alerts", headers: [("Authorization", "Bearer \(key)")], timeoutMs: 10_000)
+        #expect(unavailable.status == 503, "\(unavailable.text)")
+        #expect(unavailable.text.contains(#""code":"unavailable""#))
+    }
+}
