@@ -68,7 +68,7 @@ struct MetricsCollectorSystemTests {
             .metricsCollector, id: "collector-1",
             extra: [
                 "MESH_METRICS_PORT": String(metricsPort), "MESH_ALERT_RULES": rulesFile, "MESH_SERIES_STEP_MS": "500",
-                "MESH_ROLLUP_INTERVAL_MS": "1000", "MESH_STALE_AFTER_MS": "3000",
+                "MESH_ROLLUP_INTERVAL_MS": "1000", "MESH_ROLLUP_MAINTENANCE_MS": "2000", "MESH_STALE_AFTER_MS": "3000",
             ])
         try start(.registry, id: "registry-1")
         try start(.supervisor, id: "supervisor-1")
@@ -176,6 +176,31 @@ struct MetricsCollectorSystemTests {
             return rows > 0
         }
         #expect(written, "no metric_points rows: \(processes["collector-1"]!.logTail())")
+        // The maintenance job rolls raw points up into hourly and daily rows.
+        var rollups: (hourly: Int64, daily: Int64) = (0, 0)
+        let rolledUp = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            let counts = try? await store.query(
+                """
+                SELECT (SELECT count(*) FROM metric_rollups_hourly WHERE name = 'mesh_actions_total') AS hourly,
+                       (SELECT count(*) FROM metric_rollups_daily WHERE name = 'mesh_actions_total') AS daily
+                """
+            ).first
+            rollups = ((try? counts?.decode("hourly", Int64.self)) ?? 0, (try? counts?.decode("daily", Int64.self)) ?? 0)
+            return rollups.hourly > 0 && rollups.daily > 0
+        }
+        #expect(rolledUp, "rollups \(rollups): \(processes["collector-1"]!.logTail())")
+        // An hourly row sums its raw points' increases (raw points keep arriving after the
+        // last rollup run, so the raw sum can only be larger).
+        let sums = try #require(
+            try await store.query(
+                """
+                SELECT (SELECT sum(count) FROM metric_points WHERE name = 'mesh_actions_total') AS raw,
+                       (SELECT sum(count) FROM metric_rollups_hourly WHERE name = 'mesh_actions_total') AS hourly
+                """
+            ).first)
+        let rawSum = try sums.decode("raw", Double.self)
+        let hourlySum = try sums.decode("hourly", Double.self)
+        #expect(hourlySum > 0 && hourlySum <= rawSum, "hourly \(hourlySum) raw \(rawSum)")
         let lease = try await store.query("SELECT holder FROM metric_rollup_lease")
         #expect(try lease.first?.decode("holder", String.self) == "collector-1")
 

@@ -76,7 +76,7 @@ public struct CollectorOptions: ParsableArguments, Sendable {
         guard rollupIntervalMs == 0 || (1000...3_600_000).contains(rollupIntervalMs) else {
             throw ValidationError("--rollup-interval-ms must be 0 or in 1000...3600000")
         }
-        guard (10_000...86_400_000).contains(rollupMaintenanceMs) else { throw ValidationError("--rollup-maintenance-ms must be in 10000...86400000") }
+        guard (1000...86_400_000).contains(rollupMaintenanceMs) else { throw ValidationError("--rollup-maintenance-ms must be in 1000...86400000") }
         guard (1...365).contains(retentionRawDays), (1...3650).contains(retentionHourlyDays), (1...36_500).contains(retentionDailyDays) else {
             throw ValidationError("retention days must be positive (raw ≤ 365, hourly ≤ 3650, daily ≤ 36500)")
         }
