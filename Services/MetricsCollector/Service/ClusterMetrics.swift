@@ -266,6 +266,8 @@ public struct ClusterMetrics: Sendable {
 
     /// Name of the synthetic per-instance gauge: 1 while snapshots arrive, 0 once stale.
     public static let instanceUpMetric = "mesh_instance_up"
+    /// Name of the synthetic per-instance counter of restarts the collector observed.
+    public static let instanceRestartsMetric = "mesh_instance_restarts_total"
 
     public let configuration: Configuration
     public private(set) var instances: [InstanceKey: InstanceMetrics] = [:]

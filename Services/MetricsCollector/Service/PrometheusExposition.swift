@@ -68,9 +68,8 @@ public enum PrometheusExposition {
                     clusterHistograms[instance.service, default: [:]][key] = value
                 }
             }
-            add(
-                "mesh_instance_restarts_total", .counter,
-                [sample("mesh_instance_restarts_total", base, SeriesKey(name: "", labels: [:]), String(view.restarts))])
+            let restarts = ClusterMetrics.instanceRestartsMetric
+            add(restarts, .counter, [sample(restarts, base, SeriesKey(name: "", labels: [:]), String(view.restarts))])
         }
         for (service, series) in clusterCounters.sorted(by: { $0.key < $1.key }) {
             for (key, value) in series.sorted(by: { $0.key < $1.key }) {
