@@ -181,9 +181,14 @@ func model(stale: Int64 = 10_000, forget: Int64 = 60_000, frames: Int = 100) -> 
         bad.histograms = [histogram]
         #expect(throws: SnapshotRejection.badHistogram) { try cluster.ingest(bad, subject: subject, prefix: "mesh", now: 1) }
         histogram = Snap.histogram("h", [1])
-        histogram.firstBucket = 1_000_000
+        histogram.firstBucket = 1_920  // past the last bucket at p = 5
         bad.histograms = [histogram]
         #expect(throws: SnapshotRejection.badHistogram) { try cluster.ingest(bad, subject: subject, prefix: "mesh", now: 1) }
+        // A histogram whose dense form would be huge is refused before it is allocated.
+        histogram = Snap.histogram("h", [1], precision: 16)
+        histogram.firstBucket = 3_000_000
+        bad.histograms = [histogram]
+        #expect(throws: SnapshotRejection.tooLarge) { try cluster.ingest(bad, subject: subject, prefix: "mesh", now: 1) }
         bad = good
         bad.counters = (0...4096).map { MetricSnapshot.Counter(name: "c\($0)", value: 1) }
         #expect(throws: SnapshotRejection.tooLarge) { try cluster.ingest(bad, subject: subject, prefix: "mesh", now: 1) }

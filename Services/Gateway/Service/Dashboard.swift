@@ -269,6 +269,7 @@ async function loadCluster() {
 }
 
 async function refresh() {
+  loadCluster().catch((error) => { $("cluster-summary").textContent = error.message; });
   try { await Promise.all([loadNodes(), loadAgents()]); setStatus("connected", "ok"); }
   catch (error) { setStatus(error.message, "bad"); }
 }

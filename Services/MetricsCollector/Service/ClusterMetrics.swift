@@ -144,6 +144,11 @@ public struct SnapshotLimits: Sendable, Hashable {
     public var maxLabels = 16
     /// Length of a metric name, label name or label value.
     public var maxNameLength = 200
+    /// Buckets of one histogram in dense form (its highest bucket index + 1): a log-linear
+    /// histogram at the default precision (p = 5) has at most 1 920.
+    public var maxHistogramBuckets = 65_536
+    /// Buckets of all histograms of a snapshot in dense form.
+    public var maxSnapshotBuckets = 1 << 20
 
     public init() {}
 }
@@ -175,9 +180,14 @@ enum SnapshotValidation {
             guard gauge.value.isFinite else { throw .badValue }
             result.gauges[try key(gauge.name, gauge.labels)] = gauge.value
         }
+        var buckets = 0
         for histogram in snapshot.histograms {
             let seriesKey = try key(histogram.name, histogram.labels)
             guard histogram.scheme == .logLinear, histogram.precisionBits <= 16, histogram.unit.utf8.count <= 16 else { throw .badHistogram }
+            // Bounded before the dense form is allocated.
+            let dense = Int(histogram.firstBucket) + histogram.counts.count
+            buckets += dense
+            guard dense <= limits.maxHistogramBuckets, buckets <= limits.maxSnapshotBuckets else { throw .tooLarge }
             let decoded: LogLinearHistogram
             do {
                 decoded = try LogLinearHistogram(

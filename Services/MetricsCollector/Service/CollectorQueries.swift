@@ -124,7 +124,7 @@ public enum CollectorQueries {
             let memoryLimit = limit[key] ?? 0
             return ProcessSummary(
                 service: instance.service, instance: instance.instance, up: view.up, cpuPercent: (cpu[key] ?? 0) * 100,
-                residentBytes: UInt64(max(0, rss)), memoryPercent: memoryLimit > 0 ? rss / memoryLimit * 100 : 0,
+                residentBytes: rss >= 1.8e19 ? UInt64.max : UInt64(max(0, rss)), memoryPercent: memoryLimit > 0 ? rss / memoryLimit * 100 : 0,
                 restarts: UInt32(clamping: view.restarts), lastSeenUnixMs: view.lastSeenUnixMs)
         }
         let start = now.atUnixMs - windowMs

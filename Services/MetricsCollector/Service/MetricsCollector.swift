@@ -229,7 +229,8 @@ final class CollectorService: Service, Sendable {
 
         context.metricsExposition.serve { [self] in
             let now = Self.nowMs()
-            return state.withLock { PrometheusExposition.render($0.cluster, now: now) }
+            // Rendered from a copy, so ingest does not wait for the text.
+            return PrometheusExposition.render(state.withLock { $0.cluster }, now: now)
         }
 
         var writer: RollupWriter?
@@ -248,13 +249,13 @@ final class CollectorService: Service, Sendable {
         var lastMaintenance = clock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let now = Self.nowMs()
-            let (notices, frame, instances, firing) = state.withLock { state in
+            let (notices, frame, instances, firing, forgotten) = state.withLock { state in
                 let forgotten = state.cluster.forget(now: now)
-                if !forgotten.isEmpty { logger.info("instances forgotten", metadata: ["mesh.instances": "\(forgotten.map(\.description))"]) }
                 let frame = state.cluster.takeFrame(now: now)
                 let notices = state.book.evaluate(frames: state.cluster.frames)
-                return (notices, frame, state.cluster.instances.count, state.book.firingCount)
+                return (notices, frame, state.cluster.instances.count, state.book.firingCount, forgotten)
             }
+            if !forgotten.isEmpty { logger.info("instances forgotten", metadata: ["mesh.instances": "\(forgotten.map(\.description))"]) }
             instancesGauge.record(instances)
             firingGauge.record(firing)
             droppedGauge.record(subscription.droppedCount)
