@@ -11,10 +11,11 @@ import Synchronization
 import Testing
 
 /// The metrics collector in a running mesh: real registry, supervisor, worker, gateway and
-/// collector processes on a real nats-server and PostgreSQL. The collector's `/metrics`
-/// shows every service; failing actions fire an alert (event on `mesh.evt.alert.<rule>`,
-/// listed over NATS and by the gateway) that resolves once the failures stop; raw points
-/// reach PostgreSQL.
+/// two collector processes on a real nats-server and PostgreSQL. The collector's `/metrics`
+/// shows every service; failing actions fire an alert (event on `mesh.evt.alert.<rule>`
+/// from each collector, listed over NATS and by the gateway) that resolves once the
+/// failures stop; raw points and rollups reach PostgreSQL from one collector, and the
+/// other takes the writer lease over when the first stops.
 /// Events received by the test, appended from the subscription's task.
 final class EventLog: Sendable {
     private let events = Mutex<[Event]>([])
@@ -64,12 +65,11 @@ struct MetricsCollectorSystemTests {
                 executable: try MeshBinaries.path(service.rawValue), arguments: [], logPath: "\(directory)/\(id).log", environment: environment)
         }
         let metricsPort = try TestEnvironment.freePort()
-        try start(
-            .metricsCollector, id: "collector-1",
-            extra: [
-                "MESH_METRICS_PORT": String(metricsPort), "MESH_ALERT_RULES": rulesFile, "MESH_SERIES_STEP_MS": "500",
-                "MESH_ROLLUP_INTERVAL_MS": "1000", "MESH_ROLLUP_MAINTENANCE_MS": "2000", "MESH_STALE_AFTER_MS": "3000",
-            ])
+        let collectorEnvironment = [
+            "MESH_ALERT_RULES": rulesFile, "MESH_SERIES_STEP_MS": "500", "MESH_ROLLUP_INTERVAL_MS": "1000", "MESH_ROLLUP_MAINTENANCE_MS": "2000",
+            "MESH_STALE_AFTER_MS": "3000",
+        ]
+        try start(.metricsCollector, id: "collector-1", extra: collectorEnvironment.merging(["MESH_METRICS_PORT": String(metricsPort)]) { $1 })
         try start(.registry, id: "registry-1")
         try start(.supervisor, id: "supervisor-1")
         try start(.agentWorker, id: "worker-1")
@@ -89,6 +89,9 @@ struct MetricsCollectorSystemTests {
         }
         #expect(allShown, "collector /metrics lacks a service:\n\(exposition.prefix(3000))\n\(processes["collector-1"]!.logTail())")
         #expect(exposition.contains(#"mesh_process_resident_memory_bytes{instance="registry-1",service="mesh-registry"}"#))
+        // A second collector: it keeps the same view and answers queries, but does not write
+        // rollups while the first holds the lease.
+        try start(.metricsCollector, id: "collector-2", extra: collectorEnvironment)
         #expect(exposition.contains("# TYPE mesh_cluster_process_cpu_seconds gauge"))
 
         var options = NatsOptions()
@@ -120,19 +123,23 @@ struct MetricsCollectorSystemTests {
         #expect(answering, "the fail agent never answered: \(processes["worker-1"]!.logTail())")
         #expect(seen.withLock { $0.isEmpty }, "an alert fired before any failure")
 
-        // Inject failures until the alert fires.
-        func firing() -> Event? {
-            seen.withLock { events in events.first { $0.type == "test_action_errors" && $0.attributes["state"] == "firing" } }
+        // Inject failures (in the background, until told to stop) until both collectors fire.
+        let collectors: Set<String> = ["collector-1", "collector-2"]
+        func nodes(_ state: String) -> Set<String> {
+            seen.withLock { events in Set(events.filter { $0.type == "test_action_errors" && $0.attributes["state"] == state }.map(\.nodeId)) }
         }
-        let fired = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
-            for _ in 0..<20 { _ = try? await actions.act(agent, action: "reject", payload: [], timeout: .seconds(2)) }
-            return firing() != nil
+        let injecting = Task {
+            while !Task.isCancelled {
+                _ = try? await actions.act(agent, action: "reject", payload: [], timeout: .seconds(2))
+                try? await Task.sleep(for: .milliseconds(20))
+            }
         }
-        #expect(fired, "no firing event: \(processes["collector-1"]!.logTail())")
-        let event = try #require(firing())
+        defer { injecting.cancel() }
+        let fired = await TestEnvironment.waitUntil(timeout: .seconds(30)) { nodes("firing") == collectors }
+        #expect(fired, "firing events from \(nodes("firing")): \(processes["collector-2"]!.logTail())")
+        let event = try #require(seen.withLock { events in events.first { $0.type == "test_action_errors" && $0.attributes["state"] == "firing" } })
         #expect(event.domain == "alert")
         #expect(event.attributes["severity"] == "critical")
-        #expect(event.nodeId == "collector-1")
         let listed = try await metrics.alerts()
         #expect(listed.contains { $0.rule == "test_action_errors" && $0.state == "firing" }, "\(listed)")
 
@@ -149,6 +156,7 @@ struct MetricsCollectorSystemTests {
         #expect(summary.actionsPerSecond > 0)
         #expect(summary.actionErrorRate > 0)
         #expect(Set(summary.processes.map(\.service)) == Set(expected.map(\.0)))
+        #expect(summary.processes.filter { $0.service == "mesh-metrics-collector" }.count == 2)
         #expect(summary.firingAlerts >= 1)
         let badSeries = try LocalHTTP.request(
             "GET", host: "127.0.0.1", port: gatewayPort, path: "/api/v1/metrics/series?name=9bad", headers: [("Authorization", "Bearer \(key)")])
@@ -156,16 +164,17 @@ struct MetricsCollectorSystemTests {
         let series = try await metrics.series(MetricSeriesRequest(name: "mesh_actions_total", minutes: 1, groupBy: "series"))
         #expect(series.series.contains { $0.labels["outcome"] == "error" && $0.points.contains { $0.value > 0 } })
 
-        // Failures stop: the rate over the 2 s window falls to zero and the alert resolves.
-        let resolved = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
-            seen.withLock { events in events.contains { $0.type == "test_action_errors" && $0.attributes["state"] == "resolved" } }
-        }
-        #expect(resolved, "no resolved event: \(processes["collector-1"]!.logTail())")
+        // Failures stop: the rate over the 2 s window falls to zero and the alert resolves on
+        // both collectors.
+        injecting.cancel()
+        _ = await injecting.value
+        let resolved = await TestEnvironment.waitUntil(timeout: .seconds(30)) { nodes("resolved") == collectors }
+        #expect(resolved, "resolved events from \(nodes("resolved")): \(processes["collector-1"]!.logTail())")
         let afterwards = try await metrics.alerts(includeResolved: true)
         #expect(!afterwards.contains { $0.state == "firing" })
         #expect(afterwards.contains { $0.rule == "test_action_errors" && $0.state == "resolved" && $0.resolvedAtUnixMs >= $0.firedAtUnixMs })
 
-        // Raw points reached PostgreSQL (this single collector holds the writer lease).
+        // Raw points reached PostgreSQL (written by the lease holder, the first collector).
         let store = Store(configuration: StoreConfiguration(connectionString: postgres.connectionString), logger: Logger(label: "test"))
         defer { store.close() }
         var rows: Int64 = 0
@@ -201,11 +210,29 @@ struct MetricsCollectorSystemTests {
         let rawSum = try sums.decode("raw", Double.self)
         let hourlySum = try sums.decode("hourly", Double.self)
         #expect(hourlySum > 0 && hourlySum <= rawSum, "hourly \(hourlySum) raw \(rawSum)")
-        let lease = try await store.query("SELECT holder FROM metric_rollup_lease")
-        #expect(try lease.first?.decode("holder", String.self) == "collector-1")
+        func holder() async -> String? {
+            try? await store.query("SELECT holder FROM metric_rollup_lease").first?.decode("holder", String.self)
+        }
+        let first = await holder()
+        #expect(first == "collector-1")
+        // The second collector tried the lease and wrote nothing (the cluster view shows it).
+        var view = ""
+        let secondIdle = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            view = (try? LocalHTTP.request("GET", host: "127.0.0.1", port: metricsPort, path: "/metrics"))?.text ?? ""
+            return view.contains(#"mesh_collector_rollup_writer{instance="collector-2",service="mesh-metrics-collector"} 0"#)
+                && view.contains(#"mesh_collector_rollup_writer{instance="collector-1",service="mesh-metrics-collector"} 1"#)
+        }
+        #expect(secondIdle, "\(view.split(separator: "\n").filter { $0.contains("rollup") })")
+        #expect(view.contains(#"mesh_collector_rollup_points_written_total{instance="collector-2",service="mesh-metrics-collector"} 0"#))
+
+        // The first collector stops: the second takes the lease over once it expires (3 s).
+        _ = await processes["collector-1"]!.stop(signal: SIGTERM, timeout: .seconds(5))
+        let handedOver = await TestEnvironment.waitUntil(timeout: .seconds(30)) { await holder() == "collector-2" }
+        let current = await holder()
+        #expect(handedOver, "lease held by \(current ?? "nobody"): \(processes["collector-2"]!.logTail())")
 
         // Without a collector the gateway answers 503 with the error shape.
-        _ = await processes["collector-1"]!.stop(signal: SIGTERM, timeout: .seconds(5))
+        _ = await processes["collector-2"]!.stop(signal: SIGTERM, timeout: .seconds(5))
         let unavailable = try LocalHTTP.request(
             "GET", host: "127.0.0.1", port: gatewayPort, path: "/api/v1/alerts", headers: [("Authorization", "Bearer \(key)")], timeoutMs: 10_000)
         #expect(unavailable.status == 503, "\(unavailable.text)")
