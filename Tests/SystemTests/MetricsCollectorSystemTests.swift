@@ -109,6 +109,19 @@ struct MetricsCollectorSystemTests {
         }
         defer { reader.cancel() }
 
+        // Garbage and impostor snapshots are counted by reason and change nothing.
+        for _ in 0..<3 { try connection.publish("mesh.metrics.mesh-registry.registry-1", payload: [0xFF, 0xFF, 0xFF, 0x01]) }
+        let impostor = MetricSnapshot(service: "mesh-registry", instance: "someone-else", timestampUnixMs: 1, processStartedAtUnixMs: 1)
+        try connection.publish("mesh.metrics.mesh-registry.registry-1", payload: impostor.serializedBytes())
+        let rejected = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            let text = (try? LocalHTTP.request("GET", host: "127.0.0.1", port: metricsPort, path: "/metrics"))?.text ?? ""
+            let base = #"mesh_collector_snapshots_rejected_total{instance="collector-1",service="mesh-metrics-collector","#
+            return text.contains(base + #"reason="malformed"} 3"#) && text.contains(base + #"reason="identity"} 1"#)
+        }
+        #expect(rejected, "rejections not counted: \(processes["collector-1"]!.logTail())")
+        #expect(processes["collector-1"]!.isRunning)
+        #expect(!processes["collector-1"]!.logTail().contains("someone-else"))
+
         // A `fail` agent answers "reject" with an error (the worker counts outcome=error).
         let js = try connection.jetStream()
         _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) { (try? js.keyValue("mesh_agents")) != nil }
