@@ -201,6 +201,7 @@ struct ConnectionEventLogger: Service {
     func run() async throws {
         let reconnects = Counter(label: "mesh_nats_reconnects_total")
         let disconnects = Counter(label: "mesh_nats_disconnects_total")
+        let slowConsumers = Counter(label: "mesh_nats_slow_consumers_total")
         let events = nats.events
         await cancelWhenGracefulShutdown {
             for await event in events {
@@ -215,6 +216,7 @@ struct ConnectionEventLogger: Service {
                     logger.info("NATS connection closed")
                     return
                 case .error(let error):
+                    if error.code == .slowConsumer { slowConsumers.increment() }
                     logger.warning("NATS error", metadata: ["error": "\(error)"])
                 }
             }

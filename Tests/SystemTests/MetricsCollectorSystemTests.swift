@@ -93,6 +93,9 @@ struct MetricsCollectorSystemTests {
         // rollups while the first holds the lease.
         try start(.metricsCollector, id: "collector-2", extra: collectorEnvironment)
         #expect(exposition.contains("# TYPE mesh_cluster_process_cpu_seconds gauge"))
+        for gauge in ["mesh_process_memory_limit_bytes", "mesh_nats_pending_bytes", "mesh_nats_requests_in_flight"] {
+            #expect(exposition.contains(#"\#(gauge){instance="worker-1",service="mesh-agent-worker"}"#), "\(gauge)")
+        }
 
         var options = NatsOptions()
         options.servers = [nats.url]
