@@ -254,4 +254,26 @@ struct MetricsCollectorSystemTests {
         #expect(unavailable.status == 503, "\(unavailable.text)")
         #expect(unavailable.text.contains(#""code":"unavailable""#))
     }
+
+    /// A bad rules file or option stops the collector at start, naming the problem.
+    @Test func badRulesAndOptionsAreRejectedAtStart() async throws {
+        let directory = try TestEnvironment.makeTempDirectory(prefix: "collector-bad")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let rules = "\(directory)/rules.yml"
+        try "rules:\n  - {name: slow, expr: {type: quantile, metric: mesh_action_duration}, threshold: 1, for: 5 minutes}\n"
+            .write(toFile: rules, atomically: true, encoding: .utf8)
+        for (arguments, fragment) in [
+            (["--alert-rules", rules], "rule 1 (slow): `for` must be a duration"),
+            (["--alert-rules", "\(directory)/missing.yml"], "cannot be read"),
+            (["--series-step-ms", "10"], "--series-step-ms"),
+            (["--forget-after-ms", "1000", "--stale-after-ms", "5000"], "--forget-after-ms"),
+        ] {
+            let child = try ChildProcess(
+                executable: try MeshBinaries.path("mesh-metrics-collector"), arguments: arguments, logPath: "\(directory)/out.log")
+            let exited = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !child.isRunning }
+            #expect(exited)
+            #expect(await child.stop() != 0)
+            #expect(child.logTail().contains(fragment), "missing \(fragment) in: \(child.logTail())")
+        }
+    }
 }
