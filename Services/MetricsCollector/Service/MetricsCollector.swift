@@ -149,7 +149,9 @@ final class CollectorService: Service, Sendable {
 
     /// Decodes and applies one snapshot (on the NATS delivery thread). Never throws: a bad
     /// snapshot is counted and logged (subject and reason, never the payload).
-    func ingest(_ message: NatsMessage) {
+    /// - Returns: why the snapshot was refused, nil when it was taken.
+    @discardableResult
+    func ingest(_ message: NatsMessage) -> SnapshotRejection? {
         received.increment()
         let prefix = context.subjects.prefix
         do throws(SnapshotRejection) {
@@ -164,6 +166,7 @@ final class CollectorService: Service, Sendable {
                 restartsSeen.increment()
                 context.logger.info("instance restarted", metadata: ["mesh.service": "\(snapshot.service)", "mesh.instance": "\(snapshot.instance)"])
             }
+            return nil
         } catch {
             rejected[error]?.increment()
             // At most one log line per reason per minute.
@@ -176,6 +179,7 @@ final class CollectorService: Service, Sendable {
             if log {
                 context.logger.warning("metric snapshot rejected", metadata: ["mesh.subject": "\(message.subject)", "mesh.reason": "\(error.rawValue)"])
             }
+            return error
         }
     }
 
@@ -190,11 +194,16 @@ final class CollectorService: Service, Sendable {
         }
         let events = EventPublisher(js: js, subjects: subjects, node: context.instanceID, logger: logger)
 
+        // Discovery lists the snapshot intake with its statistics (requests = snapshots).
+        let intake = context.micro.registerEndpoint(name: "snapshots", subject: subjects.metricsWildcard)
         let subscription = try context.nats.subscribe(
             subjects.metricsWildcard, queue: nil, maxPendingMessages: options.snapshotBuffer, maxPendingBytes: 256 * 1024 * 1024
-        ) { [self] message in ingest(message) }
+        ) { [self] message in
+            let started = ContinuousClock.now
+            let rejection = ingest(message)
+            intake.record(processingTime: ContinuousClock.now - started, error: rejection?.rawValue)
+        }
         defer { try? subscription.unsubscribe() }
-        _ = context.micro.registerEndpoint(name: "snapshots", subject: subjects.metricsWildcard)
 
         let windowMinutes = options.seriesWindowMinutes
         _ = try context.micro.addEndpoint(name: "series", subject: subjects.collectorSeries, queueGroup: subjects.collectorQueue) { [self] request in
