@@ -256,6 +256,35 @@ func model(stale: Int64 = 10_000, forget: Int64 = 60_000, frames: Int = 100) -> 
         }
     }
 
+    @Test func histogramsOfOtherUnitsUsePowersOfFour() {
+        var h = LogLinearHistogram()
+        for value: UInt64 in [3, 100, 5000] { h.record(value) }
+        let lines = PrometheusExposition.histogramLines(
+            "mesh_payload_bytes", ["service": "s"], SeriesKey(name: "mesh_payload_bytes", labels: [:]), UnitHistogram(unit: "bytes", histogram: h))
+        #expect(lines.contains(#"mesh_payload_bytes_bucket{service="s",le="4"} 1"#))
+        #expect(lines.contains(#"mesh_payload_bytes_bucket{service="s",le="256"} 2"#))
+        #expect(lines.contains(#"mesh_payload_bytes_bucket{service="s",le="16384"} 3"#))
+        #expect(lines.contains(#"mesh_payload_bytes_bucket{service="s",le="+Inf"} 3"#))
+        #expect(lines.contains(#"mesh_payload_bytes_sum{service="s"} 5103"#))
+    }
+
+    @Test func rawPointsOfHistogramsAreTheIntervalsObservations() throws {
+        var cluster = model()
+        let first = Snap.make("mesh-agent-worker", "w", at: 0, histograms: [Snap.histogram("h", Array(repeating: 1_000, count: 10))])
+        try cluster.ingest(first.0, subject: first.1, prefix: "mesh", now: 0)
+        let then = cluster.takeFrame(now: 0)
+        let second = Snap.make(
+            "mesh-agent-worker", "w", at: 1000,
+            histograms: [Snap.histogram("h", Array(repeating: 1_000, count: 10) + Array(repeating: 2_000_000, count: 4))])
+        try cluster.ingest(second.0, subject: second.1, prefix: "mesh", now: 1000)
+        let points = RawPoint.between(then, cluster.takeFrame(now: 1000)).filter { $0.name == "h" }
+        let point = try #require(points.first)
+        #expect(points.count == 1 && point.kind == .histogram)
+        #expect(point.count == 4 && point.sum == 8_000_000 && point.value == 2_000_000)
+        #expect((point.p50 ?? 0) >= 2_000_000 && (point.p99 ?? 0) <= 2_062_500)
+        #expect(RollupWriter.row(point).count == 12)
+    }
+
     @Test func labelValuesAreEscaped() {
         #expect(PrometheusExposition.escape("a\"b\\c\nd") == #"a\"b\\c\nd"#)
         #expect(PrometheusExposition.number(3) == "3")
