@@ -81,18 +81,24 @@ public struct AlertStateMachine: Sendable, Hashable {
 
 /// One alert as listed: a rule, the group it is about, where it stands.
 public struct AlertStatus: Sendable, Hashable {
+    /// The rule's name.
     public var rule: String
     public var severity: AlertSeverity
+    /// The rule's one-line summary.
     public var summary: String
     /// `pending`, `firing` or `resolved`.
     public var state: String
     /// `service`, `instance` and the series' labels the alert is about (empty: the cluster).
     public var labels: [String: String]
+    /// The latest value (after the rule's scale).
     public var value: Double
     public var threshold: Double
     public var comparison: AlertComparison
+    /// When the condition started to hold (0: unknown).
     public var activeSinceUnixMs: Int64
+    /// When it fired (0: not yet).
     public var firedAtUnixMs: Int64
+    /// When it resolved (0: not resolved).
     public var resolvedAtUnixMs: Int64
 }
 

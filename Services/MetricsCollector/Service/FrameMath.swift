@@ -15,9 +15,13 @@ public enum Grouping: String, Sendable, Hashable, CaseIterable {
 /// Which series an expression reads: a metric name, label matchers (equality), and
 /// optionally one service or instance.
 public struct Selector: Sendable, Hashable {
+    /// The metric's name.
     public var metric: String
+    /// Labels the series must have, with these values.
     public var labels: [String: String]
+    /// Only this service (nil: every service).
     public var service: String?
+    /// Only this instance (nil: every instance).
     public var instance: String?
 
     public init(metric: String, labels: [String: String] = [:], service: String? = nil, instance: String? = nil) {
@@ -37,8 +41,11 @@ public struct Selector: Sendable, Hashable {
 /// The identity of one evaluated value: which service, instance and labels it stands for
 /// (nil / empty where the grouping merged them).
 public struct GroupKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The service, unless merged (cluster grouping).
     public var service: String?
+    /// The instance, unless merged (cluster and service grouping).
     public var instance: String?
+    /// The series' own labels (series grouping only).
     public var labels: [SeriesKey.LabelPair]
 
     public init(service: String? = nil, instance: String? = nil, labels: [SeriesKey.LabelPair] = []) {
@@ -176,7 +183,12 @@ public enum FrameMath {
 
 /// The kinds of metric a snapshot carries.
 public enum MetricKind: String, Sendable, Hashable {
-    case counter, gauge, histogram
+    /// Monotonic total (rates are computed from it).
+    case counter
+    /// A value that goes up and down.
+    case gauge
+    /// A mergeable distribution.
+    case histogram
 }
 
 extension [GroupKey: UnitHistogram] {

@@ -94,15 +94,22 @@ enum CollectorSchema {
 
 /// One raw point bound for `metric_points`.
 public struct RawPoint: Sendable, Hashable {
+    /// End of the interval (collector's clock).
     public var timestampUnixMs: Int64
     public var service: String
     public var instance: String
+    /// The metric's name.
     public var name: String
+    /// The series' own labels.
     public var labels: [String: String]
     public var kind: MetricKind
+    /// Counter: rate per second; gauge: value; histogram: mean of the interval's observations.
     public var value: Double
+    /// Counter: increase; histogram: observations in the interval; gauge: 0.
     public var count: Double
+    /// Histogram: sum of the interval's observations (in its unit); else 0.
     public var sum: Double
+    /// Histogram percentiles of the interval (nil without observations).
     public var p50: Double?
     public var p90: Double?
     public var p99: Double?
@@ -148,8 +155,11 @@ public struct RawPoint: Sendable, Hashable {
 
 /// Retention of the rollup tables.
 public struct RollupRetention: Sendable, Hashable {
+    /// Days `metric_points` rows are kept.
     public var rawDays: Int = 7
+    /// Days `metric_rollups_hourly` rows are kept.
     public var hourlyDays: Int = 30
+    /// Days `metric_rollups_daily` rows are kept.
     public var dailyDays: Int = 365
 
     public init(rawDays: Int = 7, hourlyDays: Int = 30, dailyDays: Int = 365) {

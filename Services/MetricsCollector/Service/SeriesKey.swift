@@ -10,10 +10,15 @@ public struct SeriesKey: Hashable, Sendable, Comparable, CustomStringConvertible
 
     /// One label.
     public struct LabelPair: Hashable, Sendable {
+        /// The label's name.
         public let key: String
+        /// The label's value.
         public let value: String
     }
 
+    /// - Parameters:
+    ///   - name: the metric's name.
+    ///   - labels: its labels, in any order.
     public init(name: String, labels: [String: String]) {
         self.name = name
         self.labels = labels.map { LabelPair(key: $0.key, value: $0.value) }.sorted { $0.key < $1.key }
@@ -41,7 +46,9 @@ public struct SeriesKey: Hashable, Sendable, Comparable, CustomStringConvertible
 
 /// One process of the mesh as the collector knows it: `(service, instance)`.
 public struct InstanceKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The service's name, e.g. `mesh-agent-worker`.
     public let service: String
+    /// The instance id, e.g. `worker-1`.
     public let instance: String
 
     public init(service: String, instance: String) {
@@ -60,6 +67,7 @@ public struct InstanceKey: Hashable, Sendable, Comparable, CustomStringConvertib
 public struct UnitHistogram: Sendable, Hashable {
     /// Unit of every value: `ns`, `us`, `ms`, `s`, `bytes`, or empty.
     public var unit: String
+    /// The observations.
     public var histogram: LogLinearHistogram
 
     public init(unit: String, histogram: LogLinearHistogram) {
