@@ -116,7 +116,7 @@ let package = Package(
             ])
         + service(
             "mesh-metrics-collector", folder: "MetricsCollector", library: "MetricsCollectorService",
-            dependencies: serviceBase + ["Store"])
+            dependencies: serviceBase + ["Store", "MeshClient", argumentParser, .product(name: "Yams", package: "Yams")])
         + [
             .target(
                 name: "MeshCtlKit",
@@ -155,6 +155,10 @@ let package = Package(
             .testTarget(
                 name: "GatewayTests",
                 dependencies: ["GatewayService", "MeshCore", "MeshClient", "MeshProto", log, .product(name: "HTTPTypes", package: "swift-http-types")],
+                swiftSettings: swiftSettings),
+            .testTarget(
+                name: "MetricsCollectorTests",
+                dependencies: ["MetricsCollectorService", "MeshCore", "MeshProto", log],
                 swiftSettings: swiftSettings),
             .testTarget(
                 name: "SystemTests",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Validates deployment files offline: docker-compose.yml against the Compose
-# specification schema (check-jsonschema, pinned in versions.env).
+# specification schema (check-jsonschema, pinned in versions.env), then Deploy/prometheus
+# and Deploy/grafana (validate-observability.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source Deploy/dev/versions.env
@@ -14,3 +15,6 @@ if [ ! -f "$tools/.complete" ]; then
   touch "$tools/.complete"
 fi
 PYTHONPATH="$tools" python3 -m check_jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+# Prometheus scrape config and alert rules, Grafana provisioning and dashboards: parsed,
+# and every metric they use checked against the metrics the mesh exports.
+PYTHONPATH="$tools" python3 Deploy/dev/validate-observability.py .

@@ -52,6 +52,15 @@ public struct EventKind: Hashable, Sendable, CustomStringConvertible {
     /// The task event kind named `name` (a task state's name), or nil.
     public static func task(named name: String) -> EventKind? { taskTransitions.first { $0.name == name } }
 
+    // Alerts: one kind per rule (`alert.<rule>`); the event's attributes say whether it
+    // fired or resolved. Rule names are id tokens (checked when rules are loaded).
+    /// The event kind of alert rule `rule`.
+    /// - Throws: ``MeshError`` `invalid_id` when `rule` is not a legal id token.
+    public static func alert(rule: String) throws(MeshError) -> EventKind {
+        try Identifier.validate(rule, kind: "alert rule name")
+        return EventKind("alert", rule)
+    }
+
     /// The agent timeline's kinds.
     public static let agentTimeline: [EventKind] = [
         agentCreated, agentUpdated, agentPlaced, agentStarted, agentFailed, agentRestarted, agentMigrated, agentStopped, agentDeleted,

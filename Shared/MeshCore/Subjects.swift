@@ -100,6 +100,18 @@ public struct Subjects: Sendable, Hashable {
     }
     /// `<prefix>.metrics.>` — every snapshot.
     public var metricsAll: String { "\(prefix).metrics.>" }
+    /// `<prefix>.metrics.*.*` — every snapshot (what the collector subscribes).
+    public var metricsWildcard: String { "\(prefix).metrics.*.*" }
+    /// `<prefix>.collector.series` — a metric's series over the last minutes (collector,
+    /// queue group ``collectorQueue``).
+    public var collectorSeries: String { "\(prefix).collector.series" }
+    /// `<prefix>.collector.summary` — the dashboard summary (collector, queue group ``collectorQueue``).
+    public var collectorSummary: String { "\(prefix).collector.summary" }
+    /// `<prefix>.alerts.list` — active and recently resolved alerts (collector, queue group ``collectorQueue``).
+    public var alertsList: String { "\(prefix).alerts.list" }
+    /// `<prefix>.evt.alert.>` — every alert event (`<prefix>.evt.alert.<rule>`, see
+    /// `EventKind.alert(rule:)`), fired or resolved.
+    public var alertEventsAll: String { "\(prefix).evt.alert.>" }
 
     // MARK: JetStream streams, KV buckets, queue groups
 

@@ -83,6 +83,8 @@ public struct MessageType: RawRepresentable, Hashable, Sendable, CustomStringCon
         MetricSnapshot.self, MetricSnapshot.Counter.self, MetricSnapshot.Gauge.self, MetricSnapshot.Histogram.self,
         PutAgentRequest.self, GetAgentRequest.self, DeleteAgentRequest.self, ListAgentsRequest.self, AgentReply.self,
         ListAgentsReply.self,
+        MetricSeriesRequest.self, MetricPoint.self, MetricSeries.self, MetricSeriesReply.self, MetricsSummaryRequest.self,
+        ProcessSummary.self, MetricsSummaryReply.self, ListAlertsRequest.self, AlertInfo.self, ListAlertsReply.self,
     ]
 
     /// The message type with this name, or `nil` if the contract has none.

@@ -10,6 +10,10 @@ public struct ProcessStats: Sendable {
     public var openFileDescriptors: Int = 0
     /// Threads.
     public var threads: Int = 0
+    /// The memory this process may use: its cgroup's limit (v2 `memory.max`, v1
+    /// `memory.limit_in_bytes`) when one is set and below the host's memory, else the
+    /// host's total memory (`MemTotal`); 0 when unknown.
+    public var memoryLimitBytes: UInt64 = 0
 
     /// Reads the current figures.
     public static func current() -> ProcessStats {
@@ -32,7 +36,30 @@ public struct ProcessStats: Sendable {
             }
         }
         stats.openFileDescriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+        stats.memoryLimitBytes = memoryLimit
         #endif
         return stats
     }
+
+    /// Read once: limits do not change while the process runs.
+    private static let memoryLimit: UInt64 = {
+        #if os(Linux)
+        func number(_ path: String) -> UInt64? {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+            return UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        var host: UInt64 = 0
+        if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+            let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") })
+        {
+            let fields = line.split(separator: " ")
+            if fields.count >= 2, let kib = UInt64(fields[1]) { host = kib * 1024 }
+        }
+        let cgroup = number("/sys/fs/cgroup/memory.max") ?? number("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        if let cgroup, cgroup > 0, host == 0 || cgroup < host { return cgroup }
+        return host
+        #else
+        return 0
+        #endif
+    }()
 }

@@ -41,6 +41,8 @@ public final class ServiceContext: Sendable {
     /// The Postgres pool, when the service uses Postgres.
     public let store: Store?
     public let startedAt: Date
+    /// What `/metrics` serves (the process's registry unless the service installs its own).
+    public let metricsExposition = MetricsExpositionHook()
 
     init(
         descriptor: ServiceDescriptor, options: CommonOptions, instanceID: NodeID, subjects: Subjects, logger: Logger,
@@ -119,7 +121,8 @@ public enum ServiceHost {
             services.append(
                 MetricsHTTPServer(
                     host: options.metricsHost, port: options.metricsPort, logger: logger,
-                    metrics: { observability.prometheusExposition() }, health: { nats.isConnected }))
+                    metrics: { context.metricsExposition.render(fallback: observability.prometheusExposition) },
+                    health: { nats.isConnected }))
         }
         services += try await makeServices(context)
 
@@ -198,6 +201,7 @@ struct ConnectionEventLogger: Service {
     func run() async throws {
         let reconnects = Counter(label: "mesh_nats_reconnects_total")
         let disconnects = Counter(label: "mesh_nats_disconnects_total")
+        let slowConsumers = Counter(label: "mesh_nats_slow_consumers_total")
         let events = nats.events
         await cancelWhenGracefulShutdown {
             for await event in events {
@@ -212,6 +216,7 @@ struct ConnectionEventLogger: Service {
                     logger.info("NATS connection closed")
                     return
                 case .error(let error):
+                    if error.code == .slowConsumer { slowConsumers.increment() }
                     logger.warning("NATS error", metadata: ["error": "\(error)"])
                 }
             }

@@ -8,8 +8,9 @@ import Nats
 import ServiceLifecycle
 
 /// Publishes this process's `MetricSnapshot` on `<prefix>.metrics.<service>.<instance>`
-/// every `--snapshot-interval-ms`, after refreshing the resource gauges (CPU, RSS, open
-/// file descriptors, NATS traffic, Postgres pool use).
+/// every `--snapshot-interval-ms`, after refreshing the resource gauges (CPU, RSS and the
+/// memory limit, open file descriptors, NATS traffic, bytes not yet sent and requests in
+/// flight, Postgres pool use).
 struct SnapshotPublisher {
     let context: ServiceContext
     let observability: Observability
@@ -57,6 +58,7 @@ struct SnapshotPublisher {
 final class ResourceGauges: Sendable {
     private let cpu = Gauge(label: "mesh_process_cpu_seconds")
     private let resident = Gauge(label: "mesh_process_resident_memory_bytes")
+    private let memoryLimit = Gauge(label: "mesh_process_memory_limit_bytes")
     private let fds = Gauge(label: "mesh_process_open_fds")
     private let threads = Gauge(label: "mesh_process_threads")
     private let uptime = Gauge(label: "mesh_process_uptime_seconds")
@@ -65,6 +67,8 @@ final class ResourceGauges: Sendable {
     private let natsInBytes = Gauge(label: "mesh_nats_in_bytes")
     private let natsOutBytes = Gauge(label: "mesh_nats_out_bytes")
     private let natsConnected = Gauge(label: "mesh_nats_connected")
+    private let natsBuffered = Gauge(label: "mesh_nats_pending_bytes")
+    private let natsRequests = Gauge(label: "mesh_nats_requests_in_flight")
     private let poolSize = Gauge(label: "mesh_postgres_pool_connections", dimensions: [("state", "open")])
     private let poolInUse = Gauge(label: "mesh_postgres_pool_connections", dimensions: [("state", "in_use")])
     private let poolWaiting = Gauge(label: "mesh_postgres_pool_waiting")
@@ -73,6 +77,7 @@ final class ResourceGauges: Sendable {
         let process = ProcessStats.current()
         cpu.record(process.cpuSeconds)
         resident.record(Double(process.residentBytes))
+        memoryLimit.record(Double(process.memoryLimitBytes))
         fds.record(Double(process.openFileDescriptors))
         threads.record(Double(process.threads))
         uptime.record(Date().timeIntervalSince(context.startedAt))
@@ -82,6 +87,8 @@ final class ResourceGauges: Sendable {
         natsInBytes.record(Double(nats.inBytes))
         natsOutBytes.record(Double(nats.outBytes))
         natsConnected.record(context.nats.isConnected ? 1 : 0)
+        natsBuffered.record(Double(context.nats.bufferedBytes))
+        natsRequests.record(Double(context.nats.requestsInFlight))
         if let pool = context.store?.statistics {
             poolSize.record(Double(pool.size))
             poolInUse.record(Double(pool.inUse))

@@ -281,6 +281,10 @@ public final class NatsConnection: @unchecked Sendable {
     /// The corresponding C function is `natsConnection_GetMaxPayload`.
     public var maxPayload: Int { Int(natsConnection_GetMaxPayload(nc)) }
 
+    /// Bytes published but not yet sent to the server (0 when closed).
+    /// The corresponding C function is `natsConnection_Buffered`.
+    public var bufferedBytes: Int { max(0, Int(natsConnection_Buffered(nc))) }
+
     /// Publishes a message.
     /// - Parameters:
     ///   - subject: a literal subject (no wildcards).

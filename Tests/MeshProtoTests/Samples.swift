@@ -91,11 +91,34 @@ enum Samples {
     static let listReply = ListAgentsReply(
         version: 1, records: [record, AgentRecord(), record], nextCursor: "counter-1", error: error)
 
+    static let seriesRequest = MetricSeriesRequest(
+        version: 1, name: "mesh_action_duration", service: "mesh-agent-worker", instance: "w-1", minutes: 15, groupBy: "instance",
+        labels: ["outcome": "ok"])
+    static let point = MetricPoint(version: 1, timestampUnixMs: 1_700_000_000_123, value: 12.5, p50: 800, p90: 900, p99: 990, count: 42)
+    static let series = MetricSeries(
+        version: 1, name: "mesh_action_duration", kind: "histogram", unit: "ns", labels: ["service": "mesh-agent-worker"],
+        points: [point, MetricPoint(), point])
+    static let seriesReply = MetricSeriesReply(version: 1, series: [series, MetricSeries()], error: error, stepMs: 2000)
+    static let summaryRequest = MetricsSummaryRequest(version: 1, minutes: 5)
+    static let processSummary = ProcessSummary(
+        version: 1, service: "mesh-registry", instance: "registry-1", up: true, cpuPercent: 12.5, residentBytes: 50_000_000,
+        memoryPercent: 1.25, restarts: 2, lastSeenUnixMs: 1_700_000_000_000)
+    static let summaryReply = MetricsSummaryReply(
+        version: 1, generatedAtUnixMs: 1_700_000_000_000, windowSeconds: 60, actionsPerSecond: 1000.5, actionErrorRate: 0.01,
+        tasksPerSecond: 20, taskFailureRate: 0.05, actionP50Ns: 180_000, actionP90Ns: 250_000, actionP99Ns: 900_000, taskP50Ns: 1_000_000,
+        taskP99Ns: 9_000_000, processes: [processSummary, ProcessSummary()], firingAlerts: 1, error: error, actionRate: [point])
+    static let alertsRequest = ListAlertsRequest(version: 1, includeResolved: true)
+    static let alert = AlertInfo(
+        version: 1, rule: "cpu_high", severity: "critical", summary: "CPU", state: "firing", labels: ["instance": "w-1"], value: 93.5,
+        threshold: 80, comparison: ">", activeSinceUnixMs: 1_700_000_000_000, firedAtUnixMs: 1_700_000_060_000, resolvedAtUnixMs: 0)
+    static let alertsReply = ListAlertsReply(version: 1, alerts: [alert, AlertInfo()], error: error)
+
     /// One fully populated value of every message type, in `MessageType.allMessages` order.
     static let full: [any MeshMessage] = [
         error, spec, placement, record, request, reply, task, taskResult, taskRecord, deadLetter, taskQuery, taskQueryReply, heartbeat,
         heartbeat.ownedShards[5], assignment, nodeInfo, listNodes, nodesReply, drain, drainReply, event, snapshot, counter, gauge, histogram,
         putAgent, getAgent, deleteAgent, listAgents, agentReply, listReply,
+        seriesRequest, point, series, seriesReply, summaryRequest, processSummary, summaryReply, alertsRequest, alert, alertsReply,
     ]
 
     /// Default-initialised value of every message type.
@@ -106,6 +129,8 @@ enum Samples {
         Event(), MetricSnapshot(),
         MetricSnapshot.Counter(), MetricSnapshot.Gauge(), MetricSnapshot.Histogram(),
         PutAgentRequest(spec: AgentSpec(version: 0)), GetAgentRequest(), DeleteAgentRequest(), ListAgentsRequest(), AgentReply(), ListAgentsReply(),
+        MetricSeriesRequest(), MetricPoint(), MetricSeries(), MetricSeriesReply(), MetricsSummaryRequest(), ProcessSummary(),
+        MetricsSummaryReply(), ListAlertsRequest(), AlertInfo(), ListAlertsReply(),
     ]
 }
 

@@ -1,8 +1,9 @@
 /// The live dashboard served at `/`: one static page (HTML, CSS and JavaScript inline, no
 /// external resource) that calls the API with the key typed in (kept in the tab's
 /// `sessionStorage`, or handed over as `/#key=…`): nodes, agents with a label-selector
-/// search and their timeline, the live event stream, and this gateway's request rate and
-/// latency percentiles sampled from `/metrics`.
+/// search and their timeline, the live event stream, this gateway's request rate and
+/// latency percentiles sampled from `/metrics`, and the cluster's throughput, latency,
+/// processes and alerts from the metrics collector (`/api/v1/metrics/summary`, `/api/v1/alerts`).
 enum Dashboard {
     static let html = #"""
 <!doctype html>
@@ -53,6 +54,18 @@ enum Dashboard {
     <h2>Gateway throughput and latency <span class="muted" id="rate"></span></h2>
     <canvas id="chart" width="600" height="120"></canvas>
     <div class="muted">requests/s (blue) and p50 / p99 latency in ms (green / orange) over the last 5 minutes, from this gateway's /metrics</div>
+  </section>
+  <section>
+    <h2>Cluster <span class="muted" id="cluster-summary"></span></h2>
+    <canvas id="cluster-chart" width="600" height="80"></canvas>
+    <div class="muted">actions/s over the last 5 minutes, from the metrics collector</div>
+    <table><thead><tr><th>service</th><th>instance</th><th>up</th><th>cpu %</th><th>rss MiB</th><th>mem %</th><th>restarts</th></tr></thead>
+    <tbody id="processes"></tbody></table>
+  </section>
+  <section>
+    <h2>Alerts</h2>
+    <table><thead><tr><th>rule</th><th>state</th><th>severity</th><th>about</th><th>value</th><th>since</th></tr></thead>
+    <tbody id="alerts"></tbody></table>
   </section>
   <section>
     <h2>Agents <input id="selector" placeholder="label selector, e.g. team=search" size="28"> <button id="search">Search</button></h2>
@@ -224,7 +237,39 @@ function draw() {
   }
 }
 
+async function loadCluster() {
+  const [summary, alerts] = await Promise.all([api("/api/v1/metrics/summary?minutes=5"), api("/api/v1/alerts?include_resolved=true")]);
+  const latency = summary.action_latency_ns;
+  $("cluster-summary").textContent = summary.actions_per_second.toFixed(1) + " actions/s, errors " + (summary.action_error_rate * 100).toFixed(1)
+    + " %, p50 " + (latency.p50 / 1e6).toFixed(2) + " ms, p99 " + (latency.p99 / 1e6).toFixed(2) + " ms, "
+    + summary.tasks_per_second.toFixed(1) + " tasks/s, " + summary.firing_alerts + " firing";
+  const processes = $("processes"); processes.replaceChildren();
+  for (const p of summary.processes) {
+    const row = processes.insertRow();
+    cell(row, p.service); cell(row, p.instance); cell(row, p.up ? "yes" : "no", p.up ? "ok" : "bad");
+    cell(row, p.cpu_percent.toFixed(1)); cell(row, (p.resident_bytes / 1048576).toFixed(1)); cell(row, p.memory_percent.toFixed(1)); cell(row, p.restarts);
+  }
+  const rows = $("alerts"); rows.replaceChildren();
+  for (const a of alerts.items) {
+    const row = rows.insertRow();
+    cell(row, a.rule); cell(row, a.state, a.state === "firing" ? "bad" : a.state === "pending" ? "warn" : "muted"); cell(row, a.severity);
+    cell(row, Object.entries(a.labels).map(([k, v]) => k + "=" + v).join(" ")); cell(row, Number(a.value).toPrecision(4));
+    cell(row, a.fired_at || a.active_since);
+  }
+  const canvas = $("cluster-chart"); const g = canvas.getContext("2d");
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  const values = summary.action_rate.map((p) => p.value);
+  const max = Math.max(1, ...values);
+  g.strokeStyle = "#58a6ff"; g.beginPath();
+  values.forEach((v, i) => {
+    const x = (i / Math.max(1, values.length - 1)) * canvas.width; const y = canvas.height - 4 - (v / max) * (canvas.height - 8);
+    if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
+  });
+  g.stroke();
+}
+
 async function refresh() {
+  loadCluster().catch((error) => { $("cluster-summary").textContent = error.message; });
   try { await Promise.all([loadNodes(), loadAgents()]); setStatus("connected", "ok"); }
   catch (error) { setStatus(error.message, "bad"); }
 }
@@ -235,6 +280,7 @@ $("connect").addEventListener("click", () => {
 });
 $("search").addEventListener("click", () => loadAgents().catch((error) => setStatus(error.message, "bad")));
 setInterval(() => { if (key) loadNodes().catch(() => {}); }, 2000);
+setInterval(() => { if (key) loadCluster().catch((error) => { $("cluster-summary").textContent = error.message; }); }, 5000);
 setInterval(() => sampleMetrics().catch(() => {}), 2000);
 sampleMetrics().catch(() => {});
 if (key) { refresh(); followEvents().catch(() => {}); }

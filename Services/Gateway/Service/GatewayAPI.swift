@@ -25,6 +25,8 @@ final class GatewayAPI: Sendable {
     let actions: ActionClient
     let supervisor: SupervisorClient
     let tasks: TaskClient
+    /// The metrics collector (alerts, summary, series).
+    let metricsCollector: MetricsClient
     let live: LiveEvents
     let limiter: RateLimiter?
     let logger: Logger
@@ -50,6 +52,7 @@ final class GatewayAPI: Sendable {
         self.actions = actions
         self.supervisor = supervisor
         self.tasks = tasks
+        self.metricsCollector = MetricsClient(connection: context.nats, subjects: context.subjects)
         self.live = live
         self.limiter = limiter
         self.logger = context.logger
@@ -286,6 +289,9 @@ final class GatewayAPI: Sendable {
                 throw APIError(.notFound, code: MeshError.Code.notFound.rawValue, "no active key \(id)")
             }
             return Self.json(["id": id, "revoked": true])
+        case .listAlerts, .metricsSummary, .metricsSeries:
+            try requireNATS()
+            return try await metricsOperation(route.operation, request)
         }
     }
 

@@ -20,6 +20,190 @@ enum OpenAPIDocument {
     }
   ],
   "paths": {
+    "/api/v1/alerts": {
+      "get": {
+        "operationId": "listAlerts",
+        "summary": "Pending and firing alerts from the metrics collector, firing first; optionally the recently resolved ones (viewer). 503 when no collector runs.",
+        "parameters": [
+          {
+            "name": "include_resolved",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "true",
+                "false"
+              ]
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The alerts.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/AlertList"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/TooManyRequests"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          },
+          "504": {
+            "$ref": "#/components/responses/Timeout"
+          }
+        }
+      }
+    },
+    "/api/v1/metrics/summary": {
+      "get": {
+        "operationId": "metricsSummary",
+        "summary": "Cluster throughput, error rates, latency percentiles (from merged histograms) and every process's CPU and memory over the last minutes (viewer). 503 when no collector runs.",
+        "parameters": [
+          {
+            "name": "minutes",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 360
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The summary.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/MetricsSummary"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/TooManyRequests"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          },
+          "504": {
+            "$ref": "#/components/responses/Timeout"
+          }
+        }
+      }
+    },
+    "/api/v1/metrics/series": {
+      "get": {
+        "operationId": "metricsSeries",
+        "summary": "One metric's series over the last minutes: rate per second for counters, value for gauges, p50/p90/p99 for histograms (viewer). 404 for a metric no process reports; 503 when no collector runs.",
+        "parameters": [
+          {
+            "name": "name",
+            "in": "query",
+            "required": true,
+            "schema": {
+              "type": "string",
+              "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$"
+            }
+          },
+          {
+            "name": "minutes",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 360
+            }
+          },
+          {
+            "name": "service",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"
+            }
+          },
+          {
+            "name": "instance",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"
+            }
+          },
+          {
+            "name": "group_by",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "cluster",
+                "service",
+                "instance",
+                "series"
+              ]
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The series.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/MetricSeriesList"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/TooManyRequests"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          },
+          "504": {
+            "$ref": "#/components/responses/Timeout"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          }
+        }
+      }
+    },
     "/": {
       "get": {
         "operationId": "dashboard",
@@ -1409,6 +1593,305 @@ enum OpenAPIDocument {
       }
     },
     "schemas": {
+      "Alert": {
+        "type": "object",
+        "required": [
+          "rule",
+          "severity",
+          "summary",
+          "state",
+          "labels",
+          "value",
+          "threshold",
+          "comparison",
+          "active_since",
+          "fired_at",
+          "resolved_at"
+        ],
+        "properties": {
+          "rule": {
+            "type": "string"
+          },
+          "severity": {
+            "type": "string",
+            "enum": [
+              "info",
+              "warning",
+              "critical"
+            ]
+          },
+          "summary": {
+            "type": "string"
+          },
+          "state": {
+            "type": "string",
+            "enum": [
+              "pending",
+              "firing",
+              "resolved"
+            ]
+          },
+          "labels": {
+            "type": "object",
+            "additionalProperties": {
+              "type": "string"
+            }
+          },
+          "value": {
+            "type": "number"
+          },
+          "threshold": {
+            "type": "number"
+          },
+          "comparison": {
+            "type": "string",
+            "enum": [
+              ">",
+              ">=",
+              "<",
+              "<="
+            ]
+          },
+          "active_since": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time"
+          },
+          "fired_at": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time"
+          },
+          "resolved_at": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time"
+          }
+        }
+      },
+      "AlertList": {
+        "type": "object",
+        "required": [
+          "items"
+        ],
+        "properties": {
+          "items": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Alert"
+            }
+          }
+        }
+      },
+      "MetricsSummary": {
+        "type": "object",
+        "required": [
+          "generated_at",
+          "window_seconds",
+          "actions_per_second",
+          "action_error_rate",
+          "tasks_per_second",
+          "task_failure_rate",
+          "action_latency_ns",
+          "task_latency_ns",
+          "firing_alerts",
+          "processes",
+          "action_rate"
+        ],
+        "properties": {
+          "generated_at": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time"
+          },
+          "window_seconds": {
+            "type": "integer"
+          },
+          "actions_per_second": {
+            "type": "number"
+          },
+          "action_error_rate": {
+            "type": "number"
+          },
+          "tasks_per_second": {
+            "type": "number"
+          },
+          "task_failure_rate": {
+            "type": "number"
+          },
+          "action_latency_ns": {
+            "type": "object",
+            "properties": {
+              "p50": {
+                "type": "integer"
+              },
+              "p90": {
+                "type": "integer"
+              },
+              "p99": {
+                "type": "integer"
+              }
+            }
+          },
+          "task_latency_ns": {
+            "type": "object",
+            "properties": {
+              "p50": {
+                "type": "integer"
+              },
+              "p99": {
+                "type": "integer"
+              }
+            }
+          },
+          "firing_alerts": {
+            "type": "integer"
+          },
+          "processes": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "service",
+                "instance",
+                "up"
+              ],
+              "properties": {
+                "service": {
+                  "type": "string"
+                },
+                "instance": {
+                  "type": "string"
+                },
+                "up": {
+                  "type": "boolean"
+                },
+                "cpu_percent": {
+                  "type": "number"
+                },
+                "resident_bytes": {
+                  "type": "integer"
+                },
+                "memory_percent": {
+                  "type": "number"
+                },
+                "restarts": {
+                  "type": "integer"
+                },
+                "last_seen": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "format": "date-time"
+                }
+              }
+            }
+          },
+          "action_rate": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/MetricPoint"
+            }
+          }
+        }
+      },
+      "MetricPoint": {
+        "type": "object",
+        "required": [
+          "t",
+          "value"
+        ],
+        "properties": {
+          "t": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time"
+          },
+          "value": {
+            "type": "number"
+          },
+          "p50": {
+            "type": "number"
+          },
+          "p90": {
+            "type": "number"
+          },
+          "p99": {
+            "type": "number"
+          },
+          "count": {
+            "type": "integer"
+          }
+        }
+      },
+      "MetricSeriesList": {
+        "type": "object",
+        "required": [
+          "name",
+          "step_ms",
+          "series"
+        ],
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "step_ms": {
+            "type": "integer"
+          },
+          "series": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "name",
+                "kind",
+                "unit",
+                "labels",
+                "points"
+              ],
+              "properties": {
+                "name": {
+                  "type": "string"
+                },
+                "kind": {
+                  "type": "string",
+                  "enum": [
+                    "counter",
+                    "gauge",
+                    "histogram"
+                  ]
+                },
+                "unit": {
+                  "type": "string"
+                },
+                "labels": {
+                  "type": "object",
+                  "additionalProperties": {
+                    "type": "string"
+                  }
+                },
+                "points": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/MetricPoint"
+                  }
+                }
+              }
+            }
+          }
+        }
+      },
       "Error": {
         "type": "object",
         "required": [

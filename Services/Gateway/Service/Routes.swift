@@ -32,6 +32,7 @@ public enum Operation: String, Sendable, CaseIterable {
     case listNodes, drainNode, undrainNode
     case submitTask, listTasks, getTask, cancelTask, listDeadLetters, retryDeadLetter
     case listKeys, createKey, revokeKey
+    case listAlerts, metricsSummary, metricsSeries
 }
 
 /// One route: method, path (OpenAPI template form, `{name}` for a parameter), the role it
@@ -75,5 +76,8 @@ public enum GatewayRoutes {
         GatewayRoute(method: .get, path: "/api/v1/keys", role: .admin, operation: .listKeys),
         GatewayRoute(method: .post, path: "/api/v1/keys", role: .admin, operation: .createKey),
         GatewayRoute(method: .delete, path: "/api/v1/keys/{id}", role: .admin, operation: .revokeKey),
+        GatewayRoute(method: .get, path: "/api/v1/alerts", role: .viewer, operation: .listAlerts),
+        GatewayRoute(method: .get, path: "/api/v1/metrics/summary", role: .viewer, operation: .metricsSummary),
+        GatewayRoute(method: .get, path: "/api/v1/metrics/series", role: .viewer, operation: .metricsSeries),
     ]
 }

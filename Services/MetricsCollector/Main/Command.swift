@@ -12,10 +12,12 @@ struct Command: AsyncParsableCommand {
         discussion: "Every option can also be set with its MESH_* environment variable; see the README.")
 
     @OptionGroup var options: CommonOptions
+    @OptionGroup var collector: CollectorOptions
 
     func run() async throws {
+        let collector = self.collector
         try await ServiceHost.run(MetricsCollector.descriptor, options: options) { context in
-            try MetricsCollector.services(context: context)
+            try MetricsCollector.services(context: context, options: collector)
         }
     }
 }

@@ -10,6 +10,7 @@
 #include "common.pb-c.h"
 #include "event.pb-c.h"
 #include "metrics.pb-c.h"
+#include "metrics_query.pb-c.h"
 #include "registry.pb-c.h"
 #include "task.pb-c.h"
 
@@ -20,6 +21,8 @@ static inline const ProtobufCMessageDescriptor *mesh__v1__agent_record__descript
 static inline const ProtobufCMessageDescriptor *mesh__v1__agent_reply__descriptor_ref(void) { return &mesh__v1__agent_reply__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__agent_spec__descriptor_ref(void) { return &mesh__v1__agent_spec__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__agent_spec__labels_entry__descriptor_ref(void) { return &mesh__v1__agent_spec__labels_entry__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__alert_info__descriptor_ref(void) { return &mesh__v1__alert_info__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__alert_info__labels_entry__descriptor_ref(void) { return &mesh__v1__alert_info__labels_entry__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__dead_letter__descriptor_ref(void) { return &mesh__v1__dead_letter__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__delete_agent_request__descriptor_ref(void) { return &mesh__v1__delete_agent_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__drain_node_reply__descriptor_ref(void) { return &mesh__v1__drain_node_reply__descriptor; }
@@ -30,8 +33,16 @@ static inline const ProtobufCMessageDescriptor *mesh__v1__event__attributes_entr
 static inline const ProtobufCMessageDescriptor *mesh__v1__get_agent_request__descriptor_ref(void) { return &mesh__v1__get_agent_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__list_agents_reply__descriptor_ref(void) { return &mesh__v1__list_agents_reply__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__list_agents_request__descriptor_ref(void) { return &mesh__v1__list_agents_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__list_alerts_reply__descriptor_ref(void) { return &mesh__v1__list_alerts_reply__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__list_alerts_request__descriptor_ref(void) { return &mesh__v1__list_alerts_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__list_nodes_reply__descriptor_ref(void) { return &mesh__v1__list_nodes_reply__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__list_nodes_request__descriptor_ref(void) { return &mesh__v1__list_nodes_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__metric_point__descriptor_ref(void) { return &mesh__v1__metric_point__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__metric_series__descriptor_ref(void) { return &mesh__v1__metric_series__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__metric_series__labels_entry__descriptor_ref(void) { return &mesh__v1__metric_series__labels_entry__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__metric_series_reply__descriptor_ref(void) { return &mesh__v1__metric_series_reply__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__metric_series_request__descriptor_ref(void) { return &mesh__v1__metric_series_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__metric_series_request__labels_entry__descriptor_ref(void) { return &mesh__v1__metric_series_request__labels_entry__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__descriptor_ref(void) { return &mesh__v1__metric_snapshot__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__counter__descriptor_ref(void) { return &mesh__v1__metric_snapshot__counter__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__counter__labels_entry__descriptor_ref(void) { return &mesh__v1__metric_snapshot__counter__labels_entry__descriptor; }
@@ -39,10 +50,13 @@ static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__gauge
 static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__gauge__labels_entry__descriptor_ref(void) { return &mesh__v1__metric_snapshot__gauge__labels_entry__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__histogram__descriptor_ref(void) { return &mesh__v1__metric_snapshot__histogram__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__metric_snapshot__histogram__labels_entry__descriptor_ref(void) { return &mesh__v1__metric_snapshot__histogram__labels_entry__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__metrics_summary_reply__descriptor_ref(void) { return &mesh__v1__metrics_summary_reply__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__metrics_summary_request__descriptor_ref(void) { return &mesh__v1__metrics_summary_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__node_heartbeat__descriptor_ref(void) { return &mesh__v1__node_heartbeat__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__node_heartbeat__owned_shard__descriptor_ref(void) { return &mesh__v1__node_heartbeat__owned_shard__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__node_info__descriptor_ref(void) { return &mesh__v1__node_info__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__placement__descriptor_ref(void) { return &mesh__v1__placement__descriptor; }
+static inline const ProtobufCMessageDescriptor *mesh__v1__process_summary__descriptor_ref(void) { return &mesh__v1__process_summary__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__put_agent_request__descriptor_ref(void) { return &mesh__v1__put_agent_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__shard_assignment__descriptor_ref(void) { return &mesh__v1__shard_assignment__descriptor; }
 static inline const ProtobufCMessageDescriptor *mesh__v1__task_envelope__descriptor_ref(void) { return &mesh__v1__task_envelope__descriptor; }
