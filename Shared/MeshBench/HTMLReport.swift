@@ -121,7 +121,7 @@ public enum HTMLReport {
     }
 
     static func lineChart(title: String, xLabel: String, logY: Bool, series: [Series], xTicks: [(Double, String)]? = nil) -> String {
-        let width = 380.0, height = 220.0, left = 48.0, right = 10.0, top = 22.0, bottom = 30.0
+        let width = 360.0, height = 220.0, left = 48.0, right = 10.0, top = 22.0, bottom = 30.0
         let all = series.flatMap(\.points).filter { $0.y.isFinite && $0.x.isFinite }
         var svg = "<svg width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\">"
         svg += "<text x=\"\(left)\" y=\"14\" style=\"font-size:12px;font-weight:600\">\(escape(title))</text>"

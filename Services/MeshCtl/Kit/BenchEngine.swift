@@ -98,7 +98,7 @@ struct LoadGenerator: Sendable {
                     let progress = recorder.progress(at: t)
                     return (progress.lastSecondOperations, progress.p99Nanos, recorder.total, recorder.totalErrors)
                 }
-                let phase = t < 0 ? String(format: "warm-up %.0fs", -t) : String(format: "%.0f/%.0fs", t, duration)
+                let phase = t < 0 ? String(format: "warm-up %.0fs", -t) : t <= duration ? String(format: "%.0f/%.0fs", t, duration) : "finishing"
                 let line = "bench \(label): \(phase)  \(lastSecond)/s  p99 \(HTMLReport.micros(Double(p99) / 1_000))  ops \(total)  errors \(failed)"
                 FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
             }
