@@ -84,13 +84,22 @@ struct BenchAll: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let entries = try selection()
+        try await Self.runSuite(try selection(), target: target, options: options, meshDirectory: meshDirectory, workers: workers)
+    }
+
+    /// Runs `entries` against the mesh `target` names, or against a local mesh started in
+    /// `meshDirectory` (and stopped afterwards), then writes, stores and prints the results.
+    /// - Returns: the document.
+    @discardableResult
+    static func runSuite(
+        _ entries: [SuiteEntry], target: BenchTargetOptions, options: BenchRunOptions, meshDirectory: String, workers: Int
+    ) async throws -> BenchDocument {
         let settings = try options.settings()
         if target.namesRunningMesh {
             let resolved = try target.resolveRunning()
             let document = try await BenchSuite.measure(entries, target: resolved, settings: settings, runs: options.runs)
             try await BenchSuite.finish(document, options: options, postgresURL: resolved.postgresURL)
-            return
+            return document
         }
         let state = URL(fileURLWithPath: meshDirectory).standardizedFileURL.path
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
@@ -114,8 +123,9 @@ struct BenchAll: AsyncParsableCommand {
         let resolved = ResolvedBenchTarget(
             natsURL: up.natsURL, prefix: target.prefix, gatewayURL: up.gatewayURL, apiKey: key, postgresURL: up.postgresURL,
             processes: up.processes.map { MeshProcess(name: $0.name, pid: $0.pid) }, label: "local")
+        let runs = options.runs
         let document: BenchDocument? = try await withThrowingTaskGroup(of: BenchDocument?.self) { group in
-            group.addTask { try await BenchSuite.measure(entries, target: resolved, settings: settings, runs: options.runs) }
+            group.addTask { try await BenchSuite.measure(entries, target: resolved, settings: settings, runs: runs) }
             group.addTask {
                 for await signal in signals {
                     FileHandle.standardError.write(Data("meshctl: \(signal) received, stopping the mesh\n".utf8))
@@ -130,6 +140,7 @@ struct BenchAll: AsyncParsableCommand {
         }
         guard let document else { throw ExitCode(130) }
         try await BenchSuite.finish(document, options: options, postgresURL: up.postgresURL)
+        return document
     }
 }
 
@@ -240,8 +251,15 @@ struct BenchCompare: AsyncParsableCommand {
     @Option(name: .customLong("format"), help: "Verdicts on stdout: table|json")
     var format: OutputFormat = .table
 
+    @Option(name: .customLong("workers"), help: "Agent workers of the local mesh started when no mesh is named.")
+    var workers: Int = 2
+
+    /// `--runs` as given (nil: 3 when runs are made now).
+    var runs: Int? { CommandLine.arguments.contains { $0 == "--runs" || $0.hasPrefix("--runs=") } ? options.runs : nil }
+
     func validate() throws {
         guard !baseline.isEmpty else { throw ValidationError("--baseline FILE is required") }
+        guard (1...16).contains(workers) else { throw ValidationError("--workers must be in 1...16") }
     }
 
     func run() async throws {
@@ -254,22 +272,12 @@ struct BenchCompare: AsyncParsableCommand {
             throw inputError(error)
         }
         if new.isEmpty {
-            // Run the baseline's scenarios now, --runs times (default 3 here).
-            let scenarios = Set(old.flatMap(\.results).map(\.scenario))
-            let entries = BenchSuite.all.filter { scenarios.contains($0.scenario.rawValue) }
+            // Run the baseline's selection now (same scenarios, result names and profiles).
+            let entries = BenchSuite.entries(reproducing: old.flatMap(\.results))
             guard !entries.isEmpty else { throw inputError(MeshError(.invalidArgument, "the baseline names no known scenario")) }
-            var selection: [String] = []
-            for entry in entries where !selection.contains(entry.scenario.rawValue) { selection.append(entry.scenario.rawValue) }
-            let prefix = options.outputPrefix
-            var arguments = ["--scenarios", selection.joined(separator: ","), "--mesh-dir", meshDirectory, "--out", prefix]
-            arguments += ["--runs", String(options.runs == 1 ? 3 : options.runs), "--duration", String(options.duration), "--warmup", String(options.warmup)]
-            if let url = target.natsURL { arguments += ["--nats-url", url] }
-            if let directory = target.stateDirectory { arguments += ["--state-dir", directory] }
-            if let url = target.postgresURL { arguments += ["--postgres-url", url] }
-            if options.noStore { arguments.append("--no-store") }
-            let all = try BenchAll.parse(arguments)
-            try await all.run()
-            do { new = [try BenchDocument.read(path: prefix + ".json")] } catch { throw inputError(error) }
+            var runOptions = options
+            if runs == nil { runOptions.runs = 3 }
+            new = [try await BenchAll.runSuite(entries, target: target, options: runOptions, meshDirectory: meshDirectory, workers: workers)]
         }
         let report = RegressionAnalyzer.compare(baseline: old.flatMap(\.results), current: new.flatMap(\.results))
         switch format {

@@ -168,6 +168,22 @@ enum BenchSuite {
         SuiteEntry(scenario: .agentCreate), SuiteEntry(scenario: .failover),
     ]
 
+    /// The entries that measure `results` again: per result its scenario, its result name
+    /// (for scenarios with one result) and its profile.
+    static func entries(reproducing results: [BenchResult]) -> [SuiteEntry] {
+        var entries: [SuiteEntry] = []
+        var seen: Set<String> = []
+        for result in results {
+            guard let scenario = BenchScenario(rawValue: result.scenario) else { continue }
+            let variants: Set<BenchScenario> = [.registryLookup, .events, .gatewayHTTP, .natsRaw]
+            let name = variants.contains(scenario) ? nil : result.name
+            let profile = scenario.takesProfile ? try? LoadProfile(parsing: result.profile) : nil
+            let key = "\(scenario.rawValue)|\(name ?? "")|\(profile?.description ?? "")"
+            if seen.insert(key).inserted { entries.append(SuiteEntry(scenario: scenario, name: name, profile: profile)) }
+        }
+        return entries
+    }
+
     /// Runs `entries` `runs` times.
     static func measure(_ entries: [SuiteEntry], target: ResolvedBenchTarget, settings: ScenarioSettings, runs: Int) async throws -> BenchDocument {
         let needsMesh = entries.contains { $0.scenario != .failover }
