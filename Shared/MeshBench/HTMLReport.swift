@@ -4,7 +4,8 @@ public import MeshCore
 /// A self-contained HTML page of a result document: a summary table, then per result
 /// three inline SVG charts — latency over time (p50, p99, max per second), the percentile
 /// distribution (from the merged histogram) and throughput over time against the target
-/// rate. No script, no external resource: it opens offline.
+/// rate (a fixed-size reference run without a timeline gets the distribution only). No
+/// script, no external resource: it opens offline.
 public enum HTMLReport {
     /// Renders `document`.
     public static func render(_ document: BenchDocument) -> String {
@@ -38,9 +39,14 @@ public enum HTMLReport {
             let parameters = result.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
             html += "<p class=\"muted\">\(escape(parameters))\(result.notes.isEmpty ? "" : " — " + escape(result.notes.joined(separator: "; ")))</p>"
             html += "<div class=\"charts\">"
-            html += "<div class=\"chart\">" + latencyChart(result) + "</div>"
-            html += "<div class=\"chart\">" + percentileChart(result) + "</div>"
-            html += "<div class=\"chart\">" + throughputChart(result) + "</div>"
+            if result.timeline.isEmpty {
+                // A fixed-size reference run (raw NATS, failover): a distribution, no timeline.
+                html += "<div class=\"chart\">" + percentileChart(result) + "</div>"
+            } else {
+                html += "<div class=\"chart\">" + latencyChart(result) + "</div>"
+                html += "<div class=\"chart\">" + percentileChart(result) + "</div>"
+                html += "<div class=\"chart\">" + throughputChart(result) + "</div>"
+            }
             html += "</div>"
         }
         html += "</body></html>\n"

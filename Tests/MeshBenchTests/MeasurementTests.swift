@@ -164,12 +164,15 @@ import Testing
     }
 
     @Test func theHTMLReportIsSelfContainedAndHasThreeChartsPerResult() throws {
+        var reference = Self.sample(name: "nats-raw/request-reply")
+        reference.timeline = []
         let document = BenchDocument(
             createdAt: Date(), gitRevision: "abc", machine: .current, target: "local",
-            results: [Self.sample(), Self.sample(name: "events/<100>")])
+            results: [Self.sample(), Self.sample(name: "events/<100>"), reference])
         let html = HTMLReport.render(document)
         #expect(html.hasPrefix("<!DOCTYPE html>"))
-        #expect(html.components(separatedBy: "<svg").count - 1 == 6)
+        // Three charts per run with a timeline, the distribution alone for a reference run.
+        #expect(html.components(separatedBy: "<svg").count - 1 == 7)
         #expect(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"))
         #expect(html.contains("events/&lt;100&gt;") && !html.contains("events/<100>"))
         #expect(html.contains("<polyline"))

@@ -1,5 +1,6 @@
 import Foundation
 import MeshCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -7,9 +8,9 @@ import Glibc
 
 /// The HTTP load client of `bench gateway-http`: `connections` persistent HTTP/1.1
 /// connections (keep-alive, no pipelining), each driven by a serial dispatch queue with
-/// blocking socket calls, so the cooperative thread pool never blocks. Operation `i` goes
-/// to connection `i % connections`; requests wait their turn on their connection (that
-/// waiting is part of the latency, as it would be for a client with this many connections).
+/// blocking socket calls, so the cooperative thread pool never blocks. A request goes to
+/// the least busy connection; when all are busy it waits its turn on one (that waiting is
+/// part of the latency, as it would be for a client with this many connections).
 final class HTTPLoadClient: Sendable {
     /// A prepared request.
     struct Request: Sendable {
@@ -36,6 +37,8 @@ final class HTTPLoadClient: Sendable {
     let host: String
     let port: Int
     private let connections: [Connection]
+    /// Requests queued or running per connection.
+    private let busy: Mutex<[Int]>
 
     init(url: String, connections: Int) throws {
         guard let components = URLComponents(string: url), components.scheme == "http", let host = components.host else {
@@ -45,17 +48,35 @@ final class HTTPLoadClient: Sendable {
         port = components.port ?? 80
         let port = self.port
         self.connections = (0..<max(1, connections)).map { Connection(host: host, port: port, index: $0) }
+        busy = Mutex(Array(repeating: 0, count: max(1, connections)))
     }
 
-    /// Sends `request` on connection `index % connections` and returns the status.
+    /// Sends `request` on the least busy connection (from `index % connections` on) and
+    /// returns when its answer is read.
     /// - Throws: ``StatusError`` for a non-2xx status; ``MeshError`` for a transport failure.
     func send(_ request: [UInt8], index: Int) async throws {
-        let connection = connections[index % connections.count]
-        let status: Int = try await withCheckedThrowingContinuation { continuation in
-            connection.queue.async {
-                do { continuation.resume(returning: try connection.roundTrip(request)) } catch { continuation.resume(throwing: error) }
+        let slot = busy.withLock { counts -> Int in
+            var best = index % counts.count
+            for offset in 0..<counts.count where counts[(index + offset) % counts.count] < counts[best] {
+                best = (index + offset) % counts.count
+                if counts[best] == 0 { break }
             }
+            counts[best] += 1
+            return best
         }
+        let connection = connections[slot]
+        let status: Int
+        do {
+            status = try await withCheckedThrowingContinuation { continuation in
+                connection.queue.async {
+                    do { continuation.resume(returning: try connection.roundTrip(request)) } catch { continuation.resume(throwing: error) }
+                }
+            }
+        } catch {
+            busy.withLock { $0[slot] -= 1 }
+            throw error
+        }
+        busy.withLock { $0[slot] -= 1 }
         guard (200..<300).contains(status) else { throw StatusError(status: status) }
     }
 

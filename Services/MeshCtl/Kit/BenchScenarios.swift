@@ -83,7 +83,7 @@ final class BenchSession: Sendable {
     let processes: [MeshProcess]
 
     init(natsURL: String, prefix: String, gatewayURL: String?, apiKey: String?, processes: [MeshProcess]) async throws {
-        let (nats, subjects, shardMap) = try await Self.connect(natsURL, prefix: prefix)
+        let (nats, subjects, shardMap) = try await MeshConnectionOptions.connect(natsURL, prefix: prefix)
         self.nats = nats
         self.natsURL = natsURL
         self.subjects = subjects
@@ -96,25 +96,6 @@ final class BenchSession: Sendable {
     }
 
     func close() { nats.close() }
-
-    /// Connects and reads the cluster's shard count (as `MeshConnectionOptions.connect`).
-    static func connect(_ url: String, prefix: String) async throws -> (NatsConnection, Subjects, ShardMap) {
-        let subjects = try Subjects(prefix: prefix)
-        let connection = try await CLIConnection.connect(url)
-        do {
-            let cluster = try connection.jetStream().keyValue(subjects.clusterBucket)
-            guard let entry = try cluster.get(ClusterResources.shardCountKey), let count = Int(String(decoding: entry.value, as: UTF8.self)) else {
-                throw CLIError("the mesh at \(url) has no shard count yet (is it running?)")
-            }
-            return (connection, subjects, try ShardMap(shardCount: count))
-        } catch let error as NatsError where error.code == .notFound {
-            connection.close()
-            throw CLIError("no mesh with prefix '\(prefix)' at \(url) (no \(subjects.clusterBucket) bucket)")
-        } catch {
-            connection.close()
-            throw error
-        }
-    }
 
     // MARK: Helpers
 
@@ -189,6 +170,16 @@ struct ScenarioRunner {
         case .gatewayHTTP: return try await gatewayHTTP(name: name, profile: profile)
         case .natsRaw: return try await natsRaw(name: name)
         case .failover: return [try await failover(name: name)]
+        }
+    }
+
+    /// Runs `body` every `interval` until the task is cancelled (timeouts of pending waits).
+    static func repeating(every interval: Duration, _ body: @escaping @Sendable () -> Void) -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                body()
+            }
         }
     }
 
@@ -322,12 +313,7 @@ struct ScenarioRunner {
         }
         for connection in connections { try connection.flush(timeout: .seconds(5)) }
         let publisher = session.nats
-        let sweeper = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(100))
-                tracker.expire(olderThan: .seconds(5))
-            }
-        }
+        let sweeper = Self.repeating(every: .milliseconds(100)) { tracker.expire(olderThan: .seconds(5)) }
         defer { sweeper.cancel() }
         let payloadSize = max(8, settings.payloadBytes)
         let measurement = await generator(name, profile).run { index in
@@ -362,12 +348,7 @@ struct ScenarioRunner {
         }
         defer { try? events.unsubscribe() }
         try session.nats.flush(timeout: .seconds(5))
-        let sweeper = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(250))
-                tracker.expire(olderThan: .seconds(60))
-            }
-        }
+        let sweeper = Self.repeating(every: .milliseconds(250)) { tracker.expire(olderThan: .seconds(60)) }
         defer { sweeper.cancel() }
         let payload = [UInt8](repeating: 0x41, count: settings.payloadBytes)
         let since = Date().addingTimeInterval(-1)
