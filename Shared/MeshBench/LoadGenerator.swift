@@ -1,9 +1,9 @@
-import Foundation
-import MeshBench
-import MeshCore
+public import Foundation
+public import MeshCore
 import Synchronization
 
-/// The load generator behind every `meshctl bench` scenario: drives an operation under a
+/// The load generator behind every `meshctl bench` scenario (no I/O of its own but the
+/// progress line and `/proc` reads): drives an operation under a
 /// ``LoadProfile`` for a warm-up and a measured window, records every completion in a
 /// ``RunRecorder`` and prints a live progress line on stderr.
 ///
@@ -20,24 +20,34 @@ import Synchronization
 /// let measurement = await LoadGenerator(label: "actions", profile: .constant(rate: 5_000), warmup: 2, duration: 10)
 ///     .run { index in _ = try await actions.act(ids[index % ids.count], action: "echo") }
 /// ```
-struct LoadGenerator: Sendable {
-    var label: String
-    var profile: LoadProfile
-    var warmup: Double
-    var duration: Double
+public struct LoadGenerator: Sendable {
+    public var label: String
+    public var profile: LoadProfile
+    public var warmup: Double
+    public var duration: Double
     /// Bound on operations in flight in the open loop.
-    var maxOutstanding = 20_000
+    public var maxOutstanding = 20_000
     /// Processes whose CPU and memory are sampled during the window.
-    var processes: [MeshProcess] = []
+    public var processes: [MeshProcess] = []
+    /// Whether to print the progress line on stderr.
+    public var showsProgress = true
+
+    public init(label: String, profile: LoadProfile, warmup: Double, duration: Double, processes: [MeshProcess] = []) {
+        self.label = label
+        self.profile = profile
+        self.warmup = warmup
+        self.duration = duration
+        self.processes = processes
+    }
 
     /// What a run measured.
-    struct Measurement: Sendable {
-        var startedAt: Date
-        var recorder: RunRecorder
-        var timeline: [TimelinePoint]
-        var resources: ResourceUsage
+    public struct Measurement: Sendable {
+        public var startedAt: Date
+        public var recorder: RunRecorder
+        public var timeline: [TimelinePoint]
+        public var resources: ResourceUsage
         /// Up to 5 distinct error descriptions.
-        var errorSamples: [String]
+        public var errorSamples: [String]
     }
 
     /// Shared state of a run, touched by the operations' tasks and the progress loop.
@@ -72,13 +82,13 @@ struct LoadGenerator: Sendable {
     }
 
     /// Runs `operation(index)` for indexes 0, 1, 2, … under the profile.
-    func run(_ operation: @escaping @Sendable (Int) async throws -> Void) async -> Measurement {
+    public func run(_ operation: @escaping @Sendable (Int) async throws -> Void) async -> Measurement {
         let started = Date()
         let state = RunState(origin: ContinuousClock.now + .seconds(warmup), warmup: warmup, duration: duration)
         let clock = state.clock
         let end = state.origin + .seconds(duration)
         let sampler = ResourceSampler(processes: processes)
-        let progress = Task { [label, duration] in
+        let progress = Task { [label, duration, showsProgress] in
             let interactive = isatty(STDERR_FILENO) == 1
             var lastPrinted = clock.now
             var windowStarted = false
@@ -91,7 +101,7 @@ struct LoadGenerator: Sendable {
                 }
                 if windowStarted { sampler.sample() }
                 let every: Duration = interactive ? .seconds(1) : .seconds(5)
-                guard now - lastPrinted >= every else { continue }
+                guard showsProgress, now - lastPrinted >= every else { continue }
                 lastPrinted = now
                 let t = state.seconds(now)
                 let (lastSecond, p99, total, failed) = state.recorder.withLock { recorder in
@@ -102,7 +112,7 @@ struct LoadGenerator: Sendable {
                 let line = "bench \(label): \(phase)  \(lastSecond)/s  p99 \(HTMLReport.micros(Double(p99) / 1_000))  ops \(total)  errors \(failed)"
                 FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
             }
-            if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            if interactive && showsProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         }
 
         if let inFlight = closedLoopWorkers {
@@ -163,7 +173,7 @@ struct LoadGenerator: Sendable {
 
 extension LoadGenerator.Measurement {
     /// The result of this measurement.
-    func result(name: String, scenario: String, run: Int, parameters: [String: String], profile: LoadProfile, notes: [String] = []) -> BenchResult {
+    public func result(name: String, scenario: String, run: Int, parameters: [String: String], profile: LoadProfile, notes: [String] = []) -> BenchResult {
         var notes = notes
         if !errorSamples.isEmpty { notes.append("errors: " + errorSamples.joined(separator: " | ")) }
         return BenchResult(
@@ -174,18 +184,23 @@ extension LoadGenerator.Measurement {
 }
 
 /// A process of the mesh under test (for CPU and memory figures).
-struct MeshProcess: Sendable, Hashable {
-    var name: String
-    var pid: Int32
+public struct MeshProcess: Sendable, Hashable {
+    public var name: String
+    public var pid: Int32
+
+    public init(name: String, pid: Int32) {
+        self.name = name
+        self.pid = pid
+    }
 }
 
 /// Samples CPU time and RSS of processes from `/proc/<pid>/stat` and `/proc/<pid>/statm`
 /// (Linux): at the window's start, every 250 ms for the peak, at its end. Processes that
 /// cannot be read (gone, another OS) are left out; none readable → ``ResourceUsage/none``.
-final class ResourceSampler: Sendable {
-    struct Reading: Sendable {
-        var cpuSeconds: Double
-        var rssBytes: UInt64
+public final class ResourceSampler: Sendable {
+    public struct Reading: Sendable {
+        public var cpuSeconds: Double
+        public var rssBytes: UInt64
     }
 
     struct State: Sendable {
@@ -197,9 +212,9 @@ final class ResourceSampler: Sendable {
     let processes: [MeshProcess]
     let state = Mutex(State())
 
-    init(processes: [MeshProcess]) { self.processes = processes }
+    public init(processes: [MeshProcess]) { self.processes = processes }
 
-    func begin() {
+    public func begin() {
         var readings: [Int32: Reading] = [:]
         for process in processes { readings[process.pid] = Self.read(pid: process.pid) }
         state.withLock {
@@ -209,14 +224,14 @@ final class ResourceSampler: Sendable {
         }
     }
 
-    func sample() {
+    public func sample() {
         for process in processes {
             guard let reading = Self.read(pid: process.pid) else { continue }
             state.withLock { $0.peak[process.pid] = max($0.peak[process.pid] ?? 0, reading.rssBytes) }
         }
     }
 
-    func finish(windowSeconds: Double) -> ResourceUsage {
+    public func finish(windowSeconds: Double) -> ResourceUsage {
         let (start, startedAt, peak) = state.withLock { ($0.start, $0.startedAt, $0.peak) }
         guard let startedAt else { return .none }
         let wall = (ContinuousClock.now - startedAt).totalSeconds
@@ -233,7 +248,7 @@ final class ResourceSampler: Sendable {
     }
 
     /// CPU seconds (user + system) and RSS of `pid`; nil when it cannot be read.
-    static func read(pid: Int32) -> Reading? {
+    public static func read(pid: Int32) -> Reading? {
         #if os(Linux)
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
             let statm = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8)
