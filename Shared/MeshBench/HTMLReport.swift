@@ -127,7 +127,7 @@ public enum HTMLReport {
     }
 
     static func lineChart(title: String, xLabel: String, logY: Bool, series: [Series], xTicks: [(Double, String)]? = nil) -> String {
-        let width = 360.0, height = 220.0, left = 48.0, right = 10.0, top = 22.0, bottom = 30.0
+        let width = 340.0, height = 220.0, left = 48.0, right = 10.0, top = 22.0, bottom = 30.0
         let all = series.flatMap(\.points).filter { $0.y.isFinite && $0.x.isFinite }
         var svg = "<svg width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\">"
         svg += "<text x=\"\(left)\" y=\"14\" style=\"font-size:12px;font-weight:600\">\(escape(title))</text>"
@@ -173,8 +173,8 @@ public enum HTMLReport {
         if abs(value) >= 1_000_000 { return String(format: "%.1fM", value / 1_000_000) }
         if abs(value) >= 10_000 { return String(format: "%.0fk", value / 1_000) }
         if abs(value) >= 100 { return String(format: "%.0f", value) }
-        if abs(value) >= 1 { return String(format: "%.1f", value) }
-        return String(format: "%.3f", value)
+        if abs(value) >= 1 { return value == value.rounded() ? String(format: "%.0f", value) : String(format: "%.1f", value) }
+        return String(format: "%.2g", value)
     }
 
     static func iso(_ date: Date) -> String {
