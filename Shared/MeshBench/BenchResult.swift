@@ -240,6 +240,19 @@ public struct MachineInfo: Codable, Sendable, Hashable {
     }
 }
 
+/// A scenario that failed to run (an error, not a slow figure).
+public struct BenchFailure: Codable, Sendable, Hashable {
+    public var scenario: String
+    public var run: Int
+    public var error: String
+
+    public init(scenario: String, run: Int, error: String) {
+        self.scenario = scenario
+        self.run = run
+        self.error = error
+    }
+}
+
 /// A mesh ÷ raw reference ratio measured in the same document.
 public struct BenchRatio: Codable, Sendable, Hashable {
     /// e.g. `actions/nats-raw throughput`.
@@ -274,8 +287,15 @@ public struct BenchDocument: Codable, Sendable, Hashable {
     public var target: String
     public var results: [BenchResult]
     public var ratios: [BenchRatio]
+    /// Scenarios that could not run to the end (absent when every one did); their results
+    /// are missing from ``results``.
+    public var failures: [BenchFailure]?
 
-    public init(createdAt: Date, gitRevision: String, machine: MachineInfo, target: String, results: [BenchResult], ratios: [BenchRatio] = []) {
+    public init(
+        createdAt: Date, gitRevision: String, machine: MachineInfo, target: String, results: [BenchResult], ratios: [BenchRatio] = [],
+        failures: [BenchFailure] = []
+    ) {
+        self.failures = failures.isEmpty ? nil : failures
         schemaVersion = Self.currentSchemaVersion
         self.createdAt = createdAt
         self.gitRevision = gitRevision

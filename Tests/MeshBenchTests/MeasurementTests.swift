@@ -102,7 +102,10 @@ import Testing
             ratios: [BenchRatio(name: "actions ÷ raw", numerator: "actions", denominator: "nats-raw/request-reply", metric: .throughput, value: 0.4)])
         let data = try document.encoded()
         let back = try BenchDocument.decode(data, source: "test")
-        #expect(back == document)
+        #expect(back == document && back.failures == nil)
+        var failed = document
+        failed.failures = [BenchFailure(scenario: "tasks", run: 2, error: "unavailable: no responders")]
+        #expect(try BenchDocument.decode(try failed.encoded(), source: "test").failures == failed.failures)
         let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
         let first = (object?["results"] as? [[String: Any]])?.first
         #expect(object?["schemaVersion"] as? Int == 1 && first?["throughput"] as? Double == 1_000)
@@ -115,7 +118,8 @@ import Testing
         let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("Deploy/bench/result.schema.json"))) as? [String: Any]
         let document = BenchDocument(
             createdAt: Date(), gitRevision: "abc", machine: .current, target: "local", results: [Self.sample()],
-            ratios: [BenchRatio(name: "r", numerator: "a", denominator: "b", metric: .p99, value: 1)])
+            ratios: [BenchRatio(name: "r", numerator: "a", denominator: "b", metric: .p99, value: 1)],
+            failures: [BenchFailure(scenario: "tasks", run: 1, error: "e")])
         let object = try JSONSerialization.jsonObject(with: try document.encoded()) as? [String: Any] ?? [:]
         func keys(_ node: [String: Any]?) -> (required: Set<String>, all: Set<String>) {
             (Set(node?["required"] as? [String] ?? []), Set((node?["properties"] as? [String: Any])?.keys.map { $0 } ?? []))
@@ -130,6 +134,7 @@ import Testing
         let properties = schema?["properties"] as? [String: Any]
         check(object["machine"] as? [String: Any] ?? [:], against: properties?["machine"] as? [String: Any], "machine")
         check((object["ratios"] as? [[String: Any]])?.first ?? [:], against: (properties?["ratios"] as? [String: Any])?["items"] as? [String: Any], "ratio")
+        check((object["failures"] as? [[String: Any]])?.first ?? [:], against: (properties?["failures"] as? [String: Any])?["items"] as? [String: Any], "failure")
         let resultNode = (schema?["$defs"] as? [String: Any])?["result"] as? [String: Any]
         let result = (object["results"] as? [[String: Any]])?.first ?? [:]
         check(result, against: resultNode, "result")

@@ -39,6 +39,7 @@ struct BenchRun: AsyncParsableCommand {
         let document = try await BenchSuite.measure(
             scenarios.map { SuiteEntry(scenario: $0) }, target: resolved, settings: try options.settings(), runs: options.runs)
         try await BenchSuite.finish(document, options: options, postgresURL: resolved.postgresURL)
+        if document.failures != nil { throw ExitCode(1) }
     }
 }
 
@@ -84,7 +85,8 @@ struct BenchAll: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await Self.runSuite(try selection(), target: target, options: options, meshDirectory: meshDirectory, workers: workers)
+        let document = try await Self.runSuite(try selection(), target: target, options: options, meshDirectory: meshDirectory, workers: workers)
+        if document.failures != nil { throw ExitCode(1) }
     }
 
     /// Runs `entries` against the mesh `target` names, or against a local mesh started in
@@ -122,7 +124,8 @@ struct BenchAll: AsyncParsableCommand {
         let key = (try? String(contentsOfFile: LocalMeshState.keyPath(stateDirectory: state), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
         let resolved = ResolvedBenchTarget(
             natsURL: up.natsURL, prefix: target.prefix, gatewayURL: up.gatewayURL, apiKey: key, postgresURL: up.postgresURL,
-            processes: up.processes.map { MeshProcess(name: $0.name, pid: $0.pid) }, label: "local")
+            processes: up.processes.map { MeshProcess(name: $0.name, pid: $0.pid) }, label: "local",
+            exitedProcesses: { mesh.exitedServices().map { "\($0.name.rawValue) (\($0.id)) exited; see \($0.child.logPath)" } })
         let runs = options.runs
         let document: BenchDocument? = try await withThrowingTaskGroup(of: BenchDocument?.self) { group in
             group.addTask { try await BenchSuite.measure(entries, target: resolved, settings: settings, runs: runs) }
@@ -278,6 +281,9 @@ struct BenchCompare: AsyncParsableCommand {
             var runOptions = options
             if runs == nil { runOptions.runs = 3 }
             new = [try await BenchAll.runSuite(entries, target: target, options: runOptions, meshDirectory: meshDirectory, workers: workers)]
+        }
+        for failure in new.flatMap({ $0.failures ?? [] }) {
+            FileHandle.standardError.write(Data("meshctl: current run of \(failure.scenario) failed (\(failure.error)); its results are missing\n".utf8))
         }
         let report = RegressionAnalyzer.compare(baseline: old.flatMap(\.results), current: new.flatMap(\.results))
         switch format {

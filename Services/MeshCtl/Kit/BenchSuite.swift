@@ -61,6 +61,8 @@ struct ResolvedBenchTarget: Sendable {
     var processes: [MeshProcess]
     /// For the result file: "local" or the NATS URL.
     var label: String
+    /// The mesh's processes that exited (a local mesh started by the run), for failures.
+    var exitedProcesses: (@Sendable () -> [String])? = nil
 }
 
 /// Options of the measurements themselves.
@@ -192,6 +194,7 @@ enum BenchSuite {
             : nil
         defer { session?.close() }
         var results: [BenchResult] = []
+        var failures: [BenchFailure] = []
         for run in 1...runs {
             for entry in entries {
                 var settings = settings
@@ -199,15 +202,26 @@ enum BenchSuite {
                 if let name = entry.name { settings.name = name }
                 if settings.profile == nil || !entry.scenario.takesProfile { settings.profile = entry.profile }
                 FileHandle.standardError.write(Data("bench: run \(run)/\(runs): \(settings.name ?? entry.scenario.rawValue)\n".utf8))
-                if let session {
-                    results += try await ScenarioRunner(session: session, settings: settings).run(entry.scenario)
-                } else {
-                    results += try await ScenarioRunner.failoverOnly(settings: settings)
+                // A scenario that fails is recorded and the suite goes on: one broken
+                // scenario must not cost the figures of the others.
+                do {
+                    if let session {
+                        results += try await ScenarioRunner(session: session, settings: settings).run(entry.scenario)
+                    } else {
+                        results += try await ScenarioRunner.failoverOnly(settings: settings)
+                    }
+                } catch {
+                    var text = String(describing: error)
+                    let exited = target.exitedProcesses?() ?? []
+                    if !exited.isEmpty { text += " — " + exited.joined(separator: "; ") }
+                    failures.append(BenchFailure(scenario: settings.name ?? entry.scenario.rawValue, run: run, error: text))
+                    FileHandle.standardError.write(Data("bench: \(settings.name ?? entry.scenario.rawValue) failed: \(text)\n".utf8))
                 }
             }
         }
         return BenchDocument(
-            createdAt: Date(), gitRevision: gitRevision(), machine: .current, target: target.label, results: results, ratios: ratios(results))
+            createdAt: Date(), gitRevision: gitRevision(), machine: .current, target: target.label, results: results, ratios: ratios(results),
+            failures: failures)
     }
 
     /// The mesh ÷ raw ratios of a document's results (medians over runs).
@@ -243,7 +257,8 @@ enum BenchSuite {
         return process.terminationStatus == 0 && text.count == 40 ? text : "unknown"
     }
 
-    /// Writes PREFIX.json and PREFIX.html, stores the runs, prints the summary.
+    /// Writes PREFIX.json and PREFIX.html, stores the runs, prints the summary (failed
+    /// scenarios included; the callers exit 1 when there are any).
     static func finish(_ document: BenchDocument, options: BenchRunOptions, postgresURL: String?) async throws {
         let prefix = options.outputPrefix
         let directory = URL(fileURLWithPath: prefix).deletingLastPathComponent().path
@@ -270,6 +285,9 @@ enum BenchSuite {
             note = "no PostgreSQL (--postgres-url, MESH_POSTGRES_URL or a local mesh): runs not stored in bench_runs; the result files have everything"
         }
         FileHandle.standardError.write(Data("bench: results in \(prefix).json and \(prefix).html; \(note)\n".utf8))
+        if let failures = document.failures, !failures.isEmpty {
+            FileHandle.standardError.write(Data("bench: \(failures.count) scenario run(s) failed: \(failures.map(\.scenario).joined(separator: ", "))\n".utf8))
+        }
     }
 
     /// The summary table and ratios.
@@ -287,6 +305,7 @@ enum BenchSuite {
         if !document.ratios.isEmpty {
             text += "\n\n" + document.ratios.map { String(format: "%@: %.1f %%", $0.name, $0.value * 100) }.joined(separator: "\n")
         }
+        for failure in document.failures ?? [] { text += "\nFAILED \(failure.scenario) (run \(failure.run)): \(failure.error)" }
         text += "\n(revision \(document.gitRevision.prefix(12)), \(document.machine.cores) cores, target \(document.target))"
         return text
     }
