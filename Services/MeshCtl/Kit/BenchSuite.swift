@@ -295,13 +295,32 @@ enum BenchSuite {
         var rows = [["RESULT", "RUN", "PROFILE", "OPS/S", "P50", "P90", "P99", "P99.9", "MAX", "ERRORS", "CPU%", "RSS MiB"]]
         for r in document.results {
             rows.append([
-                r.name, String(r.run), r.profile, String(format: "%.0f", r.throughput), HTMLReport.micros(r.latency.p50Micros),
+                r.name, String(r.run), r.profile, r.scenario == BenchScenario.failover.rawValue ? "-" : String(format: "%.0f", r.throughput),
+                HTMLReport.micros(r.latency.p50Micros),
                 HTMLReport.micros(r.latency.p90Micros), HTMLReport.micros(r.latency.p99Micros), HTMLReport.micros(r.latency.p999Micros),
                 HTMLReport.micros(r.latency.maxMicros), r.errors == 0 ? "0" : String(format: "%d (%.2f%%)", r.errors, r.errorRate * 100),
                 r.resources.sampled ? String(format: "%.0f", r.resources.cpuPercent) : "-", r.resources.sampled ? String(r.resources.rssBytes >> 20) : "-",
             ])
         }
         var text = Table.render(rows)
+        // Repeated runs: medians and spread ((max − min) ÷ median) per result.
+        var names: [String] = []
+        for result in document.results where !names.contains(result.name) { names.append(result.name) }
+        let repeated = names.filter { name in document.results.filter { $0.name == name }.count > 1 }
+        if !repeated.isEmpty {
+            var medians = [["RESULT", "RUNS", "OPS/S (MEDIAN)", "SPREAD", "P99 (MEDIAN)", "SPREAD"]]
+            for name in repeated {
+                let runs = document.results.filter { $0.name == name }
+                let throughput = runs.map(\.throughput)
+                let p99 = runs.map(\.latency.p99Micros)
+                medians.append([
+                    name, String(runs.count), String(format: "%.0f", Statistics.median(throughput) ?? 0),
+                    String(format: "%.1f %%", Statistics.relativeSpread(throughput) * 100), HTMLReport.micros(Statistics.median(p99) ?? 0),
+                    String(format: "%.1f %%", Statistics.relativeSpread(p99) * 100),
+                ])
+            }
+            text += "\n\n" + Table.render(medians)
+        }
         if !document.ratios.isEmpty {
             text += "\n\n" + document.ratios.map { String(format: "%@: %.1f %%", $0.name, $0.value * 100) }.joined(separator: "\n")
         }
