@@ -154,7 +154,7 @@ struct ScenarioRunner {
         LoadGenerator(label: name, profile: profile, warmup: settings.warmup, duration: settings.duration, processes: session.processes)
     }
 
-    private func say(_ text: String) { FileHandle.standardError.write(Data("bench: \(text)\n".utf8)) }
+    private func progress(_ text: String) { FileHandle.standardError.write(Data("bench: \(text)\n".utf8)) }
 
     /// Runs one scenario; the results of its variants.
     func run(_ scenario: BenchScenario) async throws -> [BenchResult] {
@@ -190,7 +190,7 @@ struct ScenarioRunner {
     // MARK: Actions, agents, lifecycle
 
     func actions(name: String, profile: LoadProfile) async throws -> BenchResult {
-        say("\(name): creating \(settings.agents) echo agents")
+        progress("\(name): creating \(settings.agents) echo agents")
         let ids = try await session.echoAgents(prefix: "bench-act", count: settings.agents, mailbox: 10_000)
         let actions = session.actions
         let payload = [UInt8](repeating: 0x41, count: settings.payloadBytes)
@@ -210,7 +210,7 @@ struct ScenarioRunner {
             _ = try await registry.create(AgentSpec(id: "\(tag)-\(index)", kind: "echo", labels: ["bench": "agent-create"]))
         }
         let created = measurement.recorder.total  // indexes 0..<total were attempted
-        say("\(name): deleting \(created) agents")
+        progress("\(name): deleting \(created) agents")
         await session.deleteAgents(try (0..<created).map { try AgentID("\(tag)-\($0)") })
         return measurement.result(
             name: name, scenario: BenchScenario.agentCreate.rawValue, run: settings.run, parameters: common, profile: profile,
@@ -250,7 +250,7 @@ struct ScenarioRunner {
     // MARK: Registry lookups
 
     func registryLookup(name: String, profile: LoadProfile) async throws -> [BenchResult] {
-        say("\(name): creating \(settings.agents) agents")
+        progress("\(name): creating \(settings.agents) agents")
         let ids = try await session.echoAgents(prefix: "bench-look", count: settings.agents)
         let registry = session.registry
         let overNATS = await generator("\(name)/nats", profile).run { index in _ = try await registry.get(ids[index % ids.count]) }
@@ -337,7 +337,7 @@ struct ScenarioRunner {
 
     func tasks(name: String, profile: LoadProfile) async throws -> [BenchResult] {
         let agents = min(settings.agents, 200)
-        say("\(name): creating \(agents) echo agents")
+        progress("\(name): creating \(agents) echo agents")
         let ids = try await session.echoAgents(prefix: "bench-task", count: agents, mailbox: 10_000)
         let client = try TaskClient(connection: session.nats, subjects: session.subjects, shardMap: session.shardMap)
         let tracker = TaskCompletions()
@@ -438,12 +438,12 @@ struct ScenarioRunner {
                 startedAt: Date(), warmupSeconds: 0, durationSeconds: raw.elapsed.totalSeconds, operations: raw.count, errors: 0, histogram: histogram,
                 timeline: [], resources: .none, notes: [notes])
         }
-        say("\(name): cnats request/reply")
+        progress("\(name): cnats request/reply")
         let requestReply = try RawNatsBenchmark.requestReply(url: url, payloadSize: payload, count: 50_000, inFlight: 256)
         let single = try RawNatsBenchmark.requestReply(url: url, payloadSize: 64, count: 5_000, inFlight: 1)
-        say("\(name): cnats publish/subscribe")
+        progress("\(name): cnats publish/subscribe")
         let publish = try RawNatsBenchmark.publishSubscribe(url: url, payloadSize: max(8, payload), count: 300_000)
-        say("\(name): JetStream publish → consume + ack")
+        progress("\(name): JetStream publish → consume + ack")
         let jetStream = try await RawJetStream.run(session.nats, count: 20_000, payloadSize: payload)
         var jsResult = BenchResult(
             name: "\(name)/jetstream", scenario: BenchScenario.natsRaw.rawValue, run: settings.run,
