@@ -1,5 +1,5 @@
 import Foundation
-public import MeshCore
+import MeshCore
 
 /// A self-contained HTML page of a result document: a summary table, then per result
 /// three inline SVG charts — latency over time (p50, p99, max per second), the percentile

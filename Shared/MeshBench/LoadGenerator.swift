@@ -1,5 +1,5 @@
 public import Foundation
-public import MeshCore
+import MeshCore
 import Synchronization
 
 /// The load generator behind every `meshctl bench` scenario (no I/O of its own but the
