@@ -81,7 +81,8 @@ public struct LoadGenerator: Sendable {
         }
     }
 
-    /// Runs `operation(index)` for indexes 0, 1, 2, … under the profile.
+    /// Runs `operation(index)` for indexes 0, 1, 2, … under the profile (stops sending when
+    /// the task is cancelled).
     public func run(_ operation: @escaping @Sendable (Int) async throws -> Void) async -> Measurement {
         let started = Date()
         let state = RunState(origin: ContinuousClock.now + .seconds(warmup), warmup: warmup, duration: duration)
@@ -119,7 +120,7 @@ public struct LoadGenerator: Sendable {
             await withDiscardingTaskGroup { group in
                 for _ in 0..<inFlight {
                     group.addTask {
-                        while clock.now < end {
+                        while clock.now < end && !Task.isCancelled {
                             let index = state.next.wrappingAdd(1, ordering: .relaxed).oldValue
                             let begin = clock.now
                             var failure: (any Error)?
@@ -138,7 +139,7 @@ public struct LoadGenerator: Sendable {
             let base = profile.cumulativeOperations(at: -warmup, duration: length) ?? 0
             await withDiscardingTaskGroup { group in
                 var index = 0
-                while let t = profile.sendTime(ofCount: base + Double(index), duration: length), t < length {
+                while let t = profile.sendTime(ofCount: base + Double(index), duration: length), t < length, !Task.isCancelled {
                     let intended = state.origin + .seconds(max(t, -warmup))
                     if intended - clock.now > .microseconds(50) { try? await clock.sleep(until: intended, tolerance: .microseconds(50)) }
                     while state.outstanding.load(ordering: .relaxed) >= limit { try? await Task.sleep(for: .microseconds(200)) }

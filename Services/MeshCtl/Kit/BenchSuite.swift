@@ -197,6 +197,7 @@ enum BenchSuite {
         var failures: [BenchFailure] = []
         for run in 1...runs {
             for entry in entries {
+                try Task.checkCancellation()  // Ctrl-C: stop between scenarios
                 var settings = settings
                 settings.run = run
                 if let name = entry.name { settings.name = name }
