@@ -99,9 +99,11 @@ final class BenchSession: Sendable {
 
     // MARK: Helpers
 
-    /// Creates (or updates) echo agents `<prefix>-<n>` and waits until each answers.
+    /// Creates echo agents `<prefix>-<tag>-<n>` (a fresh random tag per call, so a run never
+    /// re-creates ids an earlier run deleted moments ago) and waits until each answers.
     func echoAgents(prefix: String, count: Int, mailbox: UInt32 = 0) async throws -> [AgentID] {
-        let ids = try (0..<count).map { try AgentID("\(prefix)-\($0)") }
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let ids = try (0..<count).map { try AgentID("\(prefix)-\(tag)-\($0)") }
         let registry = self.registry
         let actions = self.actions
         try await Self.concurrently(count: count, inFlight: 32) { index in
@@ -131,7 +133,7 @@ final class BenchSession: Sendable {
 
 extension ActionClient {
     /// Waits until `agent` answers a ping (placed and started), for at most `timeout`.
-    func waitUntilAnswering(_ agent: AgentID, timeout: Duration = .seconds(30)) async throws {
+    func waitUntilAnswering(_ agent: AgentID, timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout
         while true {
             do {
