@@ -71,6 +71,9 @@ let package = Package(
             path: "Shared/MeshCore", swiftSettings: swiftSettings),
         .target(name: "MeshSupervision", dependencies: ["MeshCore"], path: "Shared/MeshSupervision", swiftSettings: swiftSettings),
         .target(
+            name: "MeshBench", dependencies: ["MeshCore", .product(name: "Yams", package: "Yams")], path: "Shared/MeshBench",
+            swiftSettings: swiftSettings),
+        .target(
             name: "AgentSDK",
             dependencies: [
                 "MeshCore", "MeshProto", log,
@@ -121,7 +124,7 @@ let package = Package(
             .target(
                 name: "MeshCtlKit",
                 dependencies: [
-                    "MeshCore", "MeshRuntime", "MeshProto", "MeshClient", "Nats", "NatsMicro", "Store", "LocalServers", argumentParser, log,
+                    "MeshCore", "MeshRuntime", "MeshProto", "MeshClient", "Nats", "NatsMicro", "Store", "LocalServers", "MeshBench", argumentParser, log,
                     .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                     .product(name: "Yams", package: "Yams"),
                 ],
@@ -151,6 +154,7 @@ let package = Package(
                     .product(name: "NIOHTTP1", package: "swift-nio"),
                 ],
                 swiftSettings: swiftSettings),
+            .testTarget(name: "MeshBenchTests", dependencies: ["MeshBench", "MeshCore"], swiftSettings: swiftSettings),
             .testTarget(name: "MeshSupervisionTests", dependencies: ["MeshSupervision", "MeshCore"], swiftSettings: swiftSettings),
             .testTarget(
                 name: "GatewayTests",

@@ -94,6 +94,9 @@ public struct Subjects: Sendable, Hashable {
     public func event(domain: String, name: String) -> String { "\(prefix).evt.\(domain).\(name)" }
     /// `<prefix>.evt.>` — every event.
     public var eventsAll: String { "\(prefix).evt.>" }
+    /// `<prefix>.bench.evt.<run>` — core-NATS events of a `meshctl bench events` run (outside
+    /// `evt.>`, so no stream stores them and no service consumes them).
+    public func benchEvents(_ run: UInt32) -> String { "\(prefix).bench.evt.\(run)" }
     /// `<prefix>.metrics.<service>.<instance>` — a metric snapshot.
     public func metrics(service: ServiceName, instance: NodeID) -> String {
         "\(prefix).metrics.\(service.rawValue).\(instance.rawValue)"

@@ -29,17 +29,22 @@ struct MeshConnectionOptions: ParsableArguments {
 
     /// Connects and reads the cluster's shard count.
     func connect() async throws -> (NatsConnection, Subjects, ShardMap) {
+        try await Self.connect(resolvedURL, prefix: prefix)
+    }
+
+    /// Connects to the mesh at `url` with subject prefix `prefix` and reads its shard count.
+    static func connect(_ url: String, prefix: String) async throws -> (NatsConnection, Subjects, ShardMap) {
         let subjects = try Subjects(prefix: prefix)
-        let connection = try await CLIConnection.connect(resolvedURL)
+        let connection = try await CLIConnection.connect(url)
         do {
             let cluster = try connection.jetStream().keyValue(subjects.clusterBucket)
             guard let entry = try cluster.get(ClusterResources.shardCountKey), let count = Int(String(decoding: entry.value, as: UTF8.self)) else {
-                throw CLIError("the mesh at \(resolvedURL) has no shard count yet (is it running?)")
+                throw CLIError("the mesh at \(url) has no shard count yet (is it running?)")
             }
             return (connection, subjects, try ShardMap(shardCount: count))
         } catch let error as NatsError where error.code == .notFound {
             connection.close()
-            throw CLIError("no mesh with prefix '\(prefix)' at \(resolvedURL) (no \(subjects.clusterBucket) bucket)")
+            throw CLIError("no mesh with prefix '\(prefix)' at \(url) (no \(subjects.clusterBucket) bucket)")
         } catch {
             connection.close()
             throw error

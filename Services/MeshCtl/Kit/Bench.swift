@@ -6,11 +6,13 @@ import MeshProto
 import Nats
 import Synchronization
 
-/// `meshctl bench`: performance measurements. Figures are for release builds.
+/// `meshctl bench`: performance measurements — scenarios under load profiles, result files
+/// and HTML reports, SLO checks, regression verdicts against baselines, stored history.
+/// Figures are for release builds.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the mesh's performance.",
-        subcommands: [Wire.self, BenchMesh.self, BenchFailover.self, BenchTasks.self])
+        subcommands: [BenchRun.self, BenchAll.self, BenchCheck.self, BenchCompare.self, BenchHistory.self, BenchReport.self, BenchFailover.self, Wire.self])
 }
 
 /// `meshctl bench wire`: the wire layer — protobuf encode/decode of an `ActionRequest`,

@@ -57,7 +57,44 @@ struct BenchFailover: AsyncParsableCommand {
         var lost: Int
     }
 
+    /// What a failover measurement needs.
+    struct Settings: Sendable {
+        var runs = 20
+        var workers = 3
+        var agents = 1_000
+        var heartbeatMs = 250
+        var keep = false
+    }
+
     func run() async throws {
+        let settings = Settings(runs: runs, workers: workers, agents: agents, heartbeatMs: heartbeatMs, keep: keep)
+        let results = try await Self.measure(settings) { line in progress(line) }
+        let placement = results.map(\.placementMs).sorted()
+        let recovery = results.map(\.recoveryMs).sorted()
+        func percentile(_ values: [Double], _ p: Double) -> Double { values[min(values.count - 1, Int((Double(values.count) * p).rounded(.up)) - 1)] }
+        switch output {
+        case .json:
+            let summary: [String: Any] = [
+                "runs": results.count, "workers": workers, "agents": agents, "heartbeatIntervalMs": heartbeatMs,
+                "placementMs": ["p50": percentile(placement, 0.5), "p99": percentile(placement, 0.99), "max": placement.last!],
+                "recoveryMs": ["p50": percentile(recovery, 0.5), "p99": percentile(recovery, 0.99), "max": recovery.last!],
+                "lost": results.reduce(0) { $0 + $1.lost },
+                "perRun": results.map { ["worker": $0.worker, "agents": $0.agents, "placementMs": $0.placementMs, "recoveryMs": $0.recoveryMs, "lost": $0.lost] },
+            ]
+            say(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+        case .table:
+            say(Table.render([
+                ["FAILOVER (\(results.count) runs, \(workers) workers, \(agents) agents, heartbeat \(heartbeatMs) ms)", "P50", "P99", "MAX"],
+                ["placement: SIGKILL → shards reassigned"] + [0.5, 0.99].map { String(format: "%.0f ms", percentile(placement, $0)) } + [String(format: "%.0f ms", placement.last!)],
+                ["recovery: SIGKILL → all its agents answer"] + [0.5, 0.99].map { String(format: "%.0f ms", percentile(recovery, $0)) } + [String(format: "%.0f ms", recovery.last!)],
+            ]))
+            say("agents that lost their checkpointed count: \(results.reduce(0) { $0 + $1.lost })")
+        }
+    }
+
+    /// Starts a mesh of its own and measures `settings.runs` failovers (see the type's doc).
+    static func measure(_ settings: Settings, progress: (String) -> Void) async throws -> [Run] {
+        let (runs, workers, agents, heartbeatMs, keep) = (settings.runs, settings.workers, settings.agents, settings.heartbeatMs, settings.keep)
         let bin = try LocalMesh.executableDirectory()
         let directory = try LocalHost.makeTempDirectory(prefix: "failover")
         defer {
@@ -161,27 +198,7 @@ struct BenchFailover: AsyncParsableCommand {
             try start(.agentWorker, replacement)
         }
 
-        let placement = results.map(\.placementMs).sorted()
-        let recovery = results.map(\.recoveryMs).sorted()
-        func percentile(_ values: [Double], _ p: Double) -> Double { values[min(values.count - 1, Int((Double(values.count) * p).rounded(.up)) - 1)] }
-        switch output {
-        case .json:
-            let summary: [String: Any] = [
-                "runs": results.count, "workers": workers, "agents": agents, "heartbeatIntervalMs": heartbeatMs,
-                "placementMs": ["p50": percentile(placement, 0.5), "p99": percentile(placement, 0.99), "max": placement.last!],
-                "recoveryMs": ["p50": percentile(recovery, 0.5), "p99": percentile(recovery, 0.99), "max": recovery.last!],
-                "lost": results.reduce(0) { $0 + $1.lost },
-                "perRun": results.map { ["worker": $0.worker, "agents": $0.agents, "placementMs": $0.placementMs, "recoveryMs": $0.recoveryMs, "lost": $0.lost] },
-            ]
-            say(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
-        case .table:
-            say(Table.render([
-                ["FAILOVER (\(results.count) runs, \(workers) workers, \(agents) agents, heartbeat \(heartbeatMs) ms)", "P50", "P99", "MAX"],
-                ["placement: SIGKILL → shards reassigned"] + [0.5, 0.99].map { String(format: "%.0f ms", percentile(placement, $0)) } + [String(format: "%.0f ms", placement.last!)],
-                ["recovery: SIGKILL → all its agents answer"] + [0.5, 0.99].map { String(format: "%.0f ms", percentile(recovery, $0)) } + [String(format: "%.0f ms", recovery.last!)],
-            ]))
-            say("agents that lost their checkpointed count: \(results.reduce(0) { $0 + $1.lost })")
-        }
+        return results
     }
 
     /// The shards of each owner in KV `mesh_shards` now (from its watch).

@@ -78,6 +78,8 @@ struct LocalMeshConfiguration {
     var logLevel: String
     var metricsPorts: Bool
     var readyTimeout: Duration
+    /// Extra environment for every service (e.g. `MESH_GATEWAY_RATE_LIMIT=0` for benchmarks).
+    var extraEnvironment: [String: String] = [:]
 }
 
 /// A whole mesh on this machine as child processes: nats-server, PostgreSQL and the five
@@ -138,6 +140,7 @@ final class LocalMesh: @unchecked Sendable {
                 "MESH_INSTANCE_ID": id, "MESH_LOG_FORMAT": "json", "MESH_LOG_LEVEL": configuration.logLevel,
             ]
             environment["MESH_METRICS_PORT"] = metricsPort.map(String.init) ?? "0"
+            environment.merge(configuration.extraEnvironment) { _, extra in extra }
             if name == .gateway {
                 environment["MESH_GATEWAY_HOST"] = "127.0.0.1"
                 environment["MESH_GATEWAY_PORT"] = String(configuration.gatewayPort)
