@@ -250,19 +250,6 @@ public final class ResourceSampler: Sendable {
 
     /// CPU seconds (user + system) and RSS of `pid`; nil when it cannot be read.
     public static func read(pid: Int32) -> Reading? {
-        #if os(Linux)
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
-            let statm = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8)
-        else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        let memory = statm.split(separator: " ")
-        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]), memory.count > 1, let pages = UInt64(memory[1]), ticks > 0
-        else { return nil }
-        return Reading(cpuSeconds: (user + system) / ticks, rssBytes: pages * page)
-        #else
-        return nil
-        #endif
+        ProcessStats.read(pid: pid).map { Reading(cpuSeconds: $0.cpuSeconds, rssBytes: $0.residentBytes) }
     }
 }

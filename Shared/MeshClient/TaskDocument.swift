@@ -75,7 +75,7 @@ public enum TaskDocument {
         switch (object["deadline"], object["deadline_ms"]) {
         case (.some, .some): throw MeshError(.invalidArgument, "give deadline or deadline_ms, not both")
         case (let value?, nil):
-            guard let text = value as? String, let date = parseTime(text) else {
+            guard let text = value as? String, let date = parseRFC3339(text) else {
                 throw MeshError(.invalidArgument, "deadline must be an RFC 3339 time")
             }
             submission.deadline = date
@@ -106,13 +106,6 @@ public enum TaskDocument {
         return number.intValue
     }
 
-    /// An RFC 3339 time, with or without fractional seconds; nil when `text` is not one.
-    public static func parseTime(_ text: String) -> Date? {
-        guard text.utf8.count <= 64 else { return nil }
-        let fractional = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-        return (try? fractional.parse(text)) ?? (try? Date.ISO8601FormatStyle().parse(text))
-    }
-
     /// A task record as a JSON object.
     public static func object(_ record: TaskRecord) -> [String: Any] {
         var object: [String: Any] = [
@@ -140,8 +133,5 @@ public enum TaskDocument {
     static func object(_ error: ErrorReply) -> [String: Any] { ["code": error.code, "message": error.message] }
 
     /// Milliseconds since 1970 as RFC 3339 text, or null for 0 (unset).
-    static func time(_ milliseconds: Int64) -> Any {
-        guard milliseconds > 0 else { return NSNull() }
-        return Date(timeIntervalSince1970: Double(milliseconds) / 1000).formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-    }
+    static func time(_ milliseconds: Int64) -> Any { rfc3339(unixMs: milliseconds) ?? NSNull() }
 }

@@ -23,7 +23,7 @@ extension GatewayAPI {
             let minutes = try Self.queryInt(request, "minutes", range: 1...360) ?? 1
             return Self.json(Self.object(summary: try await metricsCollector.summary(minutes: UInt32(minutes))))
         case .metricsSeries:
-            guard let name = query["name"].map(String.init), Self.isMetricName(name) else {
+            guard let name = query["name"].map(String.init), MetricName.isValid(name) else {
                 throw APIError.badRequest("name must be a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, at most 200 characters)")
             }
             var series = MetricSeriesRequest(name: name)
@@ -46,18 +46,7 @@ extension GatewayAPI {
         }
     }
 
-    static func isMetricName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard !bytes.isEmpty, bytes.count <= 200 else { return false }
-        return bytes.enumerated().allSatisfy { index, byte in
-            let letter = (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || byte == 0x5F || byte == 0x3A
-            return letter || (index > 0 && byte >= 0x30 && byte <= 0x39)
-        }
-    }
-
-    static func time(_ unixMs: Int64) -> Any {
-        unixMs > 0 ? rfc3339(Date(timeIntervalSince1970: Double(unixMs) / 1000)) : NSNull()
-    }
+    static func time(_ unixMs: Int64) -> Any { rfc3339(unixMs: unixMs) ?? NSNull() }
 
     static func object(alert: AlertInfo) -> [String: Any] {
         [

@@ -85,7 +85,7 @@ extension GatewayAPI {
 
     static func queryTime(_ request: Request, _ name: String) throws -> Date? {
         guard let raw = request.uri.queryParameters[Substring(name)], !raw.isEmpty else { return nil }
-        guard let date = TaskDocument.parseTime(String(raw)) else {
+        guard let date = parseRFC3339(String(raw)) else {
             throw APIError.badRequest("\(name) must be an RFC 3339 time")
         }
         return date

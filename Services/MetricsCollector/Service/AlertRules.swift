@@ -231,7 +231,7 @@ public enum AlertRuleSet {
                 try parseExpression(numerator, context, depth: depth + 1), try parseExpression(denominator, context, depth: depth + 1))
         }
         try checkKeys(map, ["type", "metric", "labels", "service", "instance", "quantile"], context)
-        guard let metric = map["metric"] as? String, SnapshotValidation.isMetricName(metric, limit: 200) else {
+        guard let metric = map["metric"] as? String, MetricName.isValid(metric) else {
             throw MeshError(.invalidArgument, "\(context): `expr.metric` must be a metric name")
         }
         var labels: [String: String] = [:]

@@ -168,7 +168,7 @@ enum SnapshotValidation {
             processStartedAtUnixMs: snapshot.processStartedAtUnixMs)
         func key(_ name: String, _ labels: [String: String]) throws(SnapshotRejection) -> SeriesKey {
             guard labels.count <= limits.maxLabels else { throw .tooLarge }
-            guard isMetricName(name, limit: limits.maxNameLength) else { throw .badName }
+            guard MetricName.isValid(name, limit: limits.maxNameLength) else { throw .badName }
             for (label, value) in labels {
                 guard isLabelName(label, limit: limits.maxNameLength), !reservedLabels.contains(label) else { throw .badName }
                 guard value.utf8.count <= limits.maxNameLength else { throw .tooLarge }
@@ -202,21 +202,9 @@ enum SnapshotValidation {
         return result
     }
 
-    /// `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-    static func isMetricName(_ name: String, limit: Int) -> Bool {
-        let bytes = Array(name.utf8)
-        guard !bytes.isEmpty, bytes.count <= limit else { return false }
-        for (index, byte) in bytes.enumerated() {
-            let letter = (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || byte == 0x5F || byte == 0x3A
-            let digit = byte >= 0x30 && byte <= 0x39
-            guard letter || (digit && index > 0) else { return false }
-        }
-        return true
-    }
-
     /// `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`.
     static func isLabelName(_ name: String, limit: Int) -> Bool {
-        guard isMetricName(name, limit: limit), !name.contains(":"), !name.hasPrefix("__") else { return false }
+        guard MetricName.isValid(name, limit: limit), !name.contains(":"), !name.hasPrefix("__") else { return false }
         return true
     }
 }

@@ -18,7 +18,7 @@ public enum CollectorQueries {
         func failure(_ code: MeshError.Code, _ message: String) -> MetricSeriesReply {
             MetricSeriesReply(error: MeshError(code, message).errorReply)
         }
-        guard SnapshotValidation.isMetricName(request.name, limit: 200) else { return failure(.invalidArgument, "name must be a metric name") }
+        guard MetricName.isValid(request.name) else { return failure(.invalidArgument, "name must be a metric name") }
         guard request.service.isEmpty || Identifier.isValid(request.service) else { return failure(.invalidArgument, "service must be a service name") }
         guard request.instance.isEmpty || Identifier.isValid(request.instance) else { return failure(.invalidArgument, "instance must be an instance id") }
         let minutes = request.minutes == 0 ? min(15, windowMinutes) : Int(request.minutes)

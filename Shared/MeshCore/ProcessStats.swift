@@ -1,6 +1,6 @@
 import Foundation
 
-/// Resource use of this process, read from `/proc/self` (Linux); zeros elsewhere.
+/// Resource use of a process, read from `/proc/<pid>` (Linux); zeros elsewhere.
 public struct ProcessStats: Sendable {
     /// Resident set size in bytes.
     public var residentBytes: UInt64 = 0
@@ -15,30 +15,39 @@ public struct ProcessStats: Sendable {
     /// host's total memory (`MemTotal`); 0 when unknown.
     public var memoryLimitBytes: UInt64 = 0
 
-    /// Reads the current figures.
+    /// Reads this process's current figures.
     public static func current() -> ProcessStats {
-        var stats = ProcessStats()
+        var stats = read(process: "self") ?? ProcessStats()
+        stats.memoryLimitBytes = memoryLimit
+        return stats
+    }
+
+    /// Reads another process's CPU time, RSS, threads and open descriptors (not its memory
+    /// limit); nil when it cannot be read (gone, not ours, not Linux).
+    public static func read(pid: Int32) -> ProcessStats? { read(process: String(pid)) }
+
+    private static func read(process: String) -> ProcessStats? {
         #if os(Linux)
+        guard let statm = try? String(contentsOfFile: "/proc/\(process)/statm", encoding: .utf8),
+            let stat = try? String(contentsOfFile: "/proc/\(process)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
+        else { return nil }
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
-        if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) {
-            let fields = statm.split(separator: " ")
-            if fields.count > 1, let pages = UInt64(fields[1]) { stats.residentBytes = pages * pageSize }
-        }
-        if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        {
-            // Fields after "comm)": state is field 3; utime 14, stime 15, threads 20 (1-based).
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 18, let user = Double(fields[11]), let system = Double(fields[12]), ticks > 0 {
-                stats.cpuSeconds = (user + system) / ticks
-                stats.threads = Int(fields[17]) ?? 0
-            }
-        }
-        stats.openFileDescriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
-        stats.memoryLimitBytes = memoryLimit
-        #endif
+        let memory = statm.split(separator: " ")
+        // Fields after "comm)": state is field 3; utime 14, stime 15, threads 20 (1-based).
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard memory.count > 1, let pages = UInt64(memory[1]), fields.count > 18, let user = Double(fields[11]),
+            let system = Double(fields[12]), ticks > 0
+        else { return nil }
+        var stats = ProcessStats()
+        stats.residentBytes = pages * pageSize
+        stats.cpuSeconds = (user + system) / ticks
+        stats.threads = Int(fields[17]) ?? 0
+        stats.openFileDescriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process)/fd").count) ?? 0
         return stats
+        #else
+        return nil
+        #endif
     }
 
     /// Read once: limits do not change while the process runs.
