@@ -25,12 +25,12 @@ public final class AgentRuntime: Sendable {
     public struct Configuration: Sendable {
         /// Mailbox size when the spec says 0. Default 256.
         public var defaultMailboxCapacity: Int = 256
-        /// The largest mailbox a spec may ask for. Default 65 536.
-        public var maxMailboxCapacity: Int = 65_536
+        /// The largest mailbox a spec may ask for. Default ``AgentLimits/maxMailboxCapacity``.
+        public var maxMailboxCapacity: Int = AgentLimits.maxMailboxCapacity
         /// Action time limit when the spec says 0. Default 30 s.
         public var defaultActionTimeout: Duration = .seconds(30)
-        /// The longest action time limit a spec may ask for. Default 10 min.
-        public var maxActionTimeout: Duration = .seconds(600)
+        /// The longest action time limit a spec may ask for. Default ``AgentLimits/maxActionTimeoutMs``.
+        public var maxActionTimeout: Duration = .milliseconds(AgentLimits.maxActionTimeoutMs)
         /// How often running actions are checked against their deadline: a timeout is
         /// declared at most this much late. Default 5 ms.
         public var deadlineResolution: Duration = .milliseconds(5)

@@ -12,7 +12,7 @@ public import MeshProto
 /// | `config` | empty or a JSON object, at most ``maxConfigBytes`` (64 KiB) → `too_large` |
 /// | `labels` | ``Labels`` rules (≤ 64, Kubernetes-like keys and values) |
 /// | `group` | empty or an id |
-/// | `mailbox_capacity` | ≤ ``maxMailboxCapacity`` (100 000) |
+/// | `mailbox_capacity` | ≤ ``maxMailboxCapacity`` (65 536) |
 /// | `action_timeout_ms` | ≤ ``maxActionTimeoutMs`` (10 min) |
 /// | `max_restarts` | ≤ ``maxRestarts`` (1 000) |
 /// | `period_seconds` | ≤ ``maxPeriodSeconds`` (1 day) |
@@ -28,10 +28,10 @@ public import MeshProto
 public struct AgentSpecRules: Sendable, Hashable {
     /// Largest `config`, in bytes.
     public static let maxConfigBytes = 64 * 1024
-    /// Largest mailbox.
-    public static let maxMailboxCapacity: UInt32 = 100_000
-    /// Longest action deadline (10 minutes).
-    public static let maxActionTimeoutMs: UInt32 = 600_000
+    /// Largest mailbox (``AgentLimits/maxMailboxCapacity``).
+    public static let maxMailboxCapacity = UInt32(AgentLimits.maxMailboxCapacity)
+    /// Longest action deadline (``AgentLimits/maxActionTimeoutMs``, 10 minutes).
+    public static let maxActionTimeoutMs = UInt32(AgentLimits.maxActionTimeoutMs)
     /// Largest restart intensity count.
     public static let maxRestarts: UInt32 = 1_000
     /// Longest restart intensity window (one day).

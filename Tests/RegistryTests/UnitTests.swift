@@ -26,9 +26,11 @@ import Testing
         #expect(failure(s) == "invalid_argument")
         s = spec("a")
         s.maxRestarts = 1_000
-        s.mailboxCapacity = 100_000
+        s.mailboxCapacity = UInt32(AgentLimits.maxMailboxCapacity)
         s.actionTimeoutMs = 600_000
         #expect(failure(s) == nil)
+        s.mailboxCapacity += 1
+        #expect(failure(s) == "invalid_argument")
     }
 
     @Test func jsonSpecDocument() throws {

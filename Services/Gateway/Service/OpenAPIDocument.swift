@@ -2003,7 +2003,7 @@ enum OpenAPIDocument {
           "mailbox_capacity": {
             "type": "integer",
             "minimum": 0,
-            "maximum": 100000
+            "maximum": 65536
           },
           "action_timeout_ms": {
             "type": "integer",
