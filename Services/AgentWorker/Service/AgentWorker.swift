@@ -23,6 +23,7 @@ import Synchronization
 /// | `--task-backoff-base-ms` | `MESH_TASK_BACKOFF_BASE_MS` | `500` |
 /// | `--task-backoff-max-ms` | `MESH_TASK_BACKOFF_MAX_MS` | `30000` |
 /// | `--task-aging-ms` | `MESH_TASK_AGING_MS` | `2000` |
+/// | `--task-running-event-ms` | `MESH_TASK_RUNNING_EVENT_MS` | `100` (a task running this long gets a `running` record; `0`: every task) |
 /// | `--drain-timeout-ms` | `MESH_DRAIN_TIMEOUT_MS` | `5000` (how long a stopping node waits for its shards to move) |
 public struct WorkerOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("heartbeat-interval-ms"), help: "Heartbeat period in ms (env MESH_HEARTBEAT_INTERVAL_MS).")
@@ -51,6 +52,10 @@ public struct WorkerOptions: ParsableArguments, Sendable {
 
     @Option(name: .customLong("task-aging-ms"), help: "A waiting task moves up one priority class per this many ms (env MESH_TASK_AGING_MS).")
     public var taskAgingMs: Int = MeshEnvironment.int("MESH_TASK_AGING_MS", 2_000)
+
+    @Option(name: .customLong("task-running-event-ms"), help: "Record a task as running once it has run this many ms; 0: every task (env MESH_TASK_RUNNING_EVENT_MS).")
+    public var taskRunningEventMs: Int = MeshEnvironment.int("MESH_TASK_RUNNING_EVENT_MS", 100)
+
     @Option(name: .customLong("drain-timeout-ms"), help: "On SIGTERM, how long to wait for the shards to move to other nodes, in ms (env MESH_DRAIN_TIMEOUT_MS).")
     public var drainTimeoutMs: Int = MeshEnvironment.int("MESH_DRAIN_TIMEOUT_MS", 5000)
 
@@ -60,7 +65,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
         TaskSettings(
             ackWait: .milliseconds(taskAckWaitMs), maxInFlight: taskMaxInFlight,
             retry: TaskRetryPolicy(base: .milliseconds(taskBackoffBaseMs), maximum: .milliseconds(taskBackoffMaxMs)),
-            aging: .milliseconds(taskAgingMs))
+            aging: .milliseconds(taskAgingMs), runningEventAfter: .milliseconds(taskRunningEventMs))
     }
 
     var execCommands: [String] { execAllow.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
@@ -78,6 +83,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
             throw ValidationError("--task-backoff-max-ms must be in --task-backoff-base-ms...3600000")
         }
         guard (10...600_000).contains(taskAgingMs) else { throw ValidationError("--task-aging-ms must be in 10...600000") }
+        guard (0...600_000).contains(taskRunningEventMs) else { throw ValidationError("--task-running-event-ms must be in 0...600000") }
         guard (0...600_000).contains(drainTimeoutMs) else { throw ValidationError("--drain-timeout-ms must be in 0...600000") }
         for command in execCommands where !command.hasPrefix("/") {
             throw ValidationError("--exec-allow takes absolute paths, got \(command)")
