@@ -20,12 +20,18 @@ public struct ServiceDescriptor: Sendable {
     public var usesPostgres: Bool
     /// Schema migrations applied at start under an advisory lock.
     public var migrations: [Migration]
+    /// PostgreSQL connections the service's parts may use at once (its writers and
+    /// queries); default 4.
+    public var postgresPoolSize: Int
 
-    public init(name: ServiceName, description: String, usesPostgres: Bool = false, migrations: [Migration] = []) {
+    public init(
+        name: ServiceName, description: String, usesPostgres: Bool = false, migrations: [Migration] = [], postgresPoolSize: Int = 4
+    ) {
         self.name = name
         self.description = description
         self.usesPostgres = usesPostgres
         self.migrations = migrations
+        self.postgresPoolSize = postgresPoolSize
     }
 }
 
@@ -162,7 +168,7 @@ public enum ServiceHost {
 
     /// Opens the Postgres pool and applies migrations, retrying until Postgres answers.
     static func openStore(options: CommonOptions, descriptor: ServiceDescriptor, logger: Logger) async throws -> Store {
-        var configuration = StoreConfiguration(connectionString: options.postgresURL)
+        var configuration = StoreConfiguration(connectionString: options.postgresURL, poolSize: descriptor.postgresPoolSize)
         configuration.applicationName = descriptor.name.rawValue
         let store = Store(configuration: configuration, logger: logger)
         // A migration that fails is a bug or a broken database, not an outage: no retry.

@@ -7,6 +7,7 @@ import MeshRuntime
 import Nats
 import ServiceLifecycle
 import Store
+import Synchronization
 
 /// Copies a JetStream stream into PostgreSQL off the request path: one durable pull
 /// consumer shared by every registry instance (each message is written by one of them),
@@ -15,6 +16,11 @@ import Store
 /// `ON CONFLICT DO NOTHING`), so a redelivery after a crash between commit and ack
 /// changes nothing. When PostgreSQL is down the batch is nak'ed with a delay and
 /// redelivered later: rows catch up once it is back.
+///
+/// A feed may write up to ``Feed/writers`` batches at once (the next batch is fetched while
+/// the previous one commits). Only for feeds whose batches cannot deadlock each other: each
+/// batch one statement with its rows in key order, so concurrent batches lock rows in the
+/// same order.
 struct PostgresMirror: Service {
     /// What the mirror copies; `write` turns one batch into rows inside a transaction.
     struct Feed: Sendable {
@@ -22,6 +28,8 @@ struct PostgresMirror: Service {
         var stream: String
         var consumer: String
         var filter: String
+        /// Batches written at once by one instance.
+        var writers = 1
         var write: @Sendable ([JetStreamMessage], Store.Connection) async throws -> Void
     }
 
@@ -54,42 +62,76 @@ struct PostgresMirror: Service {
     }
 
     private func mirror(_ consumer: PullConsumer) async throws {
-        var failures = 0
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let messages: [JetStreamMessage]
-            do {
-                messages = try await consumer.fetch(batch: Self.batch, expires: Self.window)
-            } catch {
-                if error.code == .connectionClosed || Task.isShuttingDownGracefully { return }
-                context.logger.debug("mirror fetch failed", metadata: ["mesh.mirror": "\(feed.name)", "error": "\(error)"])
-                try? await Task.sleep(for: Self.window)
-                continue
-            }
-            if messages.isEmpty { continue }
-            do {
-                try await store.transaction { connection in try await feed.write(messages, connection) }
-                for message in messages { try? message.ack() }
-                if failures > 0 {
-                    context.logger.info("mirror writes resumed", metadata: ["mesh.mirror": "\(feed.name)", "mesh.failures": "\(failures)"])
+        let failures = FailureStreak()
+        await withTaskGroup(of: Void.self) { group in
+            var writing = 0
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                let messages: [JetStreamMessage]
+                do throws(NatsError) {
+                    messages = try await consumer.fetch(batch: Self.batch, expires: Self.window)
+                } catch {
+                    if error.code == .connectionClosed || Task.isShuttingDownGracefully { break }
+                    context.logger.debug("mirror fetch failed", metadata: ["mesh.mirror": "\(feed.name)", "error": "\(error)"])
+                    try? await Task.sleep(for: Self.window)
+                    continue
                 }
-                failures = 0
-            } catch {
-                for message in messages { try? message.nak(delay: Self.retryDelay) }
-                failures += 1
-                if failures == 1 || failures % 30 == 0 {
-                    context.logger.warning(
-                        "mirror batch not written; redelivered later",
-                        metadata: ["mesh.mirror": "\(feed.name)", "mesh.batch": "\(messages.count)", "mesh.failures": "\(failures)", "error": "\(error)"])
+                if messages.isEmpty { continue }
+                if writing >= max(1, feed.writers) {
+                    await group.next()
+                    writing -= 1
                 }
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.retryDelay) }
+                writing += 1
+                group.addTask { await write(messages, failures: failures) }
             }
+            await group.waitForAll()
         }
     }
+
+    /// Writes one batch in a transaction and acknowledges it, or naks it for later.
+    private func write(_ messages: [JetStreamMessage], failures: FailureStreak) async {
+        do {
+            try await store.transaction { connection in try await feed.write(messages, connection) }
+            for message in messages { try? message.ack() }
+            let resumed = failures.count.withLock { count in
+                defer { count = 0 }
+                return count
+            }
+            if resumed > 0 {
+                context.logger.info("mirror writes resumed", metadata: ["mesh.mirror": "\(feed.name)", "mesh.failures": "\(resumed)"])
+            }
+        } catch {
+            for message in messages { try? message.nak(delay: Self.retryDelay) }
+            let count = failures.count.withLock { count in
+                count += 1
+                return count
+            }
+            if count == 1 || count % 30 == 0 {
+                context.logger.warning(
+                    "mirror batch not written; redelivered later",
+                    metadata: ["mesh.mirror": "\(feed.name)", "mesh.batch": "\(messages.count)", "mesh.failures": "\(count)", "error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.retryDelay) }
+        }
+    }
+}
+
+/// Failed batches in a row, shared by a feed's concurrent writers (for the log).
+private final class FailureStreak: Sendable {
+    let count = Mutex(0)
 }
 
 /// The registry's three feeds: `mesh_agents` and `mesh_status` (KV streams) into
 /// `agents`, agent events into `agent_events`.
 enum MirrorFeeds {
+    /// Transaction-level advisory lock taken by every batch that writes `agents`: the spec
+    /// and status feeds (of every registry instance) update the same rows with different
+    /// statements, which in parallel deadlock each other; in turn they never do.
+    static let agentsTableLock: Int64 = 0x6d65_7368_6167_6e74
+
+    static func lockAgentsTable(_ connection: Store.Connection) async throws {
+        try await connection.execute("SELECT pg_advisory_xact_lock($1)", [.int(agentsTableLock)])
+    }
+
     static func agents(subjects: Subjects, shardMap: ShardMap, logger: Logger) -> PostgresMirror.Feed {
         let bucket = subjects.agentsBucket
         let prefix = Subjects.keyValuePrefix(bucket: bucket)
@@ -116,6 +158,7 @@ enum MirrorFeeds {
                     .timestamp(date(record.updatedAtUnixMs, or: entry.time)), .null,
                 ])
             }
+            if !puts.isEmpty || !deletes.isEmpty { try await lockAgentsTable(connection) }
             if !puts.isEmpty {
                 try await connection.batchInsert(
                     table: "agents",
@@ -160,6 +203,7 @@ enum MirrorFeeds {
                 ])
             }
             guard !rows.isEmpty else { return }
+            try await lockAgentsTable(connection)
             try await connection.batchInsert(
                 table: "agents", columns: ["id", "status", "node_id", "restart_count", "status_revision", "shard"], rows: rows,
                 onConflict: """

@@ -27,7 +27,9 @@ public enum Registry {
     /// How the host describes and starts this service.
     public static let descriptor = ServiceDescriptor(
         name: .registry, description: "Agent directory: specs, status, placement, label and node indexes", usesPostgres: true,
-        migrations: RegistrySchema.migrations + TaskHistory.migrations)
+        migrations: RegistrySchema.migrations + TaskHistory.migrations,
+        // Four mirror feeds (the task history with three writers) and four task queries.
+        postgresPoolSize: 10)
 
     /// The service's own long-running parts.
     public static func services(context: ServiceContext, options: RegistryOptions) async throws -> [any Service] {

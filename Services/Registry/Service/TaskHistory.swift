@@ -15,6 +15,9 @@ import Synchronization
 /// the durable consumer `registry-tasks` shared by the registry instances, and read through
 /// `<prefix>.tasks.query`.
 ///
+/// Up to three batches are written at once (``PostgresMirror/Feed/writers``): each batch is
+/// one upsert with its rows in task-id order, so concurrent batches cannot deadlock.
+///
 /// Writes are at-least-once and idempotent: one row per task id, upserted only when the
 /// event's progress (``TaskEvents/progress(of:)``) is greater than the row's, so a
 /// redelivered or late event never moves a task backwards, and the first terminal state of a
@@ -57,8 +60,9 @@ enum TaskHistory {
 
     /// The feed of ``PostgresMirror`` that writes task events.
     static func feed(subjects: Subjects, logger: Logger) -> PostgresMirror.Feed {
-        PostgresMirror.Feed(name: "tasks", stream: subjects.eventsStream, consumer: subjects.registryTasksConsumer, filter: subjects.taskEventsAll) {
-            messages, connection in
+        PostgresMirror.Feed(
+            name: "tasks", stream: subjects.eventsStream, consumer: subjects.registryTasksConsumer, filter: subjects.taskEventsAll, writers: 3
+        ) { messages, connection in
             let records = latest(messages.compactMap { message -> TaskRecord? in
                 guard let event = try? Event(serializedBytes: message.payload), let record = TaskEvents.record(of: event) else {
                     logger.warning("undecodable task event not recorded", metadata: ["mesh.subject": "\(message.subject)"])
