@@ -113,14 +113,17 @@ final class LiveEvents: Sendable {
         let consumer: PullConsumer
         let name: String
         let filter: EventFilter
+        /// The sequence the client resumes after (nil: only new events).
+        let since: UInt64?
     }
 
     /// How a stream ended.
     enum StreamEnd: Sendable, Equatable {
         /// The consumer stopped (NATS gone, the consumer deleted) or the task was cancelled.
         case ended
-        /// The client did not keep up; `lastSequence` is the last event it was sent.
-        case slow(lastSequence: UInt64?)
+        /// The client did not keep up; it resumes without a gap after `resumeAfter`: the last
+        /// event it was sent, else where it started.
+        case slow(resumeAfter: UInt64)
     }
 
     /// Whether another client may connect now (a hint for refusing early; ``subscribe(filter:since:)`` enforces it).
@@ -155,7 +158,7 @@ final class LiveEvents: Sendable {
             throw APIError(.serviceUnavailable, code: MeshError.Code.unavailable.rawValue, "the event stream is unavailable", retryAfterSeconds: 1)
         }
         connected.record(clients.load(ordering: .relaxed))
-        return Subscription(consumer: consumer, name: name, filter: filter)
+        return Subscription(consumer: consumer, name: name, filter: filter, since: since)
     }
 
     /// Counts the client out and removes its consumer.
@@ -261,7 +264,7 @@ final class LiveEvents: Sendable {
                 switch end {
                 case .slow(let last):
                     code = LiveEvents.tryAgainLater
-                    reason = "slow_consumer: the client did not keep up; reconnect with since=\(last ?? 0)"
+                    reason = "slow_consumer: the client did not keep up; reconnect with since=\(last)"
                 case .ended:
                     code = .unexpectedServerError
                     reason = "the event stream ended; reconnect"
@@ -305,25 +308,30 @@ final class LiveEvents: Sendable {
     }
 
     private final class State: Sendable {
+        static let unknown = UInt64.max
         let slow = Atomic<Bool>(false)
-        /// The last sequence handed to the sink; 0 before the first.
-        let lastSent = Atomic<UInt64>(0)
+        /// The sequence a client resumes after without a gap: the last one handed to the
+        /// sink, before that its `since`, or (only new events) the one before the first
+        /// queued; ``unknown`` until then.
+        let resumeAfter: Atomic<UInt64>
+
+        init(since: UInt64?) { resumeAfter = Atomic(since ?? Self.unknown) }
     }
 
     /// Streams the events of `subscription` into `sink` until the consumer ends, the sink
     /// fails, the task is cancelled, or the client is too slow: when the queue stays full for
-    /// ``slowClientTimeout``, `onSlow` runs (with the last sequence sent) while the writer may
-    /// still be blocked on the connection — it must unblock it (close the connection) or
-    /// be cancelled; no further event is sent after it.
-    /// - Returns: ``StreamEnd/slow(lastSequence:)`` for a slow client, else ``StreamEnd/ended``.
+    /// ``slowClientTimeout``, `onSlow` runs (with the sequence to resume after) while the
+    /// writer may still be blocked on the connection — it must unblock it (close the
+    /// connection) or be cancelled; no further event is sent after it.
+    /// - Returns: ``StreamEnd/slow(resumeAfter:)`` for a slow client, else ``StreamEnd/ended``.
     /// - Throws: what the sink throws (the connection failed or was closed).
     func stream<Sink: LiveEventSink>(
-        _ subscription: Subscription, to sink: inout Sink, onSlow: @escaping @Sendable (UInt64?) async -> Void
+        _ subscription: Subscription, to sink: inout Sink, onSlow: @escaping @Sendable (_ resumeAfter: UInt64) async -> Void
     ) async throws -> StreamEnd {
         let consumer = subscription.consumer
         let filter = subscription.filter
         let queue = ClientQueue(capacity: bufferCapacity)
-        let state = State()
+        let state = State(since: subscription.since)
         let (items, continuation) = AsyncStream<Item>.makeStream(bufferingPolicy: .unbounded)
         let keepAlive = self.keepAlive
         let slowClientTimeout = self.slowClientTimeout
@@ -340,9 +348,9 @@ final class LiveEvents: Sendable {
                             state.slow.store(true, ordering: .releasing)
                             continuation.finish()
                             disconnectedSlow.increment()
-                            let last = state.lastSent.load(ordering: .acquiring)
-                            logger.info("live event client too slow; disconnecting", metadata: ["mesh.event.seq": "\(last)"])
-                            await onSlow(last == 0 ? nil : last)
+                            let resumeAfter = state.resumeAfter.load(ordering: .acquiring)
+                            logger.info("live event client too slow; disconnecting", metadata: ["mesh.event.seq": "\(resumeAfter)"])
+                            await onSlow(resumeAfter)
                             return
                         }
                         try? await Task.sleep(for: .milliseconds(20))
@@ -360,8 +368,11 @@ final class LiveEvents: Sendable {
                     }
                     for message in messages {
                         guard let event = try? Event(serializedBytes: message.payload), filter.matches(event) else { continue }
+                        let sequence = message.metadata?.streamSequence ?? 0
+                        _ = state.resumeAfter.compareExchange(
+                            expected: State.unknown, desired: sequence > 0 ? sequence - 1 : 0, ordering: .acquiringAndReleasing)
                         queue.added()
-                        continuation.yield(.event(message.metadata?.streamSequence ?? 0, event))
+                        continuation.yield(.event(sequence, event))
                     }
                 }
                 continuation.finish()
@@ -376,7 +387,7 @@ final class LiveEvents: Sendable {
                     case .event(let sequence, let event):
                         queue.removed()
                         try await sink.send(sequence: sequence, event: event)
-                        state.lastSent.store(sequence, ordering: .releasing)
+                        state.resumeAfter.store(sequence, ordering: .releasing)
                     }
                 }
             } catch {
@@ -386,8 +397,7 @@ final class LiveEvents: Sendable {
             group.cancelAll()
         }
         if state.slow.load(ordering: .acquiring) {
-            let last = state.lastSent.load(ordering: .acquiring)
-            return .slow(lastSequence: last == 0 ? nil : last)
+            return .slow(resumeAfter: state.resumeAfter.load(ordering: .acquiring))
         }
         return .ended
     }
