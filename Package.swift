@@ -49,6 +49,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
     ],
     targets: [
         // C libraries (system) and generated protobuf-c code.
@@ -114,8 +115,12 @@ let package = Package(
             dependencies: serviceBase + [
                 "Store", "MeshClient", argumentParser,
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ])
         + service(
             "mesh-metrics-collector", folder: "MetricsCollector", library: "MetricsCollectorService",
@@ -158,7 +163,13 @@ let package = Package(
             .testTarget(name: "MeshSupervisionTests", dependencies: ["MeshSupervision", "MeshCore"], swiftSettings: swiftSettings),
             .testTarget(
                 name: "GatewayTests",
-                dependencies: ["GatewayService", "MeshCore", "MeshClient", "MeshProto", log, .product(name: "HTTPTypes", package: "swift-http-types")],
+                dependencies: [
+                    "GatewayService", "MeshCore", "MeshClient", "MeshProto", log, .product(name: "HTTPTypes", package: "swift-http-types"),
+                    .product(name: "HummingbirdCore", package: "hummingbird"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOEmbedded", package: "swift-nio"),
+                    .product(name: "NIOHTTP1", package: "swift-nio"),
+                ],
                 swiftSettings: swiftSettings),
             .testTarget(
                 name: "MetricsCollectorTests",

@@ -1,5 +1,10 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
 @testable import GatewayService
 import MeshCore
 import MeshProto
@@ -197,5 +202,86 @@ import Testing
         }
         // A body that finishes in time is answered as it is (no error).
         _ = try await GatewayAPI.withDeadline(.seconds(5)) { GatewayAPI.json(["ok": true], status: .created) }
+    }
+}
+
+@Suite struct LiveEventWebSocketTests {
+    @Test func theKeyComesFromTheHeaderOrTheBearerSubprotocol() throws {
+        let key = "mesh_" + String(repeating: "a", count: 64)
+        var headers = HTTPFields()
+        headers[values: .secWebSocketProtocol] = ["mesh.events.v1, bearer.\(key)", "other"]
+        let offered = GatewayAPI.offeredSubprotocols(headers)
+        #expect(offered == ["mesh.events.v1", "bearer.\(key)", "other"])
+        #expect(try GatewayAPI.webSocketAuthorization(headers, offered: offered) == "Bearer \(key)")
+        // The header wins over the subprotocol.
+        headers[.authorization] = "Bearer other"
+        #expect(try GatewayAPI.webSocketAuthorization(headers, offered: offered) == "Bearer other")
+        // No key at all: nil (→ 401).
+        #expect(try GatewayAPI.webSocketAuthorization(HTTPFields(), offered: []) == nil)
+        // bearer.<key> without mesh.events.v1: 400 (a browser would reject the answer).
+        do {
+            _ = try GatewayAPI.webSocketAuthorization(HTTPFields(), offered: ["bearer.\(key)"])
+            Issue.record("bearer.<key> alone was accepted")
+        } catch let error as APIError {
+            #expect(error.status.code == 400 && error.code == "invalid_argument")
+        }
+    }
+
+    @Test func theQueryIsParsedOnceForSSEAndWebSocket() throws {
+        var headers = HTTPFields()
+        let (filter, since) = try GatewayAPI.liveEventQuery(URI("/api/v1/events?domain=agent&type=created&agent=a-1&since=7"), headers: headers)
+        #expect(filter == EventFilter(domain: "agent", type: "created", agent: "a-1") && since == 7)
+        headers[GatewayAPI.lastEventIDHeader] = " 9 "
+        #expect(try GatewayAPI.liveEventQuery(URI("/api/v1/events"), headers: headers).since == 9)
+        #expect(try GatewayAPI.liveEventQuery(URI("/api/v1/events?since=3"), headers: headers).since == 3)  // the query wins
+        for bad in ["domain=Bad!", "type=a.b", "agent=Bad.Id", "since=-1", "since=abc"] {
+            do {
+                _ = try GatewayAPI.liveEventQuery(URI("/api/v1/events?\(bad)"), headers: HTTPFields())
+                Issue.record("accepted \(bad)")
+            } catch {
+                #expect(GatewayAPI.apiError(error).status.code == 400, "\(bad): \(error)")
+            }
+        }
+    }
+
+    @Test func aWebSocketMessageIsTheSSEData() throws {
+        let event = Event(id: "e1", domain: "agent", type: "created", agentId: "a-1", reason: "by test", timestampUnixMs: 1_000)
+        let frame = LiveEvents.frame(sequence: 42, event: event)
+        let message = LiveEvents.json(sequence: 42, event: event)
+        #expect(frame.split(separator: "\n")[2] == "data: \(message)")
+    }
+
+    /// The upgrader's empty 400 for a refused upgrade becomes the gateway's error answer.
+    @Test func aRefusedUpgradeIsAnsweredWithTheJSONErrorShape() throws {
+        let channel = EmbeddedChannel()
+        let error = APIError(.tooManyRequests, code: "rate_limited", "slow down", retryAfterSeconds: 3)
+        try channel.pipeline.syncOperations.addHandler(RefusedUpgradeResponse(error: error, requestID: "req-1"))
+        let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: ["Connection": "close", "Content-Length": "0"])
+        try channel.writeOutbound(HTTPServerResponsePart.head(head))
+        try channel.writeOutbound(HTTPServerResponsePart.end(nil))
+        guard case .head(let written) = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
+            Issue.record("no head")
+            return
+        }
+        #expect(written.status.code == 429)
+        #expect(written.headers["Content-Type"] == ["application/json"] && written.headers["Retry-After"] == ["3"])
+        #expect(written.headers["X-Request-ID"] == ["req-1"] && written.headers["Connection"] == ["close"])
+        guard case .body(.byteBuffer(let body)) = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
+            Issue.record("no body")
+            return
+        }
+        #expect(Array(body.readableBytesView) == error.body)
+        #expect(written.headers["Content-Length"] == [String(error.body.count)])
+        guard case .end = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
+            Issue.record("no end")
+            return
+        }
+        _ = try channel.finish()
+    }
+
+    @Test func withinReportsWhetherTheBodyFinishedInTime() async {
+        #expect(await LiveEvents.within(.seconds(5)) {})
+        #expect(await !LiveEvents.within(.milliseconds(20)) { try await Task.sleep(for: .seconds(5)) })
+        #expect(await !LiveEvents.within(.seconds(5)) { throw CancellationError() })
     }
 }

@@ -1,5 +1,7 @@
 public import ArgumentParser
 import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
 import Logging
 import MeshClient
 import MeshCore
@@ -13,7 +15,7 @@ public import ServiceLifecycle
 /// - **API** (``GatewayRoutes``, one route table; the OpenAPI document at `/openapi.json`):
 ///   agents (list with label selector and cursor, create, get, update with compare-and-set,
 ///   delete), actions, the agent timeline, durable tasks and the dead-letter queue, nodes (list, drain), API keys, live events over
-///   SSE (``LiveEvents``), the dashboard at `/` (``Dashboard``); `/health`, `/ready`, `/metrics`.
+///   SSE or WebSocket (``LiveEvents``; the upgrade in `LiveEventsWebSocket.swift`), the dashboard at `/` (``Dashboard``); `/health`, `/ready`, `/metrics`.
 /// - **Auth** (``APIKeyStore``): `Authorization: Bearer <key>`; keys stored as SHA-256 in
 ///   PostgreSQL `api_keys` with roles viewer < operator < admin.
 /// - **Limits**: per-key token bucket (``RateLimiter``), body size, request timeout, NATS
@@ -51,10 +53,19 @@ public enum Gateway {
             actions: ActionClient(connection: context.nats, subjects: subjects, shardMap: shardMap),
             supervisor: SupervisorClient(connection: context.nats, subjects: subjects),
             tasks: try TaskClient(connection: context.nats, subjects: subjects, shardMap: shardMap),
-            live: LiveEvents(js: js, subjects: subjects, logger: context.logger),
+            live: LiveEvents(
+                js: js, subjects: subjects, logger: context.logger, bufferCapacity: options.liveBufferEvents,
+                slowClientTimeout: .milliseconds(options.slowClientTimeoutMs)),
             limiter: options.rateLimit > 0 ? RateLimiter(ratePerSecond: Double(options.rateLimit), burst: Double(options.rateBurst)) : nil)
+        // HTTP/1.1 with the WebSocket upgrade of /api/v1/events decided by the API's own gate.
+        let server = HTTPServerBuilder.http1WebSocketUpgrade(
+            configuration: .init(http1: .init(), ws: GatewayAPI.webSocketConfiguration)
+        ) { head, channel, _ in
+            await api.shouldUpgrade(head, channel: channel)
+        }
         let app = Application(
             router: api.router(),
+            server: server,
             configuration: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "mesh-gateway"),
             onServerRunning: { channel in
                 context.logger.info("HTTP API listening", metadata: ["mesh.http.address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
@@ -76,6 +87,8 @@ public enum Gateway {
 /// | `--rate-limit` | `MESH_GATEWAY_RATE_LIMIT` | `1000` requests/s per key; `0` disables |
 /// | `--rate-burst` | `MESH_GATEWAY_RATE_BURST` | `2000` |
 /// | `--key-cache-ttl-ms` | `MESH_GATEWAY_KEY_CACHE_TTL_MS` | `5000` |
+/// | `--live-buffer-events` | `MESH_GATEWAY_LIVE_BUFFER_EVENTS` | `1024`: events queued per live client (SSE or WebSocket) |
+/// | `--slow-client-timeout-ms` | `MESH_GATEWAY_SLOW_CLIENT_TIMEOUT_MS` | `10000`: a live client whose queue stays full this long is disconnected |
 /// | `--bootstrap-key-file` | `MESH_GATEWAY_BOOTSTRAP_KEY_FILE` | empty: when set and no admin key exists, create one and write its secret there (0600) |
 public struct GatewayOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("host"), help: "Address the HTTP API binds (env MESH_GATEWAY_HOST).")
@@ -102,6 +115,14 @@ public struct GatewayOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("key-cache-ttl-ms"), help: "How long a key lookup is cached, in ms (env MESH_GATEWAY_KEY_CACHE_TTL_MS).")
     public var keyCacheTTLMs: Int = MeshEnvironment.int("MESH_GATEWAY_KEY_CACHE_TTL_MS", 5_000)
 
+    @Option(name: .customLong("live-buffer-events"), help: "Events queued per live event client (env MESH_GATEWAY_LIVE_BUFFER_EVENTS).")
+    public var liveBufferEvents: Int = MeshEnvironment.int("MESH_GATEWAY_LIVE_BUFFER_EVENTS", 1_024)
+
+    @Option(
+        name: .customLong("slow-client-timeout-ms"),
+        help: "A live event client whose queue stays full this long is disconnected, in ms (env MESH_GATEWAY_SLOW_CLIENT_TIMEOUT_MS).")
+    public var slowClientTimeoutMs: Int = MeshEnvironment.int("MESH_GATEWAY_SLOW_CLIENT_TIMEOUT_MS", 10_000)
+
     @Option(name: .customLong("bootstrap-key-file"), help: "Create an admin key when none exists and write its secret to this file (env MESH_GATEWAY_BOOTSTRAP_KEY_FILE).")
     public var bootstrapKeyFile: String = MeshEnvironment.string("MESH_GATEWAY_BOOTSTRAP_KEY_FILE") ?? ""
 
@@ -110,7 +131,8 @@ public struct GatewayOptions: ParsableArguments, Sendable {
     public func validate() throws {
         let names = [
             "MESH_GATEWAY_PORT", "MESH_GATEWAY_REQUEST_TIMEOUT_MS", "MESH_GATEWAY_ACTION_TIMEOUT_MS", "MESH_GATEWAY_MAX_BODY_BYTES",
-            "MESH_GATEWAY_RATE_LIMIT", "MESH_GATEWAY_RATE_BURST", "MESH_GATEWAY_KEY_CACHE_TTL_MS",
+            "MESH_GATEWAY_RATE_LIMIT", "MESH_GATEWAY_RATE_BURST", "MESH_GATEWAY_KEY_CACHE_TTL_MS", "MESH_GATEWAY_LIVE_BUFFER_EVENTS",
+            "MESH_GATEWAY_SLOW_CLIENT_TIMEOUT_MS",
         ]
         let malformed = names.filter { name in MeshEnvironment.string(name).map { Int($0) == nil } ?? false }
         if !malformed.isEmpty { throw ValidationError("environment variable(s) \(malformed.joined(separator: ", ")) must be integers") }
@@ -122,5 +144,7 @@ public struct GatewayOptions: ParsableArguments, Sendable {
         guard (0...1_000_000).contains(rateLimit) else { throw ValidationError("--rate-limit must be in 0...1000000") }
         guard (1...10_000_000).contains(rateBurst) else { throw ValidationError("--rate-burst must be in 1...10000000") }
         guard (0...600_000).contains(keyCacheTTLMs) else { throw ValidationError("--key-cache-ttl-ms must be in 0...600000") }
+        guard (1...1_000_000).contains(liveBufferEvents) else { throw ValidationError("--live-buffer-events must be in 1...1000000") }
+        guard (100...600_000).contains(slowClientTimeoutMs) else { throw ValidationError("--slow-client-timeout-ms must be in 100...600000") }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import MeshClient
 import MeshCore
@@ -83,47 +84,75 @@ final class GatewayAPI: Sendable {
 
     func respond(_ route: GatewayRoute, _ request: Request, _ context: GatewayRequestContext) async -> Response {
         let started = ContinuousClock.now
-        let requestID = request.headers[Self.requestIDHeader].flatMap { Self.isSafeRequestID($0) ? $0 : nil } ?? TimeOrderedID.make()
+        let requestID = Self.requestID(request.headers)
         var principal: Principal?
         var response: Response
         do {
-            if let needed = route.role {
-                let caller = try await authenticate(request)
-                principal = caller
-                guard caller.role >= needed else { throw APIError.forbidden(needed, caller.role) }
-                if let limiter, case .limited(let retryAfter) = limiter.take(key: caller.keyID) {
-                    throw APIError(
-                        .tooManyRequests, code: "rate_limited", "rate limit of \(options.rateLimit) requests/s for this key exceeded",
-                        retryAfterSeconds: max(1, Int(retryAfter.rounded(.up))))
-                }
-                let caller2 = caller
+            if route.role != nil {
+                try await admit(route, authorization: request.headers[.authorization], principal: &principal)
+                let caller = principal
                 response = try await Self.withDeadline(.milliseconds(options.requestTimeoutMs)) { [self] in
-                    try await handle(route, request, context, caller2)
+                    try await handle(route, request, context, caller)
                 }
             } else {
                 response = try await handle(route, request, context, nil)
             }
         } catch {
-            let apiError = Self.apiError(error)
-            if apiError.status == .internalServerError {
-                logger.error(
-                    "request failed", metadata: ["mesh.http.operation": "\(route.operation.rawValue)", "error": "\(error)", "mesh.request.id": "\(requestID)"])
-            }
-            response = Self.errorResponse(apiError)
+            response = Self.errorResponse(failure(error, route, requestID: requestID))
         }
         response.headers[Self.requestIDHeader] = requestID
-        let status = Int(response.status.code)
+        record(
+            route, status: Int(response.status.code), principal: principal, target: context.parameters.get("id"), requestID: requestID,
+            started: started)
+        return response
+    }
+
+    /// The request's `X-Request-ID` when it is safe to echo, else a new one.
+    static func requestID(_ headers: HTTPFields) -> String {
+        headers[requestIDHeader].flatMap { isSafeRequestID($0) ? $0 : nil } ?? TimeOrderedID.make()
+    }
+
+    /// The gate every route that needs a role passes (HTTP requests and WebSocket upgrades
+    /// alike): the key from `authorization` (`Bearer <key>`), the role, the rate limit.
+    /// - Parameter principal: set to the caller as soon as the key is known (so a 403 or 429
+    ///   is audited with the key that was refused).
+    /// - Throws: ``APIError`` 401, 403, 429 (+ Retry-After), or 503 when the key store cannot be asked.
+    func admit(_ route: GatewayRoute, authorization: String?, principal: inout Principal?) async throws {
+        guard let needed = route.role else { return }
+        let caller = try await authenticate(authorization: authorization)
+        principal = caller
+        guard caller.role >= needed else { throw APIError.forbidden(needed, caller.role) }
+        if let limiter, case .limited(let retryAfter) = limiter.take(key: caller.keyID) {
+            throw APIError(
+                .tooManyRequests, code: "rate_limited", "rate limit of \(options.rateLimit) requests/s for this key exceeded",
+                retryAfterSeconds: max(1, Int(retryAfter.rounded(.up))))
+        }
+    }
+
+    /// The ``APIError`` a failure is answered with; an internal error is logged first.
+    func failure(_ error: any Error, _ route: GatewayRoute, requestID: String) -> APIError {
+        let apiError = Self.apiError(error)
+        if apiError.status == .internalServerError {
+            logger.error(
+                "request failed", metadata: ["mesh.http.operation": "\(route.operation.rawValue)", "error": "\(error)", "mesh.request.id": "\(requestID)"])
+        }
+        return apiError
+    }
+
+    /// After every answer (HTTP response or WebSocket upgrade): the audit record (mutations,
+    /// 401 and 403 of routes that need a role), the latency and the request counter.
+    func record(
+        _ route: GatewayRoute, status: Int, principal: Principal?, target: String?, requestID: String, started: ContinuousClock.Instant
+    ) {
         if route.role != nil, route.isMutation || status == 401 || status == 403 {
             audit.record(
                 AuditEntry(
                     occurredAt: Date(), keyID: principal?.keyID, keyName: principal?.name, action: "\(route.method.rawValue) \(route.path)",
-                    target: context.parameters.get("id").map { String($0.prefix(128)) }, outcome: Self.outcome(status), status: status,
-                    requestID: requestID))
+                    target: target.map { String($0.prefix(128)) }, outcome: Self.outcome(status), status: status, requestID: requestID))
         }
         let elapsed = ContinuousClock.now - started
         timers[route.operation]?.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         counter(route.operation, status).increment()
-        return response
     }
 
     private func counter(_ operation: Operation, _ status: Int) -> Counter {
@@ -139,7 +168,7 @@ final class GatewayAPI: Sendable {
 
     static func outcome(_ status: Int) -> String {
         switch status {
-        case 200..<400: "ok"
+        case 101, 200..<400: "ok"
         case 401: "unauthenticated"
         case 403: "forbidden"
         case 429: "rate_limited"
@@ -147,10 +176,10 @@ final class GatewayAPI: Sendable {
         }
     }
 
-    /// The caller's key from `Authorization: Bearer <key>`.
+    /// The caller's key from an `Authorization: Bearer <key>` value.
     /// - Throws: ``APIError`` 401 when missing or unknown; 503 when the key store cannot be asked.
-    func authenticate(_ request: Request) async throws -> Principal {
-        guard let header = request.headers[.authorization], header.count <= 256 else { throw APIError.unauthenticated }
+    func authenticate(authorization: String?) async throws -> Principal {
+        guard let header = authorization, header.count <= 256 else { throw APIError.unauthenticated }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw APIError.unauthenticated }
         let secret = parts[1].trimmingCharacters(in: .whitespaces)
@@ -411,7 +440,15 @@ final class GatewayAPI: Sendable {
     }
 
     func liveEvents(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
-        let query = request.uri.queryParameters
+        let (filter, since) = try Self.liveEventQuery(request.uri, headers: request.headers)
+        return try await live.response(filter: filter, since: since, channel: context.channel)
+    }
+
+    /// The filter (`domain`, `type`, `agent`) and resume point (`since`, else `Last-Event-ID`)
+    /// of a live event request, SSE or WebSocket.
+    /// - Throws: ``APIError`` 400 for a malformed filter or sequence.
+    static func liveEventQuery(_ uri: URI, headers: HTTPFields) throws -> (filter: EventFilter, since: UInt64?) {
+        let query = uri.queryParameters
         var filter = EventFilter()
         for (name, value) in [("domain", query["domain"]), ("type", query["type"])] {
             guard let value, !value.isEmpty else { continue }
@@ -423,11 +460,11 @@ final class GatewayAPI: Sendable {
         if let raw = query["since"], !raw.isEmpty {
             guard let value = UInt64(raw) else { throw APIError.badRequest("since must be a stream sequence number") }
             since = value
-        } else if let raw = request.headers[Self.lastEventIDHeader], !raw.isEmpty {
+        } else if let raw = headers[lastEventIDHeader], !raw.isEmpty {
             guard let value = UInt64(raw.trimmingCharacters(in: .whitespaces)) else { throw APIError.badRequest("Last-Event-ID must be a stream sequence number") }
             since = value
         }
-        return try await live.response(filter: filter, since: since, channel: context.channel)
+        return (filter, since)
     }
 
     /// One page of `agent_events` after `after`; a cursor PostgreSQL cannot read is a 400.

@@ -7,7 +7,7 @@ enum OpenAPIDocument {
   "info": {
     "title": "Agent mesh gateway",
     "version": "0.1.0",
-    "description": "HTTP/JSON API of the agent mesh. Every error is {\"error\":{\"code\":\"...\",\"message\":\"...\"}}. API routes need `Authorization: Bearer <key>`; roles viewer < operator < admin."
+    "description": "HTTP/JSON API of the agent mesh. Every error is {\"error\":{\"code\":\"...\",\"message\":\"...\"}}. API routes need `Authorization: Bearer <key>`; roles viewer < operator < admin. Live events (`/api/v1/events`) are also served over WebSocket, where browsers may send the key as the subprotocol `bearer.<key>` next to `mesh.events.v1`."
   },
   "servers": [
     {
@@ -770,8 +770,8 @@ enum OpenAPIDocument {
     "/api/v1/events": {
       "get": {
         "operationId": "liveEvents",
-        "summary": "Live events as Server-Sent Events (viewer), resumable",
-        "description": "Each event is `id: <stream sequence>`, `event: <domain>.<type>`, `data: <JSON>`. Resume after a sequence with `?since=` or the `Last-Event-ID` header; without either only new events come. A client that does not keep up is sent `event: error` (code slow_consumer) and disconnected.",
+        "summary": "Live events as Server-Sent Events or over WebSocket (viewer), resumable",
+        "description": "Server-Sent Events: each event is `id: <stream sequence>`, `event: <domain>.<type>`, `data: <JSON>`. Resume after a sequence with `?since=` or the `Last-Event-ID` header; without either only new events come. A client that does not keep up is sent `event: error` (code slow_consumer) and disconnected.\n\nWebSocket: the same URL with an HTTP/1.1 upgrade (`Upgrade: websocket`, answered 101). Each event is one text message carrying the same JSON as the SSE `data` (its `seq` is the stream sequence to resume from with `?since=`); the filters and `Last-Event-ID` work as for SSE. The key goes in `Authorization: Bearer <key>`, or, for browsers (which cannot set headers on a WebSocket), as the subprotocol `bearer.<key>` offered together with `mesh.events.v1`, which the gateway selects (the key is never echoed). A refused upgrade is answered with its status and the JSON error shape (400, 401, 403, 429, 503). Clients send nothing but pings and their close; frames over 1 KiB close the connection (1009). A client that does not keep up is closed with code 1013 and a reason ending in `since=<sequence>` (the last event it was sent, else where it started), to resume without a gap; when the event stream ends the close code is 1011; on gateway shutdown 1000.",
         "parameters": [
           {
             "name": "domain",
@@ -814,6 +814,20 @@ enum OpenAPIDocument {
           }
         ],
         "responses": {
+          "101": {
+            "description": "Switching Protocols: the WebSocket upgrade was accepted; one text message per event follows.",
+            "headers": {
+              "Sec-WebSocket-Protocol": {
+                "description": "`mesh.events.v1` when the client offered it.",
+                "schema": {
+                  "type": "string",
+                  "enum": [
+                    "mesh.events.v1"
+                  ]
+                }
+              }
+            }
+          },
           "200": {
             "description": "An endless event stream.",
             "content": {
