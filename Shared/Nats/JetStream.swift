@@ -273,6 +273,8 @@ public final class JetStream: @unchecked Sendable {
     let js: OpaquePointer
     /// The connection this context uses.
     public let connection: NatsConnection
+    /// The JetStream API subject prefix: `$JS.API`, or `$JS.<domain>.API` with a domain.
+    let apiPrefix: String
     private let registry: PublishRegistry
     private let registryID: UInt
     private let closeObserver: Int
@@ -296,6 +298,7 @@ public final class JetStream: @unchecked Sendable {
         }
         self.js = js
         self.connection = connection
+        self.apiPrefix = domain.map { "$JS.\($0).API" } ?? "$JS.API"
         self.registry = registry
         self.registryID = registryID
         self.closeObserver = connection.core.addCloseObserver { [weak registry] in

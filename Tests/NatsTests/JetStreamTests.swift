@@ -157,6 +157,50 @@ struct JetStreamTests {
         #expect(throws: NatsError(code: .notFound, operation: "")) { _ = try js.consumerInfo(stream: "TASKS", name: "workers") }
     }
 
+    /// Fetches of mixed sizes while messages keep arriving: a fetch returns at most its
+    /// batch, as soon as something arrived, and what an earlier request delivers later is
+    /// served by the next fetch — every message once, in order. (libnats 3.4's own fetch
+    /// overflowed its array in exactly this situation, nats.c#749.)
+    @Test func fetchesOfMixedSizesSeeEveryMessageOnceInOrder() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        var stream = StreamConfig(name: "MIXED", subjects: ["mixed.>"])
+        stream.retention = .workQueue
+        try js.addOrUpdateStream(stream)
+        var config = ConsumerConfig(durableName: "mixed", filterSubject: "mixed.>")
+        config.maxAckPending = 10_000
+        try js.addOrUpdateConsumer(stream: "MIXED", config: config)
+        let pull = try js.pullSubscribe(stream: "MIXED", consumer: "mixed")
+        let total = 3_000
+        let publisher = Task {
+            for index in 0..<total {
+                try js.publishAsync("mixed.x", payload: Support.bytes("\(index)"))
+                if index % 250 == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            try js.publishAsyncComplete(timeout: .seconds(10))
+        }
+        var seen: [Int] = []
+        var sizes = [1, 7, 500, 3, 64, 1_000, 2]
+        let clock = ContinuousClock()
+        let start = clock.now
+        while seen.count < total, clock.now - start < .seconds(30) {
+            let batch = sizes.removeFirst()
+            sizes.append(batch)
+            let messages = try await pull.fetch(batch: batch, expires: .milliseconds(200))
+            #expect(messages.count <= batch)
+            for message in messages {
+                seen.append(Int(Support.string(message.payload)) ?? -1)
+                try message.ack()
+            }
+        }
+        try await publisher.value
+        #expect(seen == Array(0..<total))
+        let none = try await pull.fetch(batch: 50, expires: .milliseconds(300))
+        #expect(none.isEmpty)
+    }
+
     @Test func nakRedeliversTermStopsInProgressExtends() async throws {
         let server = try await NatsServer.start()
         defer { server.stop() }

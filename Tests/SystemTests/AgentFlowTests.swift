@@ -341,7 +341,11 @@ struct AgentFlowTests {
         _ = try await registry.create(AgentSpec(id: "novice", kind: "echo", labels: ["role": "novice"]))
         _ = try await registry.create(
             AgentSpec(id: "panel", kind: "fanout", config: Array(#"{"selector": "role=expert", "mode": "all", "action": "say"}"#.utf8)))
-        for id in ["expert-1", "expert-2", "expert-3", "novice", "panel"] { _ = try await mesh.act(id, "ping", timeout: .seconds(30)) }
+        // Placement is asynchronous: an agent answers once its worker has loaded it.
+        for id in ["expert-1", "expert-2", "expert-3", "novice", "panel"] {
+            let placed = await TestEnvironment.waitUntil(timeout: .seconds(30)) { (try? await mesh.act(id, "ping", timeout: .seconds(2))) != nil }
+            #expect(placed, "\(id) never answered")
+        }
 
         let reply = try await mesh.act("panel", "ask", #"{"q":"price?"}"#, timeout: .seconds(10))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any])
