@@ -564,7 +564,8 @@ public final class JetStream: @unchecked Sendable {
 
     /// Binds a pull subscription to a durable consumer. When `filter` is given and the
     /// consumer does not exist, it is created with that filter.
-    /// The corresponding C function is `js_PullSubscribe`.
+    /// The corresponding C functions are `js_GetConsumerInfo` and `natsConnection_SubscribeSync`
+    /// (the pull requests themselves are ``PullConsumer``'s).
     public func pullSubscribe(stream: String, consumer durable: String, filter: String? = nil) throws(NatsError) -> PullConsumer {
         try PullConsumer(jetStream: self, stream: stream, durable: durable, filter: filter)
     }

@@ -49,9 +49,9 @@ public final class PullConsumer: @unchecked Sendable {
     static let requestGrace: Duration = .seconds(1)
 
     init(jetStream: JetStream, stream: String, durable: String, filter: String?) throws(NatsError) {
-        try SubjectRules.validateName(stream, kind: "stream", "js_PullSubscribe")
-        try SubjectRules.validateName(durable, kind: "consumer", "js_PullSubscribe")
-        if let filter { try SubjectRules.validateSubscribe(filter, "js_PullSubscribe") }
+        try SubjectRules.validateName(stream, kind: "stream", "PullConsumer.init")
+        try SubjectRules.validateName(durable, kind: "consumer", "PullConsumer.init")
+        if let filter { try SubjectRules.validateSubscribe(filter, "PullConsumer.init") }
         // Bind to the consumer; with a filter, create it when missing.
         do {
             _ = try jetStream.consumerInfo(stream: stream, name: durable)
@@ -88,8 +88,8 @@ public final class PullConsumer: @unchecked Sendable {
     /// The corresponding C functions are `natsConnection_PublishRequest` and
     /// `natsSubscription_NextMsg`.
     public func fetch(batch: Int, expires: Duration) async throws(NatsError) -> [JetStreamMessage] {
-        guard batch > 0 else { throw NatsError(code: .invalidArgument, operation: "natsSubscription_Fetch", detail: "batch must be positive") }
-        guard expires > .zero else { throw NatsError(code: .invalidArgument, operation: "natsSubscription_Fetch", detail: "expires must be positive") }
+        guard batch > 0 else { throw NatsError(code: .invalidArgument, operation: "PullConsumer.fetch", detail: "batch must be positive") }
+        guard expires > .zero else { throw NatsError(code: .invalidArgument, operation: "PullConsumer.fetch", detail: "expires must be positive") }
         let result = await BlockingCall.run("nats-fetch") { () -> Result<[JetStreamMessage], NatsError> in
             self.lock.lock()
             defer { self.lock.unlock() }
@@ -167,7 +167,7 @@ public final class PullConsumer: @unchecked Sendable {
         let status = natsSubscription_NextMsg(&msg, sub, milliseconds)
         if status == NATS_NO_RESPONDERS {
             request = nil
-            return .ended(NatsError(code: .noResponders, operation: "natsSubscription_Fetch", detail: "JetStream is not available"))
+            return .ended(NatsError(code: .noResponders, operation: "PullConsumer.fetch", detail: "JetStream is not available"))
         }
         guard status == NATS_OK, let msg else { return .none }
         var statusText: UnsafePointer<CChar>? = nil
@@ -181,7 +181,7 @@ public final class PullConsumer: @unchecked Sendable {
             case "404", "408": request = nil
             case "409" where description.lowercased().contains("deleted"):
                 request = nil
-                return .ended(NatsError(code: .notFound, operation: "natsSubscription_Fetch", detail: "consumer deleted"))
+                return .ended(NatsError(code: .notFound, operation: "PullConsumer.fetch", detail: "consumer deleted"))
             default: request = nil  // 409 (max waiting, batch too large, leadership change…)
             }
             return .ended(nil)
