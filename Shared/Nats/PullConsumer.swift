@@ -77,6 +77,9 @@ public final class PullConsumer: @unchecked Sendable {
         natsSubscription_Destroy(sub)
     }
 
+    /// The inbox the consumer's messages are delivered to (tests send requests to it).
+    var deliverSubject: String { inbox }
+
     private static func randomToken() -> String {
         var generator = SystemRandomNumberGenerator()
         return (0..<4).map { _ in String(generator.next() as UInt64, radix: 36) }.joined()

@@ -1,0 +1,66 @@
+import Foundation
+import MeshTesting
+@testable import Nats
+import Testing
+
+/// A fetch that starts with deliveries already waiting in the consumer's inbox — late
+/// answers to an earlier pull request, as when a burst (a batch nak'ed after a Postgres
+/// deadlock coming back) meets a fetch's deadline. libnats 3.4.1's
+/// `natsSubscription_Fetch` wrote past its `batch`-slot array in this case once more than
+/// half a batch was waiting (nats.c#749): the heap corruption that aborted the registry.
+@Suite("Pull fetch with late deliveries", .enabled(if: TestEnvironment.natsAvailable), .serialized)
+struct PullFetchTests {
+    static let stream = "LATE"
+    static let consumer = "mirror"
+    static let nextSubject = "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(consumer)"
+
+    static func publish(_ js: JetStream, _ range: Range<Int>) throws {
+        for index in range { try js.publishAsync("late.\(index)", payload: Support.bytes("m-\(index)")) }
+        try js.publishAsyncComplete(timeout: .seconds(10))
+    }
+
+    static func waitFor(_ js: JetStream, pending: UInt64? = nil, ackPending: Int? = nil) async {
+        let reached = await TestEnvironment.waitUntil(timeout: .seconds(10)) {
+            guard let info = try? js.consumerInfo(stream: stream, name: consumer) else { return false }
+            return (pending.map { info.numPending == $0 } ?? true) && (ackPending.map { info.numAckPending == $0 } ?? true)
+        }
+        #expect(reached, "consumer did not reach pending \(pending.map(String.init) ?? "-"), ack pending \(ackPending.map(String.init) ?? "-")")
+    }
+
+    @Test func aFetchNeverReturnsMoreThanItsBatchAndLosesNothing() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        try js.addOrUpdateStream(StreamConfig(name: Self.stream, subjects: ["late.>"]))
+        var config = ConsumerConfig(durableName: Self.consumer)
+        config.maxAckPending = 10_000
+        try js.addOrUpdateConsumer(stream: Self.stream, config: config)
+        let pull = try js.pullSubscribe(stream: Self.stream, consumer: Self.consumer)
+        let inbox = pull.deliverSubject
+
+        // 400 deliveries waiting in the inbox before any fetch (another request's answers).
+        try Self.publish(js, 0..<400)
+        try nats.publish(Self.nextSubject, payload: Support.bytes(#"{"batch":400,"no_wait":true}"#), reply: inbox)
+        await Self.waitFor(js, pending: 0, ackPending: 400)
+        try nats.flush(timeout: .seconds(5))
+        // A request still open that answers while the fetches below run.
+        try nats.publish(Self.nextSubject, payload: Support.bytes(#"{"batch":100,"expires":5000000000}"#), reply: inbox)
+        try nats.flush(timeout: .seconds(5))
+        try Self.publish(js, 400..<550)
+
+        var sequences: [UInt64] = []
+        var fetches = 0
+        for batch in [500, 30, 500, 500, 500] where sequences.count < 550 {
+            let messages = try await pull.fetch(batch: batch, expires: .seconds(2))
+            #expect(messages.count <= batch)
+            fetches += 1
+            sequences += messages.compactMap { $0.metadata?.streamSequence }
+            for message in messages { try message.ack() }
+        }
+        #expect(sequences.count == 550, "\(sequences.count) messages in \(fetches) fetches")
+        #expect(Set(sequences) == Set(1...550))
+        try nats.flush(timeout: .seconds(2))
+        await Self.waitFor(js, pending: 0, ackPending: 0)
+    }
+}
