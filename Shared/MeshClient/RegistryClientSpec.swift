@@ -266,9 +266,7 @@ public enum AgentSpecDocument {
     }
 
     static func timestamp(_ unixMs: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(unixMs) / 1000))
+        rfc3339(unixMs: unixMs) ?? rfc3339(Date(timeIntervalSince1970: 0))
     }
 
     private static func string(_ document: [String: Any], _ key: String, required: Bool) throws(MeshError) -> String {
