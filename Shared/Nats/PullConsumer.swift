@@ -43,6 +43,8 @@ public final class PullConsumer: @unchecked Sendable {
     private let lock = NSLock()
     /// The open pull request: messages it may still deliver and when it surely ended.
     private var request: (remaining: Int, endsBy: ContinuousClock.Instant)?
+    /// The last request ended with a refusal (409).
+    private var refused = false
 
     /// Longest a pull request stays open on the server after its `expires` before this
     /// side stops waiting for its end (its 408 status normally comes first).
@@ -145,6 +147,13 @@ public final class PullConsumer: @unchecked Sendable {
             case .ended(let error):
                 if let error { failure = error }
                 if failure != nil { return .failure(failure!) }
+                if refused {
+                    // The server refused the request (409: too many waiting, batch too
+                    // large, a leadership change): pause rather than ask again at once.
+                    refused = false
+                    let pause = min(deadline - clock.now, .milliseconds(50))
+                    if pause > .zero { usleep(UInt32(pause.timeoutMilliseconds) * 1_000) }
+                }
             case .none:
                 if !natsSubscription_IsValid(sub) {
                     return .failure(NatsError(code: .connectionClosed, operation: "natsSubscription_NextMsg", detail: "subscription closed"))
@@ -185,7 +194,9 @@ public final class PullConsumer: @unchecked Sendable {
             case "409" where description.lowercased().contains("deleted"):
                 request = nil
                 return .ended(NatsError(code: .notFound, operation: "PullConsumer.fetch", detail: "consumer deleted"))
-            default: request = nil  // 409 (max waiting, batch too large, leadership change…)
+            default:  // 409 (max waiting, batch too large, leadership change…)
+                request = nil
+                refused = true
             }
             return .ended(nil)
         }
