@@ -564,8 +564,13 @@ final class GatewayAPI: Sendable {
     }
 
     static func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBytes(object))))
+    }
+
+    /// A response document: ``JSONText`` (keys sorted), or `JSONSerialization` for a value
+    /// it does not take.
+    static func jsonBytes(_ object: Any) -> [UInt8] {
+        JSONText.bytes(object) ?? (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map(Array.init) ?? Array("{}".utf8)
     }
 }
 

@@ -409,11 +409,11 @@ final class LiveEvents: Sendable {
     static func json(sequence: UInt64, event: Event) -> String {
         var object: [String: Any] = [
             "seq": Int(clamping: sequence), "event_id": event.id, "domain": event.domain, "type": event.type, "reason": event.reason,
-            "attributes": event.attributes, "occurred_at": rfc3339(Date(timeIntervalSince1970: Double(event.timestampUnixMs) / 1000)),
+            "attributes": event.attributes, "occurred_at": rfc3339(unixMs: event.timestampUnixMs) ?? rfc3339(Date(timeIntervalSince1970: 0)),
         ]
         if !event.agentId.isEmpty { object["agent"] = event.agentId }
         if !event.nodeId.isEmpty { object["node"] = event.nodeId }
-        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return String(decoding: GatewayAPI.jsonBytes(object), as: UTF8.self)
     }
 
     /// One SSE frame: `id` is the stream sequence (what `Last-Event-ID` resumes from).
