@@ -569,6 +569,14 @@ public final class JetStream: @unchecked Sendable {
     public func pullSubscribe(stream: String, consumer durable: String, filter: String? = nil) throws(NatsError) -> PullConsumer {
         try PullConsumer(jetStream: self, stream: stream, durable: durable, filter: filter)
     }
+
+    /// Binds a pull subscription to the consumer ``addOrUpdateConsumer(stream:config:)`` has
+    /// just returned, without looking it up again (one JetStream API round trip less — a
+    /// worker taking over shards does this once per shard).
+    /// The corresponding C function is `natsConnection_SubscribeSync`.
+    public func pullSubscribe(_ consumer: ConsumerInfo) throws(NatsError) -> PullConsumer {
+        try PullConsumer(jetStream: self, stream: consumer.stream, durable: consumer.name, filter: nil, exists: true)
+    }
 }
 
 extension StreamInfo {

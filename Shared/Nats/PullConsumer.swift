@@ -50,15 +50,18 @@ public final class PullConsumer: @unchecked Sendable {
     /// side stops waiting for its end (its 408 status normally comes first).
     static let requestGrace: Duration = .seconds(1)
 
-    init(jetStream: JetStream, stream: String, durable: String, filter: String?) throws(NatsError) {
+    init(jetStream: JetStream, stream: String, durable: String, filter: String?, exists: Bool = false) throws(NatsError) {
         try SubjectRules.validateName(stream, kind: "stream", "PullConsumer.init")
         try SubjectRules.validateName(durable, kind: "consumer", "PullConsumer.init")
         if let filter { try SubjectRules.validateSubscribe(filter, "PullConsumer.init") }
-        // Bind to the consumer; with a filter, create it when missing.
-        do {
-            _ = try jetStream.consumerInfo(stream: stream, name: durable)
-        } catch where error.code == .notFound && filter != nil {
-            _ = try jetStream.addOrUpdateConsumer(stream: stream, config: ConsumerConfig(durableName: durable, filterSubject: filter))
+        // Bind to the consumer (unless the caller has just created it); with a filter,
+        // create it when missing.
+        if !exists {
+            do {
+                _ = try jetStream.consumerInfo(stream: stream, name: durable)
+            } catch where error.code == .notFound && filter != nil {
+                _ = try jetStream.addOrUpdateConsumer(stream: stream, config: ConsumerConfig(durableName: durable, filterSubject: filter))
+            }
         }
         let inbox = "_INBOX.\(PullConsumer.randomToken())"
         var sub: OpaquePointer? = nil

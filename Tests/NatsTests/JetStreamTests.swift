@@ -171,8 +171,8 @@ struct JetStreamTests {
         try js.addOrUpdateStream(stream)
         var config = ConsumerConfig(durableName: "mixed", filterSubject: "mixed.>")
         config.maxAckPending = 10_000
-        try js.addOrUpdateConsumer(stream: "MIXED", config: config)
-        let pull = try js.pullSubscribe(stream: "MIXED", consumer: "mixed")
+        let pull = try js.pullSubscribe(try js.addOrUpdateConsumer(stream: "MIXED", config: config))
+        #expect(pull.stream == "MIXED" && pull.durable == "mixed")
         let total = 3_000
         let publisher = Task {
             for index in 0..<total {

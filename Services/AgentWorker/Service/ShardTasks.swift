@@ -132,8 +132,7 @@ final class ShardTasks: @unchecked Sendable {
         config.maxAckPending = host.settings.maxInFlight
         config.maxDeliver = -1
         config.description = "Tasks of shard \(shard), pulled by its owner"
-        _ = try host.jetStream.addOrUpdateConsumer(stream: host.subjects.tasksStream, config: config)
-        let consumer = try host.jetStream.pullSubscribe(stream: host.subjects.tasksStream, consumer: host.subjects.taskConsumer(shard: shard))
+        let consumer = try host.jetStream.pullSubscribe(try host.jetStream.addOrUpdateConsumer(stream: host.subjects.tasksStream, config: config))
         return ShardTasks(shard: shard, epoch: epoch, consumer: consumer, host: host)
     }
 

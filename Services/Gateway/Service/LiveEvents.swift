@@ -149,8 +149,7 @@ final class LiveEvents: Sendable {
         let consumer: PullConsumer
         do {
             consumer = try await BlockingIO.run {
-                _ = try js.addOrUpdateConsumer(stream: stream, config: consumerConfig)
-                return try js.pullSubscribe(stream: stream, consumer: name)
+                return try js.pullSubscribe(try js.addOrUpdateConsumer(stream: stream, config: consumerConfig))
             }
         } catch {
             clients.subtract(1, ordering: .relaxed)

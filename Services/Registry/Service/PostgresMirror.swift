@@ -48,8 +48,7 @@ struct PostgresMirror: Service {
         config.maxAckPending = 4 * Self.batch
         config.description = "Registry: \(feed.name) → PostgreSQL"
         let consumer = try await StartupRetry.run("\(feed.name) consumer", logger: context.logger) {
-            _ = try js.addOrUpdateConsumer(stream: feed.stream, config: config)
-            return try js.pullSubscribe(stream: feed.stream, consumer: feed.consumer)
+            return try js.pullSubscribe(try js.addOrUpdateConsumer(stream: feed.stream, config: config))
         }
         defer { try? consumer.unsubscribe() }
         // On shutdown the subscription goes at once, which ends a fetch in progress instead of

@@ -35,8 +35,7 @@ struct SpecIntake: Service {
         config.maxAckPending = 1_000
         config.description = "Registry: applies published agent specs"
         let consumer = try await StartupRetry.run("spec intake consumer", logger: context.logger) {
-            _ = try js.addOrUpdateConsumer(stream: subjects.specsStream, config: config)
-            return try js.pullSubscribe(stream: subjects.specsStream, consumer: subjects.registrySpecsConsumer)
+            return try js.pullSubscribe(try js.addOrUpdateConsumer(stream: subjects.specsStream, config: config))
         }
         defer { try? consumer.unsubscribe() }
         await server.directory.waitUntilLoaded()
