@@ -6,7 +6,7 @@ public enum MetricName {
 
     /// Whether `name` is a metric name of at most `limit` bytes.
     public static func isValid(_ name: String, limit: Int = maxLength) -> Bool {
-        let bytes = Array(name.utf8)
+        let bytes = name.utf8
         guard !bytes.isEmpty, bytes.count <= limit else { return false }
         for (index, byte) in bytes.enumerated() {
             let letter = (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || byte == 0x5F || byte == 0x3A

@@ -99,7 +99,11 @@ public struct Subjects: Sendable, Hashable {
     public func benchEvents(_ run: UInt32) -> String { "\(prefix).bench.evt.\(run)" }
     /// `<prefix>.metrics.<service>.<instance>` — a metric snapshot.
     public func metrics(service: ServiceName, instance: NodeID) -> String {
-        "\(prefix).metrics.\(service.rawValue).\(instance.rawValue)"
+        Self.metrics(prefix: prefix, service: service.rawValue, instance: instance.rawValue)
+    }
+    /// The same from names already checked as subject tokens (what a snapshot says it is).
+    public static func metrics(prefix: String, service: String, instance: String) -> String {
+        "\(prefix).metrics.\(service).\(instance)"
     }
     /// `<prefix>.metrics.>` — every snapshot.
     public var metricsAll: String { "\(prefix).metrics.>" }

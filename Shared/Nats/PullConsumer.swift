@@ -63,7 +63,7 @@ public final class PullConsumer: @unchecked Sendable {
                 _ = try jetStream.addOrUpdateConsumer(stream: stream, config: ConsumerConfig(durableName: durable, filterSubject: filter))
             }
         }
-        let inbox = "_INBOX.\(PullConsumer.randomToken())"
+        let inbox = jetStream.connection.newInbox()
         var sub: OpaquePointer? = nil
         try natsCall("natsConnection_SubscribeSync") { natsConnection_SubscribeSync(&sub, jetStream.connection.nc, inbox) }
         guard let sub else { throw NatsError(code: .invalidArgument, operation: "natsConnection_SubscribeSync", detail: "no subscription") }
@@ -84,11 +84,6 @@ public final class PullConsumer: @unchecked Sendable {
 
     /// The inbox the consumer's messages are delivered to (tests send requests to it).
     var deliverSubject: String { inbox }
-
-    private static func randomToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<4).map { _ in String(generator.next() as UInt64, radix: 36) }.joined()
-    }
 
     /// Fetches up to `batch` messages, waiting up to `expires` for the first.
     /// - Returns: the messages (possibly fewer than `batch`: it returns as soon as some
@@ -130,7 +125,7 @@ public final class PullConsumer: @unchecked Sendable {
             if request == nil {
                 if now >= deadline { break }
                 let wait = deadline - now
-                let body = #"{"batch":\#(batch),"expires":\#(wait.components.seconds * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000)}"#
+                let body = #"{"batch":\#(batch),"expires":\#(wait.nanoseconds)}"#
                 let status = body.withCString { text in
                     natsConnection_PublishRequest(jetStream.connection.nc, nextSubject, inbox, text, Int32(strlen(text)))
                 }
@@ -360,8 +355,7 @@ public final class JetStreamMessage: @unchecked Sendable, CustomStringConvertibl
     /// The corresponding C function is `natsConnection_Publish` (`-NAK`).
     public func nak(delay: Duration? = nil) throws(NatsError) {
         if let delay, delay > .zero {
-            let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
-            try acknowledge(#"-NAK {"delay":\#(nanoseconds)}"#, final: true)
+            try acknowledge(#"-NAK {"delay":\#(delay.nanoseconds)}"#, final: true)
         } else {
             try acknowledge("-NAK", final: true)
         }

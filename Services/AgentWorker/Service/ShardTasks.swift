@@ -251,9 +251,11 @@ final class ShardTasks: @unchecked Sendable {
             }
             return due
         }
-        for pending in due {
-            publish(record(pending, state: .running), reason: "attempt \(pending.attempt) started", then: nil)
-        }
+        for pending in due { publishRunning(pending) }
+    }
+
+    private func publishRunning(_ pending: Pending) {
+        publish(record(pending, state: .running), reason: "attempt \(pending.attempt) started", then: nil)
     }
 
     /// Stops at once: no more fetches; queued tasks are nak'ed so the shard's new owner gets
@@ -369,7 +371,7 @@ final class ShardTasks: @unchecked Sendable {
         pending.runningRecorded = host.settings.runningEventAfter == .zero
         host.metrics.queueWait.recordNanoseconds((ContinuousClock.now - pending.receivedAt).totalNanoseconds)
         state.withLock { $0.running[pending.envelope.taskId] = pending }
-        if pending.runningRecorded { publish(record(pending, state: .running), reason: "attempt \(pending.attempt) started", then: nil) }
+        if pending.runningRecorded { publishRunning(pending) }
         let deadline: ContinuousClock.Instant? = pending.envelope.deadlineUnixMs > 0
             ? ContinuousClock.now + .milliseconds(pending.envelope.deadlineUnixMs - Self.nowMs()) : nil
         let clock = ContinuousClock.now

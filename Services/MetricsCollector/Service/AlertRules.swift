@@ -236,11 +236,12 @@ public enum AlertRuleSet {
         }
         var labels: [String: String] = [:]
         if let raw = map["labels"] {
-            guard let pairs = raw as? [String: Any], pairs.count <= 16 else {
-                throw MeshError(.invalidArgument, "\(context): `expr.labels` must be a mapping of at most 16 labels")
+            let limits = SnapshotLimits()
+            guard let pairs = raw as? [String: Any], pairs.count <= limits.maxLabels else {
+                throw MeshError(.invalidArgument, "\(context): `expr.labels` must be a mapping of at most \(limits.maxLabels) labels")
             }
             for (key, value) in pairs {
-                guard SnapshotValidation.isLabelName(key, limit: 200), let text = scalarText(value), text.utf8.count <= 200 else {
+                guard SnapshotValidation.isLabelName(key, limit: limits.maxNameLength), let text = scalarText(value), text.utf8.count <= limits.maxNameLength else {
                     throw MeshError(.invalidArgument, "\(context): `expr.labels` has a bad label")
                 }
                 labels[key] = text

@@ -143,7 +143,7 @@ public struct SnapshotLimits: Sendable, Hashable {
     /// Labels per series.
     public var maxLabels = 16
     /// Length of a metric name, label name or label value.
-    public var maxNameLength = 200
+    public var maxNameLength = MetricName.maxLength
     /// Buckets of one histogram in dense form (its highest bucket index + 1): a log-linear
     /// histogram at the default precision (p = 5) has at most 1 920.
     public var maxHistogramBuckets = 65_536
@@ -160,7 +160,7 @@ enum SnapshotValidation {
     /// Checks `snapshot` received on `subject` (`<prefix>.metrics.<service>.<instance>`).
     static func validate(_ snapshot: MetricSnapshot, subject: String, prefix: String, limits: SnapshotLimits) throws(SnapshotRejection) -> ValidatedSnapshot {
         guard Identifier.isValid(snapshot.service), Identifier.isValid(snapshot.instance),
-            subject == "\(prefix).metrics.\(snapshot.service).\(snapshot.instance)"
+            subject == Subjects.metrics(prefix: prefix, service: snapshot.service, instance: snapshot.instance)
         else { throw .identity }
         guard snapshot.counters.count + snapshot.gauges.count + snapshot.histograms.count <= limits.maxSeries else { throw .tooLarge }
         var result = ValidatedSnapshot(

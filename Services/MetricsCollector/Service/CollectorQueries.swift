@@ -31,9 +31,12 @@ public enum CollectorQueries {
         } else {
             return failure(.invalidArgument, "group_by must be cluster, service, instance or series")
         }
-        guard request.labels.count <= 16,
-            request.labels.allSatisfy({ SnapshotValidation.isLabelName($0.key, limit: 200) && $0.value.utf8.count <= 200 })
-        else { return failure(.invalidArgument, "labels must be at most 16 label=value matchers") }
+        let limits = SnapshotLimits()
+        guard request.labels.count <= limits.maxLabels,
+            request.labels.allSatisfy({
+                SnapshotValidation.isLabelName($0.key, limit: limits.maxNameLength) && $0.value.utf8.count <= limits.maxNameLength
+            })
+        else { return failure(.invalidArgument, "labels must be at most \(limits.maxLabels) label=value matchers") }
         guard let latest = frames.last else { return failure(.unavailable, "the collector has no data yet") }
         guard let kind = FrameMath.kind(of: request.name, in: latest) else { return failure(.notFound, "no process reports \(request.name)") }
 

@@ -219,7 +219,7 @@ final class RollupWriter: Sendable {
     /// Takes or renews the writer lease.
     /// - Returns: whether this instance holds it.
     func holdLease() async throws(StoreError) -> Bool {
-        let until = Date().addingTimeInterval(Double(leaseTTL.components.seconds) + Double(leaseTTL.components.attoseconds) / 1e18)
+        let until = Date().addingTimeInterval(leaseTTL.totalSeconds)
         let rows = try await store.query(CollectorSchema.leaseSQL, [.text(holder), .timestamp(until)])
         let holds = !rows.isEmpty
         leading.record(holds ? 1 : 0)
@@ -276,7 +276,7 @@ final class RollupWriter: Sendable {
     }
 
     static func row(_ point: RawPoint) -> [PostgresValue] {
-        let labels = (try? JSONSerialization.data(withJSONObject: point.labels, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let labels = JSONText.bytes(point.labels).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         func optional(_ value: Double?) -> PostgresValue { value.map { .double($0) } ?? .null }
         return [
             .timestamp(Date(timeIntervalSince1970: Double(point.timestampUnixMs) / 1000)), .text(point.service), .text(point.instance),
