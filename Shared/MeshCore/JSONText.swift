@@ -18,6 +18,21 @@ public enum JSONText {
         return write(value, into: &out) ? out : nil
     }
 
+    /// A flat string map (labels, event attributes) as a JSON object, keys sorted by their
+    /// UTF-8 bytes, with no dynamic casts.
+    public static func string(_ map: [String: String]) -> String {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(2 + map.count * 24)
+        for key in map.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            if out.count > 1 { out.append(UInt8(ascii: ",")) }
+            writeString(key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            writeString(map[key]!, into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
     private static func write(_ value: Any, into out: inout [UInt8]) -> Bool {
         if let text = value as? String {
             writeString(text, into: &out)

@@ -29,4 +29,12 @@ struct JSONTextTests {
         #expect(JSONText.bytes(["x": Double.nan]) == nil)
         #expect(JSONText.bytes([1, Double.infinity]) == nil)
     }
+
+    @Test func writesStringMapsSortedAndEscaped() throws {
+        #expect(JSONText.string([:]) == "{}")
+        let labels = ["tier": "gold", "team": "a\"b\n", "Zeta": "é", "a": ""]
+        let text = JSONText.string(labels)
+        #expect(text == #"{"Zeta":"é","a":"","team":"a\"b\n","tier":"gold"}"#)
+        #expect(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String] == labels)
+    }
 }

@@ -45,6 +45,34 @@ struct RegistryServiceTests {
         #expect(try await registry.create(spec("counter-1")).spec.generation == 1)
     }
 
+    /// Creates are answered when JetStream acknowledges them, many in flight at once: racing
+    /// creates of one id leave exactly one winner, and every other create is stored once.
+    @Test func concurrentCreatesOfOneIdHaveOneWinnerAndManyDistinctOnesAllLand() async throws {
+        let harness = try await RegistryHarness.start()
+        defer { harness.stop() }
+        try await harness.startRegistry()
+        let registry = harness.client
+        let outcomes = await withTaskGroup(of: String?.self) { group in
+            for _ in 0..<16 { group.addTask { await code { _ = try await registry.create(spec("contested")) } } }
+            var all: [String?] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        #expect(outcomes.filter { $0 == nil }.count == 1, "\(outcomes)")
+        #expect(outcomes.filter { $0 == "already_exists" }.count == 15, "\(outcomes)")
+
+        let revisions = try await withThrowingTaskGroup(of: UInt64.self) { group in
+            for index in 0..<300 { group.addTask { try await registry.create(spec("many-\(index)")).revision } }
+            var all: [UInt64] = []
+            for try await revision in group { all.append(revision) }
+            return all
+        }
+        #expect(Set(revisions).count == 300 && !revisions.contains(0))
+        for index in stride(from: 0, to: 300, by: 37) {
+            #expect(try await registry.get(AgentID("many-\(index)")).spec.generation == 1)
+        }
+    }
+
     @Test func badInputOnEveryVerbGetsTheRightCodeAndTheServiceKeepsAnswering() async throws {
         let harness = try await RegistryHarness.start()
         defer { harness.stop() }

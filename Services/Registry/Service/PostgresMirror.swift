@@ -152,7 +152,7 @@ enum MirrorFeeds {
                 }
                 puts.append([
                     .text(entry.key), .text(record.spec.kind), .int(Int64(clamping: record.spec.generation)),
-                    .int(Int64(entry.revision)), .text(json(record.spec.labels)), .bytes(record.spec.serializedBytes()),
+                    .int(Int64(entry.revision)), .text(JSONText.string(record.spec.labels)), .bytes(record.spec.serializedBytes()),
                     .int(Int64(shard)), .timestamp(date(record.createdAtUnixMs, or: entry.time)),
                     .timestamp(date(record.updatedAtUnixMs, or: entry.time)), .null,
                 ])
@@ -225,7 +225,7 @@ enum MirrorFeeds {
                 let time = event.timestampUnixMs > 0 ? Date(timeIntervalSince1970: Double(event.timestampUnixMs) / 1000) : message.metadata?.timestamp ?? Date()
                 rows[event.id] = [
                     .text(event.id), .text(event.agentId), .text(event.type), event.nodeId.isEmpty ? .null : .text(event.nodeId),
-                    .text(event.reason), .text(json(event.attributes)), .timestamp(time),
+                    .text(event.reason), .text(JSONText.string(event.attributes)), .timestamp(time),
                 ]
             }
             guard !rows.isEmpty else { return }
@@ -259,11 +259,6 @@ enum MirrorFeeds {
             latest[key] = entry
         }
         return latest.keys.sorted().map { latest[$0]! }
-    }
-
-    static func json(_ map: [String: String]) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: map, options: [.sortedKeys]) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
     }
 
     static func date(_ unixMs: Int64, or fallback: Date) -> Date {

@@ -42,7 +42,7 @@ public enum Registry {
         let rules = AgentSpecRules(extraKinds: try AgentKindName.parseList(options.extraKinds))
         let directory = try AgentDirectory(agents: resources.agents, status: resources.status, logger: context.logger)
         let events = EventPublisher(js: js, subjects: context.subjects, node: context.instanceID, logger: context.logger)
-        let writer = RegistryWriter(agents: resources.agents, status: resources.status, jetStream: js)
+        let writer = RegistryWriter(agents: resources.agents, status: resources.status, jetStream: try context.nats.jetStream())
         let server = RegistryServer(
             context: context, directory: directory, writer: writer, rules: rules, events: events, writers: options.writerThreads)
         var services: [any Service] = [server, SpecIntake(context: context, server: server, rules: rules)]
@@ -68,7 +68,7 @@ public enum Registry {
 /// | flag | environment | default |
 /// |---|---|---|
 /// | `--extra-kinds` | `MESH_EXTRA_KINDS` | empty: only the built-in kinds are accepted |
-/// | `--writer-threads` | `MESH_REGISTRY_WRITERS` | `4`: delivery threads for put/delete (KV round trips) |
+/// | `--writer-threads` | `MESH_REGISTRY_WRITERS` | `4`: delivery threads for put/delete (updates and deletes wait for KV round trips; creates do not) |
 public struct RegistryOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("extra-kinds"), help: "Custom agent kinds accepted besides the built-in ones, comma-separated (env MESH_EXTRA_KINDS).")
     public var extraKinds: String = MeshEnvironment.string("MESH_EXTRA_KINDS") ?? ""

@@ -16,7 +16,7 @@ import Synchronization
 /// |---|---|---|
 /// | `<prefix>.reg.*.get` | `GetAgentRequest` → `AgentReply` | the NATS delivery thread, from memory |
 /// | `<prefix>.reg.list` | `ListAgentsRequest` → `ListAgentsReply` | the NATS delivery thread, from memory |
-/// | `<prefix>.reg.*.put` | `PutAgentRequest` → `AgentReply` | `writers` delivery threads (KV CAS writes) |
+/// | `<prefix>.reg.*.put` | `PutAgentRequest` → `AgentReply` | `writers` delivery threads: creates asynchronously (answered when JetStream acknowledges), updates with blocking KV CAS writes |
 /// | `<prefix>.reg.*.delete` | `DeleteAgentRequest` → `AgentReply` | the same writer threads |
 ///
 /// All in queue group `registry`, so instances share the load. Nothing is subscribed
@@ -44,6 +44,8 @@ final class RegistryServer: Service, Sendable {
     let rules: AgentSpecRules
     let events: EventPublisher
     let writers: Int
+    /// Where a create that found the key with history is decided (blocking KV reads).
+    private let fallback = DispatchQueue(label: "mesh.registry.create-fallback")
     private let subscriptions = Mutex<[NatsHandlerSubscription]>([])
     private let metrics = RegistryMetrics()
 
@@ -127,24 +129,29 @@ final class RegistryServer: Service, Sendable {
         try context.nats.subscribe(endpoint.subject, queue: endpoint.queueGroup, maxPendingMessages: 65_536, maxPendingBytes: 64 << 20) {
             [self] message in
             let start = ContinuousClock.now
-            let (payload, type, error) = self.handle(verb, message)
-            var headers = NatsHeaders()
-            headers[MeshHeader.messageType] = type.rawValue
-            if message.reply != nil {
-                do { try self.context.nats.respond(to: message, payload: payload, headers: headers) } catch {
-                    self.context.logger.debug("registry reply failed", metadata: ["mesh.registry.verb": "\(verb.rawValue)", "error": "\(error)"])
+            let finish: @Sendable (Answer) -> Void = { [self] answer in
+                var headers = NatsHeaders()
+                headers[MeshHeader.messageType] = answer.type.rawValue
+                if message.reply != nil {
+                    do { try self.context.nats.respond(to: message, payload: answer.payload, headers: headers) } catch {
+                        self.context.logger.debug("registry reply failed", metadata: ["mesh.registry.verb": "\(verb.rawValue)", "error": "\(error)"])
+                    }
                 }
+                let elapsed = ContinuousClock.now - start
+                endpoint.record(processingTime: elapsed, error: answer.error.map { "\($0.code.rawValue): \($0.message)" })
+                self.metrics.record(verb, elapsed, error: answer.error)
             }
-            let elapsed = ContinuousClock.now - start
-            endpoint.record(processingTime: elapsed, error: error.map { "\($0.code.rawValue): \($0.message)" })
-            self.metrics.record(verb, elapsed, error: error)
+            if verb == .put { self.put(message, then: finish) } else { finish(self.handle(verb, message)) }
         }
     }
 
     // MARK: Handlers
 
-    /// Answers one request: the reply's bytes and type, and the error it carries (if any).
-    func handle(_ verb: RegistryVerb, _ message: NatsMessage) -> ([UInt8], MessageType, MeshError?) {
+    /// A reply's bytes and type, and the error it carries (if any).
+    typealias Answer = (payload: [UInt8], type: MessageType, error: MeshError?)
+
+    /// Answers a get, list or delete request (a put goes through ``put(_:then:)``).
+    func handle(_ verb: RegistryVerb, _ message: NatsMessage) -> Answer {
         switch verb {
         case .list:
             switch listReply(message) {
@@ -152,18 +159,15 @@ final class RegistryServer: Service, Sendable {
             case .failure(let error):
                 return (ListAgentsReply(error: error.errorReply).serializedBytes(), ListAgentsReply.messageType, error)
             }
-        default:
-            let result: Result<AgentRecord, MeshError>
-            switch verb {
-            case .get: result = Result { () throws(MeshError) in try self.get(message) }
-            case .put: result = Result { () throws(MeshError) in try self.put(message) }
-            default: result = Result { () throws(MeshError) in try self.delete(message) }
-            }
-            switch result {
-            case .success(let record): return (AgentReply(record: record).serializedBytes(), AgentReply.messageType, nil)
-            case .failure(let error):
-                return (AgentReply(error: error.errorReply).serializedBytes(), AgentReply.messageType, error)
-            }
+        case .get: return Self.answer(Result { () throws(MeshError) in try self.get(message) })
+        default: return Self.answer(Result { () throws(MeshError) in try self.delete(message) })
+        }
+    }
+
+    static func answer(_ result: Result<AgentRecord, MeshError>) -> Answer {
+        switch result {
+        case .success(let record): (AgentReply(record: record).serializedBytes(), AgentReply.messageType, nil)
+        case .failure(let error): (AgentReply(error: error.errorReply).serializedBytes(), AgentReply.messageType, error)
         }
     }
 
@@ -174,16 +178,36 @@ final class RegistryServer: Service, Sendable {
         return record
     }
 
-    private func put(_ message: NatsMessage) throws(MeshError) -> AgentRecord {
-        let request: PutAgentRequest = try Self.decode(message)
-        try rules.validate(request.spec)
-        return try apply(request.spec, mode: request.mode, expectedRevision: request.expectedRevision, source: "request")
+    /// Answers a put. A plain create (the hot path) goes to KV without blocking this
+    /// delivery thread and is answered from the acknowledgement's thread; updates and
+    /// upserts (read, compare, write) block it.
+    private func put(_ message: NatsMessage, then finish: @escaping @Sendable (Answer) -> Void) {
+        let request: PutAgentRequest
+        do throws(MeshError) {
+            request = try Self.decode(message)
+            try rules.validate(request.spec)
+        } catch {
+            return finish(Self.answer(.failure(error)))
+        }
+        guard request.mode == .create, request.expectedRevision == 0 else {
+            return finish(Self.answer(Result { () throws(MeshError) in
+                try self.apply(request.spec, mode: request.mode, expectedRevision: request.expectedRevision, source: "request")
+            }))
+        }
+        writer.createAsync(request.spec, now: Self.nowMs(), fallback: fallback) { [self] result in
+            finish(Self.answer(result.flatMap { stored in Result { () throws(MeshError) in try self.recorded(stored, .created, source: "request") } }))
+        }
     }
 
     /// Writes a validated spec, updates the local directory and emits the event.
     func apply(_ spec: AgentSpec, mode: PutMode, expectedRevision: UInt64, source: String) throws(MeshError) -> AgentRecord {
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let (stored, outcome) = try writer.put(spec, mode: mode, expectedRevision: expectedRevision, now: now)
+        let (stored, outcome) = try writer.put(spec, mode: mode, expectedRevision: expectedRevision, now: Self.nowMs())
+        return try recorded(stored, outcome, source: source)
+    }
+
+    /// Applies a stored write to the local directory and emits its event.
+    /// - Returns: the record as the directory has it (with its status merged).
+    private func recorded(_ stored: AgentRecord, _ outcome: PutOutcome, source: String) throws(MeshError) -> AgentRecord {
         let id = try AgentID(stored.spec.id)
         let attributes = [
             "kind": stored.spec.kind, "generation": String(stored.spec.generation), "revision": String(stored.revision),
@@ -200,6 +224,8 @@ final class RegistryServer: Service, Sendable {
         }
         return directory.record(id) ?? stored
     }
+
+    private static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     private func delete(_ message: NatsMessage) throws(MeshError) -> AgentRecord {
         let request: DeleteAgentRequest = try Self.decode(message)

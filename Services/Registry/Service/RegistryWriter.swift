@@ -15,10 +15,14 @@ enum PutOutcome: Sendable, Equatable {
 /// The registry's writes to KV `mesh_agents` (the system of record), each a
 /// compare-and-set on the key's revision. Blocking calls (each KV operation is a short
 /// request to the server, ≈ 0.1 ms locally): run them on a NATS delivery thread or
-/// another thread that may block, never on the cooperative pool.
+/// another thread that may block, never on the cooperative pool. Creates, the hot path,
+/// also go without blocking: ``createAsync(_:now:fallback:completion:)``.
 struct RegistryWriter: Sendable {
     let agents: KeyValue
     let status: KeyValue
+    /// A JetStream context of its own: the asynchronous creates' acknowledgements arrive
+    /// on its reply thread, so a completion that publishes an event through another
+    /// context never waits for room in the window it is itself draining.
     let jetStream: JetStream
     /// Attempts of an upsert/update without an expected revision that keeps losing races.
     static let maxAttempts = 5
@@ -102,6 +106,45 @@ struct RegistryWriter: Sendable {
         } catch {
             if error.code == .keyExists { throw MeshError(.alreadyExists, "agent \(spec.id) exists already") }
             throw Self.unavailable("creating the agent", error)
+        }
+    }
+
+    /// Creates `spec` (already validated) without waiting for JetStream: the record is
+    /// published to the key's subject with `Nats-Expected-Last-Subject-Sequence: 0`, so it
+    /// is stored only when the key has no history, and `completion` runs on a cnats thread
+    /// with the stored record (its revision is the ack's sequence). A key with history is
+    /// either a live agent (`already_exists`) or a deleted one's marker; that case is
+    /// decided by the blocking ``put(_:mode:expectedRevision:now:)`` on `fallback`, as
+    /// `kvStore_Create` does. At most the context's window of creates is in flight; beyond
+    /// it the call waits up to 200 ms, then completes with `unavailable`.
+    func createAsync(
+        _ spec: AgentSpec, now: Int64, fallback: DispatchQueue, completion: @escaping @Sendable (Result<AgentRecord, MeshError>) -> Void
+    ) {
+        var record = AgentRecord(spec: spec, createdAtUnixMs: now, updatedAtUnixMs: now)
+        record.spec.version = SchemaVersion.current
+        record.spec.generation = 1
+        var headers = NatsHeaders()
+        headers[MeshHeader.expectedLastSubjectSequence] = "0"
+        do throws(NatsError) {
+            try jetStream.publishAsync(
+                Subjects.keyValueKey(bucket: agents.bucket, key: spec.id), payload: record.serializedBytes(), headers: headers,
+                ackTimeout: .seconds(5)
+            ) { [self, record] result in
+                switch result {
+                case .success(let ack):
+                    var stored = record
+                    stored.revision = ack.sequence
+                    completion(.success(stored))
+                case .failure(let error) where error.code == .wrongLastRevision:
+                    fallback.async {
+                        completion(Result { () throws(MeshError) in try self.put(spec, mode: .create, expectedRevision: 0, now: now).0 })
+                    }
+                case .failure(let error):
+                    completion(.failure(Self.unavailable("creating the agent", error)))
+                }
+            }
+        } catch {
+            completion(.failure(Self.unavailable("creating the agent", error)))
         }
     }
 
