@@ -37,6 +37,9 @@ final class WorkerNode: Service, @unchecked Sendable {
         case spec(KeyValueEntry)
         case failed(AgentID, String)
         case restartDue([AgentID], group: String, reason: String)
+        /// Open the task consumer of a shard taken at `epoch` (queued behind the shards taken
+        /// with it, so that every taken shard's agents answer first).
+        case startTasks(Int, epoch: UInt64)
         /// Graceful shutdown began: drain (hand the shards over), then stop.
         case drain
         /// Stop now (drained, nothing can take the shards, or the drain timed out).
@@ -178,6 +181,7 @@ final class WorkerNode: Service, @unchecked Sendable {
         case .spec(let entry): await specChanged(entry)
         case .failed(let agent, let reason): await agentFailed(agent, reason: reason)
         case .restartDue(let agents, let group, let reason): await restart(agents, group: group, reason: reason)
+        case .startTasks(let shard, let epoch): await startTasks(shard, epoch: epoch)
         case .drain: await drain()
         case .stop: break
         }
@@ -235,7 +239,9 @@ final class WorkerNode: Service, @unchecked Sendable {
     }
 
     /// Starts serving a shard: routing first (requests wait as `unavailable` until their
-    /// agent is up), then the subscription, then the agents restored from their checkpoints.
+    /// agent is up), then the subscription, then the agents restored from their checkpoints;
+    /// its task consumer opens after the shards taken in the same batch (a lost node's
+    /// shards arrive together) have their agents answering.
     /// - Parameter handedOverBy: the live previous owner (a planned move): its hand-over
     ///   marker is awaited first, so the agents start from the state it had when it let go.
     private func take(_ shard: Int, epoch: UInt64, handedOverBy previous: NodeID? = nil) async {
@@ -256,7 +262,7 @@ final class WorkerNode: Service, @unchecked Sendable {
         for agent in agents {
             await start(agent, reason: "shard \(shard) taken over at epoch \(epoch)", placed: true, preloaded: .some(snapshots[agent]))
         }
-        await startTasks(shard, epoch: epoch)
+        inputContinuation.yield(.startTasks(shard, epoch: epoch))
         updateGauges()
         context.logger.info("shard taken", metadata: ["mesh.shard": "\(shard)", "mesh.shard.epoch": "\(epoch)", "mesh.agents": "\(agents.count)"])
     }
@@ -328,16 +334,21 @@ final class WorkerNode: Service, @unchecked Sendable {
         for runner in taskRunners.withLock({ Array($0.values) }) { runner.cancel(taskId) }
     }
 
-    /// Starts the shard's task consumer (retried in the background while JetStream refuses).
+    /// Starts the shard's task consumer (retried in the background while JetStream refuses)
+    /// while this node still owns the shard at `epoch` or a later epoch (a re-assignment to
+    /// this node between the take and now only raised the epoch).
     private func startTasks(_ shard: Int, epoch: UInt64) async {
         let host = taskHost!
         var delay: Duration = .milliseconds(100)
-        while routing.withLock({ $0.epochs[shard] == epoch }) {
+        func owned() -> UInt64? { routing.withLock { routing in routing.epochs[shard].flatMap { $0 >= epoch ? $0 : nil } } }
+        while let current = owned(), taskRunners.withLock({ $0[shard] == nil }) {
             do {
-                let runner = try await BlockingIO.run { () throws(NatsError) -> ShardTasks in try ShardTasks.open(shard: shard, epoch: epoch, host: host) }
-                guard routing.withLock({ $0.epochs[shard] == epoch }) else {
+                let runner = try await BlockingIO.run { () throws(NatsError) -> ShardTasks in
+                    try ShardTasks.open(shard: shard, epoch: current, host: host)
+                }
+                guard owned() == current else {
                     runner.stop()
-                    return
+                    continue  // released (the loop ends) or re-assigned again (open at the new epoch)
                 }
                 taskRunners.withLock { $0[shard] = runner }
                 Task { await runner.run() }
