@@ -206,6 +206,14 @@ import Testing
 }
 
 @Suite struct LiveEventWebSocketTests {
+    @Test func bearerKeysAreReadByteByByte() {
+        #expect(GatewayAPI.bearerSecret("Bearer abc") == "abc")
+        #expect(GatewayAPI.bearerSecret("bEaReR \t abc-1_x \t") == "abc-1_x")
+        for refused in ["", "Bearer", "Bearer ", "Bearer    ", "Basic abc", "Bearerabc", "Bearer\tabc", "Bear abc", "Bearer " + String(repeating: "k", count: 250)] {
+            #expect(GatewayAPI.bearerSecret(refused) == nil, "\(refused)")
+        }
+    }
+
     @Test func theKeyComesFromTheHeaderOrTheBearerSubprotocol() throws {
         let key = "mesh_" + String(repeating: "a", count: 64)
         var headers = HTTPFields()
