@@ -201,6 +201,20 @@ public final class KeyValue: @unchecked Sendable {
         try natsCall("kvStore_Delete") { kvStore_Delete(kv, key) }
     }
 
+    /// Deletes a key without waiting for the server: the delete marker `kvStore_Delete`
+    /// writes (`KV-Operation: DEL` on `$KV.<bucket>.<key>`), published asynchronously within
+    /// the JetStream context's window (waits up to 200 ms for room, then throws `.timeout`).
+    /// Publishes on one connection are stored in order, so a later put of the key wins.
+    /// - Parameter completion: the acknowledgement or the failure, on a cnats thread; a
+    ///   failure without one is counted in ``JetStream/publishAsyncFailures``.
+    /// The corresponding C function is `js_PublishMsgAsync`.
+    public func deleteAsync(_ key: String, completion: (@Sendable (Result<PubAck, NatsError>) -> Void)? = nil) throws(NatsError) {
+        try SubjectRules.validateKey(key, "kvStore_Delete")
+        var headers = NatsHeaders()
+        headers["KV-Operation"] = "DEL"
+        try jetStream.publishAsync("$KV.\(bucket).\(key)", payload: [], headers: headers, completion: completion)
+    }
+
     /// Purges a key: removes all its revisions, leaving one purge marker.
     /// The corresponding C function is `kvStore_Purge`.
     public func purge(_ key: String) throws(NatsError) {

@@ -70,6 +70,22 @@ enum SubjectRules {
         }
     }
 
+    /// A KV key as cnats' `kvStore_*` functions accept it: letters, digits and `-_/=.`, not
+    /// starting or ending with `.`.
+    static func validateKey(_ key: String, _ op: StaticString) throws(NatsError) {
+        let bytes = key.utf8
+        let valid =
+            !bytes.isEmpty && bytes.first != UInt8(ascii: ".") && bytes.last != UInt8(ascii: ".")
+            && bytes.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+                case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "/"), UInt8(ascii: "="), UInt8(ascii: "."): true
+                default: false
+                }
+            }
+        guard valid else { throw NatsError(code: .invalidArgument, operation: "\(op)", detail: "invalid key") }
+    }
+
     @inline(__always)
     private static func isWhitespaceOrControl(_ byte: UInt8) -> Bool {
         byte <= 0x20 || byte == 0x7F

@@ -298,6 +298,20 @@ struct KeyValueTests {
         try kv.purge("counter-1")
         #expect(try kv.get("counter-1") == nil)
 
+        // A delete without waiting: acknowledged as a delete marker, then a put wins again.
+        _ = try kv.put("async-1", Support.bytes("a1"))
+        let acked = try await withCheckedThrowingContinuation { (done: CheckedContinuation<PubAck, any Error>) in
+            do { try kv.deleteAsync("async-1") { done.resume(with: $0.mapError { $0 as any Error }) } } catch { done.resume(throwing: error) }
+        }
+        #expect(acked.stream == "KV_agents")
+        #expect(try kv.get("async-1") == nil && kv.history("async-1").last?.operation == .delete)
+        try kv.deleteAsync("async-1")
+        _ = try kv.put("async-1", Support.bytes("a2"))
+        #expect(try kv.get("async-1")?.value == Support.bytes("a2"))
+        for bad in ["", ".a", "a.", "a b", "a*", "a>"] {
+            #expect(throws: NatsError.self) { try kv.deleteAsync(bad) }
+        }
+
         // Binding: existing bucket works, missing one is notFound.
         let bound = try js.keyValue("agents")
         #expect(try bound.get("echo-1")?.value == Support.bytes("v3"))

@@ -45,9 +45,9 @@ struct RegistryServiceTests {
         #expect(try await registry.create(spec("counter-1")).spec.generation == 1)
     }
 
-    /// Creates are answered when JetStream acknowledges them, many in flight at once: racing
-    /// creates of one id leave exactly one winner, and every other create is stored once.
-    @Test func concurrentCreatesOfOneIdHaveOneWinnerAndManyDistinctOnesAllLand() async throws {
+    /// Creates and deletes are answered when JetStream acknowledges them, many in flight at
+    /// once: racing writes of one id leave exactly one winner, every other write lands once.
+    @Test func concurrentCreatesAndDeletesOfOneIdHaveOneWinnerAndManyDistinctOnesAllLand() async throws {
         let harness = try await RegistryHarness.start()
         defer { harness.stop() }
         try await harness.startRegistry()
@@ -71,6 +71,22 @@ struct RegistryServiceTests {
         for index in stride(from: 0, to: 300, by: 37) {
             #expect(try await registry.get(AgentID("many-\(index)")).spec.generation == 1)
         }
+
+        // Deletes race the same way: one wins, the others find nothing to delete.
+        let deletes = await withTaskGroup(of: String?.self) { group in
+            for _ in 0..<16 { group.addTask { await code { _ = try await registry.delete(AgentID("contested")) } } }
+            var all: [String?] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        #expect(deletes.filter { $0 == nil }.count == 1, "\(deletes)")
+        #expect(deletes.allSatisfy { $0 == nil || $0 == "not_found" || $0 == "conflict" }, "\(deletes)")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<300 { group.addTask { _ = try await registry.delete(AgentID("many-\(index)")) } }
+            try await group.waitForAll()
+        }
+        #expect(try await registry.list(limit: 1_000).records.isEmpty)
+        #expect(try await registry.create(spec("contested")).spec.generation == 1)
     }
 
     @Test func badInputOnEveryVerbGetsTheRightCodeAndTheServiceKeepsAnswering() async throws {

@@ -427,11 +427,12 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
         leaveGroup(agent)
         if ownsShard(of: agent) {
-            let (state, status) = (resources.state, resources.status)
-            await BlockingIO.run {
-                try? state.delete(agent.rawValue)
-                try? status.delete(agent.rawValue)
-            }
+            // Without waiting: a burst of deletes must not hold the control loop (and the
+            // creates queued behind them) for two KV round trips each.
+            // The status delete goes behind the status writes already queued for the agent.
+            try? resources.state.deleteAsync(agent.rawValue)
+            let status = resources.status
+            statusWrites.async { try? status.deleteAsync(agent.rawValue) }
         }
         updateGauges()
     }

@@ -42,6 +42,8 @@ public enum Registry {
         let rules = AgentSpecRules(extraKinds: try AgentKindName.parseList(options.extraKinds))
         let directory = try AgentDirectory(agents: resources.agents, status: resources.status, logger: context.logger)
         let events = EventPublisher(js: js, subjects: context.subjects, node: context.instanceID, logger: context.logger)
+        // The writer's creates and deletes are acknowledged on a JetStream context of their
+        // own; the buckets (and the status deletes issued from those acks) use `js`.
         let writer = RegistryWriter(agents: resources.agents, status: resources.status, jetStream: try context.nats.jetStream())
         let server = RegistryServer(
             context: context, directory: directory, writer: writer, rules: rules, events: events, writers: options.writerThreads)

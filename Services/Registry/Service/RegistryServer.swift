@@ -17,7 +17,7 @@ import Synchronization
 /// | `<prefix>.reg.*.get` | `GetAgentRequest` → `AgentReply` | the NATS delivery thread, from memory |
 /// | `<prefix>.reg.list` | `ListAgentsRequest` → `ListAgentsReply` | the NATS delivery thread, from memory |
 /// | `<prefix>.reg.*.put` | `PutAgentRequest` → `AgentReply` | `writers` delivery threads: creates asynchronously (answered when JetStream acknowledges), updates with blocking KV CAS writes |
-/// | `<prefix>.reg.*.delete` | `DeleteAgentRequest` → `AgentReply` | the same writer threads |
+/// | `<prefix>.reg.*.delete` | `DeleteAgentRequest` → `AgentReply` | the same threads: a compare-and-set delete at the directory's revision, answered when JetStream acknowledges (KV decides when the directory cannot) |
 ///
 /// All in queue group `registry`, so instances share the load. Nothing is subscribed
 /// before both KV watches (`mesh_agents`, `mesh_status`) have delivered their initial
@@ -44,7 +44,7 @@ final class RegistryServer: Service, Sendable {
     let rules: AgentSpecRules
     let events: EventPublisher
     let writers: Int
-    /// Where a create that found the key with history is decided (blocking KV reads).
+    /// Where creates and deletes the directory cannot decide are decided from KV (blocking reads).
     private let fallback = DispatchQueue(label: "mesh.registry.create-fallback")
     private let subscriptions = Mutex<[NatsHandlerSubscription]>([])
     private let metrics = RegistryMetrics()
@@ -141,7 +141,11 @@ final class RegistryServer: Service, Sendable {
                 endpoint.record(processingTime: elapsed, error: answer.error.map { "\($0.code.rawValue): \($0.message)" })
                 self.metrics.record(verb, elapsed, error: answer.error)
             }
-            if verb == .put { self.put(message, then: finish) } else { finish(self.handle(verb, message)) }
+            switch verb {
+            case .put: self.put(message, then: finish)
+            case .delete: self.delete(message, then: finish)
+            default: finish(self.handle(verb, message))
+            }
         }
     }
 
@@ -150,7 +154,8 @@ final class RegistryServer: Service, Sendable {
     /// A reply's bytes and type, and the error it carries (if any).
     typealias Answer = (payload: [UInt8], type: MessageType, error: MeshError?)
 
-    /// Answers a get, list or delete request (a put goes through ``put(_:then:)``).
+    /// Answers a get or list request (puts and deletes go through ``put(_:then:)`` and
+    /// ``delete(_:then:)``).
     func handle(_ verb: RegistryVerb, _ message: NatsMessage) -> Answer {
         switch verb {
         case .list:
@@ -159,8 +164,7 @@ final class RegistryServer: Service, Sendable {
             case .failure(let error):
                 return (ListAgentsReply(error: error.errorReply).serializedBytes(), ListAgentsReply.messageType, error)
             }
-        case .get: return Self.answer(Result { () throws(MeshError) in try self.get(message) })
-        default: return Self.answer(Result { () throws(MeshError) in try self.delete(message) })
+        default: return Self.answer(Result { () throws(MeshError) in try self.get(message) })
         }
     }
 
@@ -227,15 +231,26 @@ final class RegistryServer: Service, Sendable {
 
     private static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    private func delete(_ message: NatsMessage) throws(MeshError) -> AgentRecord {
-        let request: DeleteAgentRequest = try Self.decode(message)
-        let id = try AgentID(request.agentId)
-        let record = try writer.delete(id, expectedRevision: request.expectedRevision)
-        directory.removeLocal(id: id.rawValue, revision: record.revision)
-        events.publish(
-            .agentDeleted, agent: id, reason: "deleted by request",
-            attributes: ["kind": record.spec.kind, "generation": String(record.spec.generation), "revision": String(record.revision)])
-        return record
+    /// Answers a delete: from the directory's copy without blocking this delivery thread
+    /// (answered when JetStream acknowledges), or from KV when the copy cannot decide.
+    private func delete(_ message: NatsMessage, then finish: @escaping @Sendable (Answer) -> Void) {
+        let request: DeleteAgentRequest
+        let id: AgentID
+        do throws(MeshError) {
+            request = try Self.decode(message)
+            id = try AgentID(request.agentId)
+        } catch {
+            return finish(Self.answer(.failure(error)))
+        }
+        writer.deleteAsync(id, known: directory.record(id), expectedRevision: request.expectedRevision, fallback: fallback) { [self] result in
+            if case .success(let record) = result {
+                directory.removeLocal(id: id.rawValue, revision: record.revision)
+                events.publish(
+                    .agentDeleted, agent: id, reason: "deleted by request",
+                    attributes: ["kind": record.spec.kind, "generation": String(record.spec.generation), "revision": String(record.revision)])
+            }
+            finish(Self.answer(result))
+        }
     }
 
     private func listReply(_ message: NatsMessage) -> Result<ListAgentsReply, MeshError> {

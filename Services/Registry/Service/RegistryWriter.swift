@@ -148,32 +148,77 @@ struct RegistryWriter: Sendable {
         }
     }
 
+    /// Deletes the agent without waiting for JetStream when `known` (the directory's copy)
+    /// is its current record: a delete marker at `known.revision` (compare-and-set), then the
+    /// status key's marker, and `completion` runs on a cnats thread with `known`. When the
+    /// directory has no copy, the copy is not at `expectedRevision`, or the key moved on
+    /// meanwhile, the blocking ``delete(_:expectedRevision:)`` on `fallback` decides from KV
+    /// itself (`not_found`, `conflict`, or the delete).
+    func deleteAsync(
+        _ id: AgentID, known: AgentRecord?, expectedRevision: UInt64, fallback: DispatchQueue,
+        completion: @escaping @Sendable (Result<AgentRecord, MeshError>) -> Void
+    ) {
+        let decideFromKV: @Sendable () -> Void = { [self] in
+            fallback.async { completion(Result { () throws(MeshError) in try self.delete(id, expectedRevision: expectedRevision) }) }
+        }
+        guard let known, known.revision > 0, expectedRevision == 0 || known.revision == expectedRevision else { return decideFromKV() }
+        casDeleteAsync(id, revision: known.revision) { [self] result in
+            switch result {
+            case .success:
+                deleteStatus(id)
+                completion(.success(known))
+            case .failure(let error) where error.code == .conflict:
+                decideFromKV()
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    /// Writes the status key's delete marker without waiting (a missing key gets a marker,
+    /// which reads as no status) through the status bucket's context — never `jetStream`,
+    /// whose reply thread runs this and would wait for room in its own window.
+    private func deleteStatus(_ id: AgentID) {
+        try? status.deleteAsync(id.rawValue)
+    }
+
     /// Writes a delete marker for `id` only while the key is at `revision`: a publish to
     /// the key's subject with `KV-Operation: DEL` and `Nats-Expected-Last-Subject-Sequence`
     /// (the KV delete with a last-revision check, which cnats' `kvStore_Delete` lacks).
-    private func casDelete(_ id: AgentID, revision: UInt64) throws(MeshError) {
+    /// `completion` runs on a cnats thread; a key that moved on is `conflict`.
+    private func casDeleteAsync(_ id: AgentID, revision: UInt64, completion: @escaping @Sendable (Result<Void, MeshError>) -> Void) {
         var headers = NatsHeaders()
         headers[MeshHeader.keyValueOperation] = MeshHeader.keyValueDelete
         headers[MeshHeader.expectedLastSubjectSequence] = String(revision)
-        let done = DispatchSemaphore(value: 0)
-        let outcome = Mutex<Result<PubAck, NatsError>?>(nil)
         do throws(NatsError) {
             try jetStream.publishAsync(
                 Subjects.keyValueKey(bucket: agents.bucket, key: id.rawValue), payload: [], headers: headers, ackTimeout: .seconds(5)
             ) { result in
-                outcome.withLock { $0 = result }
-                done.signal()
+                switch result {
+                case .success: completion(.success(()))
+                case .failure(let error) where error.code == .wrongLastRevision:
+                    completion(.failure(MeshError(.conflict, "agent \(id) changed concurrently; read it again")))
+                case .failure(let error):
+                    completion(.failure(Self.unavailable("deleting the agent", error)))
+                }
             }
         } catch {
-            throw Self.unavailable("deleting the agent", error)
+            completion(.failure(Self.unavailable("deleting the agent", error)))
+        }
+    }
+
+    /// ``casDeleteAsync(_:revision:completion:)``, waited for (at most 6 s).
+    private func casDelete(_ id: AgentID, revision: UInt64) throws(MeshError) {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<Void, MeshError>?>(nil)
+        casDeleteAsync(id, revision: revision) { result in
+            outcome.withLock { $0 = result }
+            done.signal()
         }
         guard done.wait(timeout: .now() + .seconds(6)) == .success, let result = outcome.withLock({ $0 }) else {
             throw MeshError(.timeout, "deleting agent \(id): no acknowledgement from JetStream")
         }
-        if case .failure(let error) = result {
-            if error.code == .wrongLastRevision { throw MeshError(.conflict, "agent \(id) changed concurrently; read it again") }
-            throw Self.unavailable("deleting the agent", error)
-        }
+        try result.get()
     }
 
     /// Whether two specs are the same apart from the fields the registry owns.
