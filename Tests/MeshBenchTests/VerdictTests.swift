@@ -9,7 +9,7 @@ import Testing
         let shipped = try SLOFile.read(path: root.appendingPathComponent("Deploy/bench/slo.yaml").path)
         #expect(shipped == SLOFile.defaults)
         let actions = SLOFile.defaults.targets.filter { $0.result == "actions" }
-        #expect(actions.contains { $0.metric == .p99 && $0.max == 5 } && actions.contains { $0.metric == .throughput && $0.min == 10_000 })
+        #expect(actions.contains { $0.metric == .p99 && $0.max == 5 } && actions.contains { $0.metric == .throughput && $0.min == 9_900 })  // 99 % of the offered 10 000/s
         #expect(SLOFile.defaults.targets.contains { $0.result == "registry-lookup/cache" && $0.max == 0.1 })
         #expect(SLOFile.defaults.targets.contains { $0.result == "agent-create" && $0.min == 1_000 })
     }
