@@ -52,12 +52,16 @@ struct RegistryServiceTests {
         defer { harness.stop() }
         try await harness.startRegistry()
         let registry = harness.client
-        let outcomes = await withTaskGroup(of: String?.self) { group in
-            for _ in 0..<16 { group.addTask { await code { _ = try await registry.create(spec("contested")) } } }
-            var all: [String?] = []
-            for await outcome in group { all.append(outcome) }
-            return all
+        /// The error codes (nil: success) of `body` run 16 times at once.
+        func race(_ body: @escaping @Sendable () async throws -> Void) async -> [String?] {
+            await withTaskGroup(of: String?.self) { group in
+                for _ in 0..<16 { group.addTask { await code(body) } }
+                var all: [String?] = []
+                for await outcome in group { all.append(outcome) }
+                return all
+            }
         }
+        let outcomes = await race { _ = try await registry.create(spec("contested")) }
         #expect(outcomes.filter { $0 == nil }.count == 1, "\(outcomes)")
         #expect(outcomes.filter { $0 == "already_exists" }.count == 15, "\(outcomes)")
 
@@ -73,12 +77,7 @@ struct RegistryServiceTests {
         }
 
         // Deletes race the same way: one wins, the others find nothing to delete.
-        let deletes = await withTaskGroup(of: String?.self) { group in
-            for _ in 0..<16 { group.addTask { await code { _ = try await registry.delete(AgentID("contested")) } } }
-            var all: [String?] = []
-            for await outcome in group { all.append(outcome) }
-            return all
-        }
+        let deletes = await race { _ = try await registry.delete(AgentID("contested")) }
         #expect(deletes.filter { $0 == nil }.count == 1, "\(deletes)")
         #expect(deletes.allSatisfy { $0 == nil || $0 == "not_found" || $0 == "conflict" }, "\(deletes)")
         try await withThrowingTaskGroup(of: Void.self) { group in
