@@ -70,7 +70,7 @@ public enum Registry {
 /// | flag | environment | default |
 /// |---|---|---|
 /// | `--extra-kinds` | `MESH_EXTRA_KINDS` | empty: only the built-in kinds are accepted |
-/// | `--writer-threads` | `MESH_REGISTRY_WRITERS` | `4`: delivery threads for put/delete (updates and deletes wait for KV round trips; creates do not) |
+/// | `--writer-threads` | `MESH_REGISTRY_WRITERS` | `4`: delivery threads for put/delete (updates wait for KV round trips; creates and deletes do not) |
 public struct RegistryOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("extra-kinds"), help: "Custom agent kinds accepted besides the built-in ones, comma-separated (env MESH_EXTRA_KINDS).")
     public var extraKinds: String = MeshEnvironment.string("MESH_EXTRA_KINDS") ?? ""

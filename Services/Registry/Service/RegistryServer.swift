@@ -45,7 +45,7 @@ final class RegistryServer: Service, Sendable {
     let events: EventPublisher
     let writers: Int
     /// Where creates and deletes the directory cannot decide are decided from KV (blocking reads).
-    private let fallback = DispatchQueue(label: "mesh.registry.create-fallback")
+    private let fallback = DispatchQueue(label: "mesh.registry.kv-fallback")
     private let subscriptions = Mutex<[NatsHandlerSubscription]>([])
     private let metrics = RegistryMetrics()
 

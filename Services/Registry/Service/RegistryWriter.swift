@@ -15,13 +15,14 @@ enum PutOutcome: Sendable, Equatable {
 /// The registry's writes to KV `mesh_agents` (the system of record), each a
 /// compare-and-set on the key's revision. Blocking calls (each KV operation is a short
 /// request to the server, ≈ 0.1 ms locally): run them on a NATS delivery thread or
-/// another thread that may block, never on the cooperative pool. Creates, the hot path,
-/// also go without blocking: ``createAsync(_:now:fallback:completion:)``.
+/// another thread that may block, never on the cooperative pool. Creates and deletes also
+/// go without blocking: ``createAsync(_:now:fallback:completion:)`` and
+/// ``deleteAsync(_:known:expectedRevision:fallback:completion:)``.
 struct RegistryWriter: Sendable {
     let agents: KeyValue
     let status: KeyValue
-    /// A JetStream context of its own: the asynchronous creates' acknowledgements arrive
-    /// on its reply thread, so a completion that publishes an event through another
+    /// A JetStream context of its own: the asynchronous creates' and deletes'
+    /// acknowledgements arrive on its reply thread, so a completion that publishes an event through another
     /// context never waits for room in the window it is itself draining.
     let jetStream: JetStream
     /// Attempts of an upsert/update without an expected revision that keeps losing races.
