@@ -32,6 +32,26 @@ import Testing
         #expect(measurement.timeline.filter { $0.second >= 0 }.allSatisfy { $0.targetRate == 200 })
     }
 
+    @Test func cancellingAnOpenLoopStopsTheScheduleAndAwaitsWhatIsInFlight() async {
+        let seen = Seen()
+        let run = Task {
+            await generator(.constant(rate: 1_000), warmup: 0, duration: 30).run { index in
+                seen.active.wrappingAdd(1, ordering: .relaxed)
+                try? await Task.sleep(for: .milliseconds(20))
+                seen.indexes.withLock { $0.append(index) }
+                seen.active.wrappingSubtract(1, ordering: .relaxed)
+            }
+        }
+        try? await Task.sleep(for: .milliseconds(300))
+        run.cancel()
+        let measurement = await run.value
+        let sent = seen.indexes.withLock { $0.count }
+        // Stopped after about 0.3 s of a 30 s schedule; nothing was left running.
+        #expect(sent > 50 && sent < 5_000, "\(sent)")
+        #expect(seen.active.load(ordering: .relaxed) == 0)
+        #expect(measurement.recorder.total == UInt64(sent))
+    }
+
     @Test func openLoopLatencyCountsFromTheIntendedSendTime() async throws {
         // Every operation waits for a gate that opens 0.5 s into the window: one intended at
         // t = 0 has at least 0.5 s of latency though it was "served" at once when it ran —
