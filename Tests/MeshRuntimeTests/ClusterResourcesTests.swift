@@ -55,7 +55,13 @@ struct ClusterResourcesTests {
         consumer.filterSubject = "mesh.evt.>"
         _ = try js.addOrUpdateConsumer(stream: "MESH_EVENTS", config: consumer)
         let pull = try js.pullSubscribe(stream: "MESH_EVENTS", consumer: "reader", filter: nil)
-        let messages = try await pull.fetch(batch: 10, expires: .seconds(2))
+        // A fetch returns once messages arrived: the two may come in parts.
+        var messages = try await pull.fetch(batch: 10, expires: .seconds(2))
+        while messages.count < 2 {
+            let more = try await pull.fetch(batch: 10, expires: .seconds(2))
+            if more.isEmpty { break }
+            messages += more
+        }
         #expect(messages.map(\.subject) == ["mesh.evt.agent.started", "mesh.evt.node.lost"])
         let started = try Event(serializedBytes: messages[0].payload)
         #expect(started.agentId == "alpha" && started.nodeId == "worker-1" && started.reason == "restored from checkpoint")

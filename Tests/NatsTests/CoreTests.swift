@@ -7,6 +7,18 @@ import Testing
 
 /// Shared helpers for the integration tests.
 enum Support {
+    /// Fetches until `count` messages arrived or a fetch found none: a fetch returns once
+    /// messages arrived (up to its batch), so a burst may come in parts.
+    static func fetch(_ pull: PullConsumer, count: Int, expires: Duration = .seconds(5)) async throws -> [JetStreamMessage] {
+        var messages: [JetStreamMessage] = []
+        while messages.count < count {
+            let more = try await pull.fetch(batch: count - messages.count, expires: expires)
+            if more.isEmpty { break }
+            messages += more
+        }
+        return messages
+    }
+
     static let logger: Logger = {
         var logger = Logger(label: "mesh.nats.tests")
         logger.logLevel = .warning

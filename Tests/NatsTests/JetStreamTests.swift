@@ -127,7 +127,7 @@ struct JetStreamTests {
         #expect(consumer.name == "workers")
         #expect(consumer.numPending == 20)
         let pull = try js.pullSubscribe(stream: "TASKS", consumer: "workers")
-        let first = try await pull.fetch(batch: 5, expires: .seconds(2))
+        let first = try await Support.fetch(pull, count: 5)
         #expect(first.map { Support.string($0.payload) } == (0..<5).map { "task-\($0)" })
         #expect(first.first?.metadata?.streamSequence == 1)
         #expect(first.first?.metadata?.numDelivered == 1)
@@ -215,7 +215,7 @@ struct JetStreamTests {
         try js.addOrUpdateConsumer(stream: "RETRY", config: config)
         let pull = try js.pullSubscribe(stream: "RETRY", consumer: "retrier")
 
-        let batch = try await pull.fetch(batch: 3, expires: .seconds(5))
+        let batch = try await Support.fetch(pull, count: 3)
         let delivered = ContinuousClock.now
         #expect(batch.map { Support.string($0.payload) } == ["nak-me", "term-me", "slow-work"])
         // Keep the slow one alive past its 2 s ack wait with in-progress signals, from the start.
