@@ -6,8 +6,6 @@ public enum MeshHeader {
     public static let traceparent = "traceparent"
     /// JetStream de-duplication id.
     public static let messageID = "Nats-Msg-Id"
-    /// JetStream optimistic concurrency on one subject (a KV key's CAS).
-    public static let expectedLastSubjectSequence = "Nats-Expected-Last-Subject-Sequence"
     /// KV operation of a message in a bucket's stream: absent = put, `DEL`, `PURGE`.
     public static let keyValueOperation = "KV-Operation"
     /// ``keyValueOperation`` value of a delete marker.

@@ -167,8 +167,6 @@ public struct Subjects: Sendable, Hashable {
     public static func keyValueStream(bucket: String) -> String { "KV_\(bucket)" }
     /// `$KV.<bucket>.>` — every key's subject in a KV bucket's stream.
     public static func keyValueAll(bucket: String) -> String { "$KV.\(bucket).>" }
-    /// `$KV.<bucket>.<key>` — the subject one key's values are stored under.
-    public static func keyValueKey(bucket: String, key: String) -> String { "$KV.\(bucket).\(key)" }
     /// `$KV.<bucket>.` — prefix of a key's subject, to cut the key out of it.
     public static func keyValuePrefix(bucket: String) -> String { "$KV.\(bucket)." }
     /// Queue group of metrics collectors.

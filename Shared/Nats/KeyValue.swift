@@ -201,18 +201,48 @@ public final class KeyValue: @unchecked Sendable {
         try natsCall("kvStore_Delete") { kvStore_Delete(kv, key) }
     }
 
-    /// Deletes a key without waiting for the server: the delete marker `kvStore_Delete`
-    /// writes (`KV-Operation: DEL` on `$KV.<bucket>.<key>`), published asynchronously within
-    /// the JetStream context's window (waits up to 200 ms for room, then throws `.timeout`).
-    /// Publishes on one connection are stored in order, so a later put of the key wins.
-    /// - Parameter completion: the acknowledgement or the failure, on a cnats thread; a
-    ///   failure without one is counted in ``JetStream/publishAsyncFailures``.
+    /// Writes a value only when the key has no history, without waiting for the server: the
+    /// value published to `$KV.<bucket>.<key>` with `Nats-Expected-Last-Subject-Sequence: 0`.
+    /// A key with history (a value, or a deleted key's marker, which ``create(_:_:)`` would
+    /// overwrite) completes with `.wrongLastRevision`; the ack's sequence is the revision.
+    /// - Parameter via: the JetStream context whose window and reply thread carry the write
+    ///   (default: the bucket's).
     /// The corresponding C function is `js_PublishMsgAsync`.
-    public func deleteAsync(_ key: String, completion: (@Sendable (Result<PubAck, NatsError>) -> Void)? = nil) throws(NatsError) {
-        try SubjectRules.validateKey(key, "kvStore_Delete")
+    public func createAsync(
+        _ key: String, _ value: [UInt8], via: JetStream? = nil, completion: @escaping @Sendable (Result<PubAck, NatsError>) -> Void
+    ) throws(NatsError) {
+        var headers = NatsHeaders()
+        headers["Nats-Expected-Last-Subject-Sequence"] = "0"
+        try writeAsync(key, value, headers: headers, via: via, completion: completion)
+    }
+
+    /// Deletes a key without waiting for the server: the delete marker `kvStore_Delete`
+    /// writes (`KV-Operation: DEL`), published asynchronously within the context's window
+    /// (waits up to 200 ms for room, then throws `.timeout`). Publishes on one connection
+    /// are stored in order, so a later put of the key wins.
+    /// - Parameters:
+    ///   - expectedRevision: delete only while the key is at this revision (a key that moved
+    ///     on completes with `.wrongLastRevision`) — the check `kvStore_Delete` lacks.
+    ///   - via: the JetStream context whose window and reply thread carry the write
+    ///     (default: the bucket's).
+    ///   - completion: the acknowledgement or the failure, on a cnats thread; a failure
+    ///     without one is counted in ``JetStream/publishAsyncFailures``.
+    /// The corresponding C function is `js_PublishMsgAsync`.
+    public func deleteAsync(
+        _ key: String, expectedRevision: UInt64? = nil, via: JetStream? = nil,
+        completion: (@Sendable (Result<PubAck, NatsError>) -> Void)? = nil
+    ) throws(NatsError) {
         var headers = NatsHeaders()
         headers["KV-Operation"] = "DEL"
-        try jetStream.publishAsync("$KV.\(bucket).\(key)", payload: [], headers: headers, completion: completion)
+        if let expectedRevision { headers["Nats-Expected-Last-Subject-Sequence"] = String(expectedRevision) }
+        try writeAsync(key, [], headers: headers, via: via, completion: completion)
+    }
+
+    private func writeAsync(
+        _ key: String, _ value: [UInt8], headers: NatsHeaders, via: JetStream?, completion: (@Sendable (Result<PubAck, NatsError>) -> Void)?
+    ) throws(NatsError) {
+        try SubjectRules.validateKey(key, "js_PublishMsgAsync")
+        try (via ?? jetStream).publishAsync("$KV.\(bucket).\(key)", payload: value, headers: headers, completion: completion)
     }
 
     /// Purges a key: removes all its revisions, leaving one purge marker.

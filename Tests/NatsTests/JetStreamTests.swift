@@ -308,6 +308,21 @@ struct KeyValueTests {
         try kv.deleteAsync("async-1")
         _ = try kv.put("async-1", Support.bytes("a2"))
         #expect(try kv.get("async-1")?.value == Support.bytes("a2"))
+        // Create and compare-and-set delete without waiting, on another context.
+        let other = try nats.jetStream()
+        func outcome(_ write: (@escaping @Sendable (Result<PubAck, NatsError>) -> Void) throws(NatsError) -> Void) async throws -> Result<PubAck, NatsError> {
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Result<PubAck, NatsError>, any Error>) in
+                do throws(NatsError) { try write { done.resume(returning: $0) } } catch { done.resume(throwing: error) }
+            }
+        }
+        let made = try await outcome { (reply) throws(NatsError) in try kv.createAsync("async-2", Support.bytes("b1"), via: other, completion: reply) }.get()
+        #expect(try kv.get("async-2")?.revision == made.sequence)
+        let twice = try await outcome { (reply) throws(NatsError) in try kv.createAsync("async-2", Support.bytes("b2"), completion: reply) }
+        #expect(throws: NatsError(code: .wrongLastRevision, operation: "")) { try twice.get() }
+        let stale = try await outcome { (reply) throws(NatsError) in try kv.deleteAsync("async-2", expectedRevision: made.sequence - 1, completion: reply) }
+        #expect(throws: NatsError(code: .wrongLastRevision, operation: "")) { try stale.get() }
+        _ = try await outcome { (reply) throws(NatsError) in try kv.deleteAsync("async-2", expectedRevision: made.sequence, via: other, completion: reply) }.get()
+        #expect(try kv.get("async-2") == nil)
         for bad in ["", ".a", "a.", "a b", "a*", "a>"] {
             #expect(throws: NatsError.self) { try kv.deleteAsync(bad) }
         }

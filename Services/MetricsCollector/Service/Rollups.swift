@@ -276,7 +276,7 @@ final class RollupWriter: Sendable {
     }
 
     static func row(_ point: RawPoint) -> [PostgresValue] {
-        let labels = JSONText.bytes(point.labels).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let labels = JSONText.string(point.labels)
         func optional(_ value: Double?) -> PostgresValue { value.map { .double($0) } ?? .null }
         return [
             .timestamp(Date(timeIntervalSince1970: Double(point.timestampUnixMs) / 1000)), .text(point.service), .text(point.instance),

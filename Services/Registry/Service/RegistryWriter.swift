@@ -110,9 +110,9 @@ struct RegistryWriter: Sendable {
         }
     }
 
-    /// Creates `spec` (already validated) without waiting for JetStream: the record is
-    /// published to the key's subject with `Nats-Expected-Last-Subject-Sequence: 0`, so it
-    /// is stored only when the key has no history, and `completion` runs on a cnats thread
+    /// Creates `spec` (already validated) without waiting for JetStream
+    /// (``KeyValue/createAsync(_:_:via:completion:)`` on the writer's context: stored only
+    /// when the key has no history), and `completion` runs on a cnats thread
     /// with the stored record (its revision is the ack's sequence). A key with history is
     /// either a live agent (`already_exists`) or a deleted one's marker; that case is
     /// decided by the blocking ``put(_:mode:expectedRevision:now:)`` on `fallback`, as
@@ -124,13 +124,8 @@ struct RegistryWriter: Sendable {
         var record = AgentRecord(spec: spec, createdAtUnixMs: now, updatedAtUnixMs: now)
         record.spec.version = SchemaVersion.current
         record.spec.generation = 1
-        var headers = NatsHeaders()
-        headers[MeshHeader.expectedLastSubjectSequence] = "0"
         do throws(NatsError) {
-            try jetStream.publishAsync(
-                Subjects.keyValueKey(bucket: agents.bucket, key: spec.id), payload: record.serializedBytes(), headers: headers,
-                ackTimeout: .seconds(5)
-            ) { [self, record] result in
+            try agents.createAsync(spec.id, record.serializedBytes(), via: jetStream) { [self, record] result in
                 switch result {
                 case .success(let ack):
                     var stored = record
@@ -183,18 +178,12 @@ struct RegistryWriter: Sendable {
         try? status.deleteAsync(id.rawValue)
     }
 
-    /// Writes a delete marker for `id` only while the key is at `revision`: a publish to
-    /// the key's subject with `KV-Operation: DEL` and `Nats-Expected-Last-Subject-Sequence`
-    /// (the KV delete with a last-revision check, which cnats' `kvStore_Delete` lacks).
+    /// Writes a delete marker for `id` only while the key is at `revision`
+    /// (``KeyValue/deleteAsync(_:expectedRevision:via:completion:)`` on the writer's context).
     /// `completion` runs on a cnats thread; a key that moved on is `conflict`.
     private func casDeleteAsync(_ id: AgentID, revision: UInt64, completion: @escaping @Sendable (Result<Void, MeshError>) -> Void) {
-        var headers = NatsHeaders()
-        headers[MeshHeader.keyValueOperation] = MeshHeader.keyValueDelete
-        headers[MeshHeader.expectedLastSubjectSequence] = String(revision)
         do throws(NatsError) {
-            try jetStream.publishAsync(
-                Subjects.keyValueKey(bucket: agents.bucket, key: id.rawValue), payload: [], headers: headers, ackTimeout: .seconds(5)
-            ) { result in
+            try agents.deleteAsync(id.rawValue, expectedRevision: revision, via: jetStream) { result in
                 switch result {
                 case .success: completion(.success(()))
                 case .failure(let error) where error.code == .wrongLastRevision:
