@@ -28,4 +28,6 @@ else
   swift test --skip-build --no-parallel --skip "$unit"
   echo "== gateway API against its OpenAPI document (schemathesis)" >&2
   Deploy/dev/api-schema-check.sh
+  echo "== Prometheus rules, scrape jobs and Grafana queries in a real Prometheus" >&2
+  Deploy/dev/prometheus-check.sh
 fi
