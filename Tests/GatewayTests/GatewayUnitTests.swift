@@ -191,8 +191,10 @@ import Testing
 
 @Suite struct DeadlineTests {
     @Test func aRequestPastItsDeadlineIs504() async throws {
+        let deadlines = RequestDeadlines()
+        let started = ContinuousClock.now
         do {
-            _ = try await GatewayAPI.withDeadline(.milliseconds(50)) {
+            _ = try await deadlines.run(timeout: .milliseconds(50)) {
                 try await Task.sleep(for: .seconds(5))
                 return GatewayAPI.json(["late": true])
             }
@@ -200,8 +202,54 @@ import Testing
         } catch let error as APIError {
             #expect(error.status.code == 504 && error.code == "timeout")
         }
-        // A body that finishes in time is answered as it is (no error).
-        _ = try await GatewayAPI.withDeadline(.seconds(5)) { GatewayAPI.json(["ok": true], status: .created) }
+        #expect(ContinuousClock.now - started < .seconds(4), "the sleep was cancelled at the deadline")
+        #expect(!Task.isCancelled, "only the body's task is cancelled, so the caller can still answer")
+        // A body that finishes in time is answered as it is (no error), and is not cancelled later.
+        let response = try await deadlines.run(timeout: .milliseconds(100)) { GatewayAPI.json(["ok": true], status: .created) }
+        #expect(response.status == .created)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!Task.isCancelled)
+        // A body that ignores cancellation and returns is answered with what it returned.
+        let late = try await deadlines.run(timeout: .milliseconds(20)) {
+            while !Task.isCancelled { await Task.yield() }
+            return GatewayAPI.json(["late": true], status: .accepted)
+        }
+        #expect(late.status == .accepted)
+        // An error thrown before the deadline stays that error.
+        do {
+            _ = try await deadlines.run(timeout: .seconds(5)) { () async throws -> Response in throw APIError.badRequest("no") }
+            Issue.record("the error was lost")
+        } catch let error as APIError {
+            #expect(error.status.code == 400)
+        }
+        #expect(deadlines.inFlight == 0)
+    }
+
+    @Test func manyConcurrentRequestsEachGetTheirOwnDeadline() async throws {
+        let deadlines = RequestDeadlines()
+        let outcomes = await withTaskGroup(of: Int.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    let slow = index % 2 == 0
+                    do {
+                        let response = try await deadlines.run(timeout: .milliseconds(slow ? 30 : 5_000)) {
+                            if slow { try await Task.sleep(for: .seconds(10)) }
+                            return GatewayAPI.json(["i": index])
+                        }
+                        return Int(response.status.code)
+                    } catch let error as APIError {
+                        return Int(error.status.code)
+                    } catch {
+                        return 0
+                    }
+                }
+            }
+            var counts: [Int: Int] = [:]
+            for await code in group { counts[code, default: 0] += 1 }
+            return counts
+        }
+        #expect(outcomes == [200: 100, 504: 100])
+        #expect(deadlines.inFlight == 0)
     }
 }
 

@@ -202,7 +202,7 @@ struct GatewayHTTPTests {
         }
         #expect(answered, "\(reply?.text ?? "no answer")")
         let added = try api.call("POST", "/api/v1/agents/counter-1/actions/add", json: ["by": 3])
-        #expect(added.status == 200 && added.text == #"{"value":5}"#, "\(added.text)")
+        #expect(added.status == 200 && added.text == #"{"value":5}"#, "\(added.status) \(added.text)")
         // echo-1 starts on its own schedule: wait until it is placed too.
         _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
             (try? api.call("POST", "/api/v1/agents/echo-1/actions/say?timeout_ms=2000", body: Array("x".utf8)))?.status == 200
