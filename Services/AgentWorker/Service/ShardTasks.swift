@@ -106,6 +106,8 @@ final class ShardTasks: @unchecked Sendable {
         /// Fetched and not yet settled (acked, nak'ed or terminated).
         var inFlight = 0
         var stopped = false
+        /// When in-progress acknowledgements were last sent.
+        var lastProgress = ContinuousClock.now
     }
 
     /// After taking a shard, how long a task of an agent not (yet) hosted waits instead of
@@ -154,16 +156,10 @@ final class ShardTasks: @unchecked Sendable {
 
     // MARK: Loops
 
-    /// Fetches while there is room, until ``stop()``.
+    /// Fetches while there is room, until ``stop()``. Timed work (held tasks, in-progress
+    /// acknowledgements, `running` events, gauges) is done by the worker's one loop over all
+    /// its shards (``housekeep(now:)``, ``refreshGauges()``), not by a timer per shard.
     func run() async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.housekeeping() }
-            await fetchLoop()
-            group.cancelAll()
-        }
-    }
-
-    private func fetchLoop() async {
         let maxBatch = 128
         var wakeIterator = wakeups.makeAsyncIterator()
         var failures = 0
@@ -194,46 +190,48 @@ final class ShardTasks: @unchecked Sendable {
         }
     }
 
-    /// In-progress for waiting and long-running tasks, held tasks back into the queue,
-    /// consumer gauges.
-    private func housekeeping() async {
-        let tick = Duration.milliseconds(50)
+    /// One round of timed work, called by the worker every ``housekeepingTick`` for every
+    /// shard it serves: held tasks whose time came back into the queue, `running` events,
+    /// and in-progress acknowledgements for tasks waiting or running longer than a third of
+    /// the ack wait. Never blocks.
+    func housekeep(now: ContinuousClock.Instant) {
         let progressEvery = host.settings.ackWait / 3
-        var lastProgress = ContinuousClock.now
-        var lastGauges = ContinuousClock.now - .seconds(10)
-        while !Task.isCancelled {
-            try? await Task.sleep(for: tick)
-            let now = ContinuousClock.now
-            let due = state.withLock { state -> Bool in
-                let ready = state.held.filter { $0.until <= now }
-                guard !ready.isEmpty else { return false }
-                state.held.removeAll { $0.until <= now }
-                for item in ready {
-                    state.queue.push(item.pending, agent: item.pending.agent.rawValue, priority: Self.priorityClass(item.pending.envelope.priority), at: item.pending.receivedAt)
-                }
-                return true
+        let (due, progressDue) = state.withLock { state -> (Bool, Bool) in
+            let progressDue = now - state.lastProgress >= progressEvery
+            if progressDue { state.lastProgress = now }
+            let ready = state.held.filter { $0.until <= now }
+            guard !ready.isEmpty else { return (false, progressDue) }
+            state.held.removeAll { $0.until <= now }
+            for item in ready {
+                state.queue.push(item.pending, agent: item.pending.agent.rawValue, priority: Self.priorityClass(item.pending.envelope.priority), at: item.pending.receivedAt)
             }
-            if due { pump() }
-            recordLongRunning(now: now)
-            if now - lastProgress >= progressEvery {
-                lastProgress = now
-                let waiting = state.withLock { state -> [JetStreamMessage] in
-                    var all: [JetStreamMessage] = []
-                    state.queue.forEach { if now - $0.receivedAt >= progressEvery { all.append($0.message) } }
-                    for item in state.held where now - item.pending.receivedAt >= progressEvery { all.append(item.pending.message) }
-                    for item in state.running.values where now - item.receivedAt >= progressEvery { all.append(item.message) }
-                    return all
-                }
-                for message in waiting { try? message.inProgress() }
+            return (true, progressDue)
+        }
+        if due { pump() }
+        recordLongRunning(now: now)
+        if progressDue {
+            let waiting = state.withLock { state -> [JetStreamMessage] in
+                var all: [JetStreamMessage] = []
+                state.queue.forEach { if now - $0.receivedAt >= progressEvery { all.append($0.message) } }
+                for item in state.held where now - item.pending.receivedAt >= progressEvery { all.append(item.pending.message) }
+                for item in state.running.values where now - item.receivedAt >= progressEvery { all.append(item.message) }
+                return all
             }
-            if now - lastGauges >= .seconds(2) {
-                lastGauges = now
-                let consumer = self.consumer
-                if let info = try? await BlockingIO.run({ () throws(NatsError) -> ConsumerInfo in try consumer.info() }) {
-                    pendingGauge.record(Double(info.numPending))
-                    ackPendingGauge.record(Double(info.numAckPending))
-                }
-            }
+            for message in waiting { try? message.inProgress() }
+        }
+    }
+
+    /// How often the worker calls ``housekeep(now:)``: the precision of held tasks' delays.
+    static let housekeepingTick = Duration.milliseconds(50)
+
+    /// Reads the consumer's pending and ack-pending counts into the gauges (one JetStream
+    /// API request; the worker calls it every few seconds per shard).
+    func refreshGauges() async {
+        guard !state.withLock({ $0.stopped }) else { return }
+        let consumer = self.consumer
+        if let info = try? await BlockingIO.run({ () throws(NatsError) -> ConsumerInfo in try consumer.info() }) {
+            pendingGauge.record(Double(info.numPending))
+            ackPendingGauge.record(Double(info.numAckPending))
         }
     }
 
