@@ -67,6 +67,18 @@ public protocol AgentBehavior: Sendable {
     /// - Throws: ``MeshError`` to answer with an error; anything else fails the agent.
     mutating func handle(_ action: String, payload: [UInt8], context: AgentContext) async throws -> [UInt8]
 
+    /// True when every action of the kind is pure in-memory work that finishes at once (no
+    /// I/O, no waiting, no unbounded loop), answered by ``handleInline(_:payload:context:)``.
+    /// The runtime then runs an idle agent's action on the thread that delivered it instead
+    /// of starting a task for it (an action arriving while the agent is busy still waits its
+    /// turn in the mailbox, in order). Default: false.
+    static var answersInline: Bool { get }
+
+    /// The synchronous form of ``handle(_:payload:context:)`` for kinds that
+    /// ``answersInline``: the same answers, the same errors. Default: fails the agent
+    /// (never called for other kinds).
+    mutating func handleInline(_ action: String, payload: [UInt8], context: AgentContext) throws -> [UInt8]
+
     /// The state to checkpoint, or nil when the kind keeps no state worth saving.
     /// Default: nil.
     func snapshot() throws -> [UInt8]?
@@ -83,10 +95,18 @@ public protocol AgentBehavior: Sendable {
 }
 
 extension AgentBehavior {
+    public static var answersInline: Bool { false }
+    public mutating func handleInline(_ action: String, payload: [UInt8], context: AgentContext) throws -> [UInt8] {
+        throw InlineUnsupported()
+    }
     public func snapshot() throws -> [UInt8]? { nil }
     public mutating func restore(from snapshot: [UInt8]) throws {}
     public func mayChangeState(_ action: String) -> Bool { true }
 }
+
+/// Thrown by the default ``AgentBehavior/handleInline(_:payload:context:)``: a kind that
+/// does not answer inline was asked to (a bug in the kind's `answersInline`).
+struct InlineUnsupported: Error {}
 
 /// The configuration of kinds that take none: any JSON object (or an empty config).
 public struct NoConfiguration: Decodable, Sendable, Hashable {

@@ -69,6 +69,8 @@ public final class AgentCell: Sendable {
     let config: [UInt8]
     let labels: [String: String]
     let runtime: AgentRuntime
+    /// The kind's ``AgentBehavior/answersInline``.
+    let answersInline: Bool
     private let state: Mutex<State>
 
     init(
@@ -82,6 +84,7 @@ public final class AgentCell: Sendable {
         self.mailboxCapacity = capacity
         self.actionTimeout = actionTimeout
         self.runtime = runtime
+        self.answersInline = type(of: behavior).answersInline
         self.state = Mutex(State(behavior: behavior))
     }
 
@@ -89,7 +92,9 @@ public final class AgentCell: Sendable {
 
     /// Queues an action; `reply` is called exactly once with its outcome (from another
     /// thread, possibly before `send` returns). Never blocks and never creates a task when
-    /// one is already draining the mailbox — callable straight from a NATS callback.
+    /// one is already draining the mailbox — callable straight from a NATS callback. An
+    /// idle agent of a kind that ``AgentBehavior/answersInline`` runs the action right here,
+    /// on the calling thread, and `reply` is called before `send` returns.
     /// - Parameter deadline: the caller's deadline (nil: only the agent's action timeout).
     /// - Throws: ``MeshError`` without queueing (and without calling `reply`): `busy` when
     ///   the mailbox is full (with `retryAfter`), `timeout` when the deadline has passed,
@@ -104,19 +109,27 @@ public final class AgentCell: Sendable {
             throw MeshError(.timeout, "the deadline passed before agent \(id) could accept action '\(Check.shown(action))'")
         }
         let envelope = Envelope(action: action, payload: payload, deadline: effective, reply: reply)
-        try state.withLock { (state: inout State) throws(MeshError) in
+        let inline = answersInline
+        let runNow = try state.withLock { (state: inout State) throws(MeshError) -> (any AgentBehavior, UInt32)? in
             guard state.phase == .running else { throw refusal(state.phase) }
+            if inline, state.drainTask == nil, !state.inlineBusy, state.queue.count == 0, let behavior = state.behavior.take() {
+                state.inlineBusy = true
+                state.running = Running(action: action, deadline: effective, reply: reply, started: now)
+                return (behavior, state.incarnation)
+            }
             guard state.queue.count < mailboxCapacity else {
                 let hint = state.retryHint(queued: state.queue.count)
                 throw MeshError(
                     .busy, "mailbox of agent \(id) is full (\(mailboxCapacity) queued); retry later", retryAfter: hint)
             }
             state.queue.append(envelope)
-            if state.drainTask == nil {
+            if state.drainTask == nil, !state.inlineBusy {
                 let incarnation = state.incarnation
                 state.drainTask = Task { await self.drain(incarnation: incarnation) }
             }
+            return nil
         }
+        if let (behavior, incarnation) = runNow { runInline(envelope, behavior: behavior, incarnation: incarnation) }
     }
 
     /// Sends an action and waits for its reply. Cancelling the calling task does not
@@ -194,57 +207,99 @@ public final class AgentCell: Sendable {
                     ))
             case .run(let envelope, var behavior):
                 runtime.watchdog.watch(self)
-                let context = AgentContext(
-                    agentID: id, action: envelope.action, deadline: envelope.deadline, dispatcher: runtime.dispatcher,
-                    logger: runtime.logger)
                 let outcome: Result<[UInt8], any Error>
                 do {
-                    outcome = .success(try await behavior.handle(envelope.action, payload: envelope.payload, context: context))
+                    outcome = .success(try await behavior.handle(envelope.action, payload: envelope.payload, context: context(for: envelope)))
                 } catch {
                     outcome = .failure(error)
                 }
-                let finishedAt = ContinuousClock.now
-                let completion = state.withLock { (state: inout State) -> Completion in
-                    guard state.incarnation == incarnation, let running = state.running else { return .stale }
-                    state.running = nil
-                    state.recordDuration(finishedAt - running.started)
-                    if case .failure(let error) = outcome, !(error is MeshError) {
-                        return failLocked(&state)
-                    }
-                    var dirty = false
-                    if behavior.mayChangeState(envelope.action) {
-                        dirty = state.version == state.checkpointedVersion
-                        state.version &+= 1
-                    }
-                    let waiters = state.snapshotWaiters
-                    state.snapshotWaiters = []
-                    state.behavior = behavior
-                    return .answered(dirty: dirty, waiters: waiters, behavior: waiters.isEmpty ? nil : behavior, version: state.version)
-                }
-                switch completion {
-                case .stale:
-                    return
-                case .answered(let dirty, let waiters, let snapshotBehavior, let version):
-                    switch outcome {
-                    case .success(let bytes): envelope.reply(.success(bytes))
-                    case .failure(let error): envelope.reply(.failure(error as? MeshError ?? MeshError(.internalError, "unexpected error")))
-                    }
-                    if dirty { runtime.onStateChange(self) }
-                    if let snapshotBehavior { resolve(waiters, with: Self.checkpoint(of: snapshotBehavior, version: version, id: id)) }
-                case .failed(let pending, let waiters, let stopWaiters):
-                    let error: (any Error)? = if case .failure(let error) = outcome { error } else { nil }
-                    envelope.reply(
-                        .failure(
-                            MeshError(
-                                .internalError,
-                                "agent \(id) failed while handling action '\(Check.shown(envelope.action))'; it is restarted according to its restart policy"
-                            )))
-                    finishFailure(
-                        reason: .threw, action: envelope.action, error: error, pending: pending, waiters: waiters,
-                        stopWaiters: stopWaiters)
-                    return
-                }
+                guard complete(envelope, behavior: behavior, outcome: outcome, incarnation: incarnation) else { return }
             }
+        }
+    }
+
+    private func context(for envelope: Envelope) -> AgentContext {
+        AgentContext(agentID: id, action: envelope.action, deadline: envelope.deadline, dispatcher: runtime.dispatcher, logger: runtime.logger)
+    }
+
+    /// Runs an idle agent's action on the calling thread (``send(_:payload:deadline:reply:)``
+    /// took the behaviour and marked the cell busy); then hands anything queued meanwhile to
+    /// a drain task, or finishes a stop that waited for this action.
+    private func runInline(_ envelope: Envelope, behavior: any AgentBehavior, incarnation: UInt32) {
+        var behavior = behavior
+        runtime.watchdog.watch(self)
+        let outcome: Result<[UInt8], any Error>
+        do {
+            outcome = .success(try behavior.handleInline(envelope.action, payload: envelope.payload, context: context(for: envelope)))
+        } catch {
+            outcome = .failure(error)
+        }
+        guard complete(envelope, behavior: behavior, outcome: outcome, incarnation: incarnation) else { return }
+        let stopWaiters = state.withLock { (state: inout State) -> [CheckedContinuation<Void, Never>] in
+            guard state.incarnation == incarnation else { return [] }
+            state.inlineBusy = false
+            if state.queue.count > 0 {
+                state.drainTask = Task { await self.drain(incarnation: incarnation) }
+                return []
+            }
+            state.queue = MailQueue()
+            var stopWaiters: [CheckedContinuation<Void, Never>] = []
+            if state.phase == .stopping {
+                state.phase = .stopped
+                swap(&stopWaiters, &state.stopWaiters)
+            }
+            return stopWaiters
+        }
+        for waiter in stopWaiters { waiter.resume() }
+    }
+
+    /// Records a finished action and answers it: the state version, the checkpoints waiting
+    /// for it, or the agent's failure.
+    /// - Returns: false when the runner must stop (the agent failed, or the incarnation it
+    ///   served is gone).
+    private func complete(
+        _ envelope: Envelope, behavior: any AgentBehavior, outcome: Result<[UInt8], any Error>, incarnation: UInt32
+    ) -> Bool {
+        let finishedAt = ContinuousClock.now
+        let completion = state.withLock { (state: inout State) -> Completion in
+            guard state.incarnation == incarnation, let running = state.running else { return .stale }
+            state.running = nil
+            state.recordDuration(finishedAt - running.started)
+            if case .failure(let error) = outcome, !(error is MeshError) {
+                return failLocked(&state)
+            }
+            var dirty = false
+            if behavior.mayChangeState(envelope.action) {
+                dirty = state.version == state.checkpointedVersion
+                state.version &+= 1
+            }
+            let waiters = state.snapshotWaiters
+            state.snapshotWaiters = []
+            state.behavior = behavior
+            return .answered(dirty: dirty, waiters: waiters, behavior: waiters.isEmpty ? nil : behavior, version: state.version)
+        }
+        switch completion {
+        case .stale:
+            return false
+        case .answered(let dirty, let waiters, let snapshotBehavior, let version):
+            switch outcome {
+            case .success(let bytes): envelope.reply(.success(bytes))
+            case .failure(let error): envelope.reply(.failure(error as? MeshError ?? MeshError(.internalError, "unexpected error")))
+            }
+            if dirty { runtime.onStateChange(self) }
+            if let snapshotBehavior { resolve(waiters, with: Self.checkpoint(of: snapshotBehavior, version: version, id: id)) }
+            return true
+        case .failed(let pending, let waiters, let stopWaiters):
+            let error: (any Error)? = if case .failure(let error) = outcome { error } else { nil }
+            envelope.reply(
+                .failure(
+                    MeshError(
+                        .internalError,
+                        "agent \(id) failed while handling action '\(Check.shown(envelope.action))'; it is restarted according to its restart policy"
+                    )))
+            finishFailure(
+                reason: .threw, action: envelope.action, error: error, pending: pending, waiters: waiters, stopWaiters: stopWaiters)
+            return false
         }
     }
 
@@ -253,6 +308,7 @@ public final class AgentCell: Sendable {
         state.incarnation &+= 1
         state.behavior = nil
         state.drainTask = nil
+        state.inlineBusy = false
         let pending = state.queue.takeAll()
         state.queue = MailQueue()
         let waiters = state.snapshotWaiters
@@ -348,7 +404,7 @@ public final class AgentCell: Sendable {
             case .running, .stopping:
                 state.phase = .stopping
                 let rejected = mode == .reject ? state.queue.takeAll() : []
-                if state.drainTask == nil {
+                if state.drainTask == nil, !state.inlineBusy {
                     state.phase = .stopped
                     return (rejected, false)
                 }
@@ -482,6 +538,9 @@ struct State {
     var queue = MailQueue()
     /// The task draining the mailbox; nil when idle.
     var drainTask: Task<Void, Never>?
+    /// An action runs inline on a sender's thread; later sends queue behind it and that
+    /// thread starts the drain task when it is done.
+    var inlineBusy = false
     var running: Running?
     /// Bumped on failure, so that a stale drain task (whose handler overran) never
     /// touches the restarted agent.

@@ -23,15 +23,21 @@ public struct ServiceDescriptor: Sendable {
     /// PostgreSQL connections the service's parts may use at once (its writers and
     /// queries); default 4.
     public var postgresPoolSize: Int
+    /// Whether the service's NATS subscriptions share cnats' pool of delivery threads
+    /// (``NatsOptions/useGlobalMessageDelivery``, 2 threads) instead of one thread each:
+    /// for services with many subscriptions on a hot path (the worker's per-shard ones).
+    public var sharedDeliveryThreads: Bool
 
     public init(
-        name: ServiceName, description: String, usesPostgres: Bool = false, migrations: [Migration] = [], postgresPoolSize: Int = 4
+        name: ServiceName, description: String, usesPostgres: Bool = false, migrations: [Migration] = [], postgresPoolSize: Int = 4,
+        sharedDeliveryThreads: Bool = false
     ) {
         self.name = name
         self.description = description
         self.usesPostgres = usesPostgres
         self.migrations = migrations
         self.postgresPoolSize = postgresPoolSize
+        self.sharedDeliveryThreads = sharedDeliveryThreads
     }
 }
 
@@ -99,7 +105,9 @@ public enum ServiceHost {
 
         // Connecting may wait for NATS or Postgres to come up; a signal meanwhile ends the process.
         let connections = try await untilSignal(logger: logger) {
-            let nats = try await connectNATS(options: options, name: "\(descriptor.name.rawValue).\(instanceID)", logger: logger)
+            let nats = try await connectNATS(
+                options: options, name: "\(descriptor.name.rawValue).\(instanceID)", sharedDeliveryThreads: descriptor.sharedDeliveryThreads,
+                logger: logger)
             let store = descriptor.usesPostgres ? try await openStore(options: options, descriptor: descriptor, logger: logger) : nil
             return (nats, store)
         }
@@ -152,8 +160,11 @@ public enum ServiceHost {
     }
 
     /// Connects to NATS, retrying with capped backoff until it succeeds.
-    static func connectNATS(options: CommonOptions, name: String, logger: Logger) async throws -> NatsConnection {
+    static func connectNATS(options: CommonOptions, name: String, sharedDeliveryThreads: Bool = false, logger: Logger) async throws
+        -> NatsConnection
+    {
         var natsOptions = NatsOptions()
+        natsOptions.useGlobalMessageDelivery = sharedDeliveryThreads
         natsOptions.servers = options.natsServers
         natsOptions.name = name
         natsOptions.user = MeshEnvironment.string("MESH_NATS_USER")

@@ -225,6 +225,9 @@ public final class NatsConnection: @unchecked Sendable {
         try natsCall("natsOptions_UseGlobalMessageDelivery") {
             natsOptions_UseGlobalMessageDelivery(opts, options.useGlobalMessageDelivery)
         }
+        if options.useGlobalMessageDelivery {
+            try natsCall("nats_SetMessageDeliveryPoolSize") { nats_SetMessageDeliveryPoolSize(Int32(clamping: max(1, options.globalDeliveryThreads))) }
+        }
         if let user = options.user {
             try natsCall("natsOptions_SetUserInfo") { natsOptions_SetUserInfo(opts, user, options.password) }
         }

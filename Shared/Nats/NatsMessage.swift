@@ -31,7 +31,12 @@ public struct NatsOptions: Sendable, CustomStringConvertible {
     public var reconnectBufferSize: Int = 8 * 1024 * 1024
     /// Deliver all asynchronous subscriptions from a shared thread pool instead of one
     /// thread per subscription (`natsOptions_UseGlobalMessageDelivery`). Default false.
+    /// Each subscription stays on one pool thread, so its messages keep their order.
     public var useGlobalMessageDelivery = false
+    /// Threads of that shared pool, for the whole process (`nats_SetMessageDeliveryPoolSize`;
+    /// the pool never shrinks, so the largest size asked for wins). Used only with
+    /// ``useGlobalMessageDelivery``. Default 2.
+    public var globalDeliveryThreads = 2
     /// User name for user/password authentication. Never printed.
     public var user: String?
     /// Password for user/password authentication. Never printed.

@@ -62,6 +62,88 @@ struct CellTests {
         #expect(text(try await cell.call("get")) == "\(senders * perSender)")
     }
 
+    @Test func inlineKindsAnswerAnIdleAgentBeforeSendReturns() throws {
+        let runtime = makeRuntime()
+        for kind in ["echo", "counter", "kv"] {
+            let cell = try runtime.makeCell(id: agent("inline-\(kind)"), kind: kind)
+            let replies = Replies()
+            try cell.send(kind == "echo" ? "say" : "get", payload: bytes(kind == "kv" ? #"{"key":"k"}"# : "{}"), reply: replies.reply(0))
+            #expect(replies.count == 1, "\(kind)")
+        }
+        // A kind that does not answer inline gets a task: its reply comes later.
+        let probe = Probe()
+        let slow = try makeRuntime(probe: probe).makeCell(id: agent("tasked"), kind: "probe")
+        let replies = Replies()
+        try slow.send("block", payload: [], reply: replies.reply(0))
+        #expect(replies.count == 0)
+        probe.open()
+    }
+
+    @Test func inlineOrderUnderManyConcurrentSenders() async throws {
+        let probe = Probe()
+        let runtime = makeRuntime(probe: probe)
+        let cell = try runtime.makeCell(id: agent("inline-ordered"), kind: "inline-probe", mailboxCapacity: 10_000)
+        let senders = 8
+        let perSender = 300
+        let replies = Replies()
+        await withTaskGroup(of: Void.self) { group in
+            for sender in 0..<senders {
+                group.addTask {
+                    for sequence in 0..<perSender {
+                        try! cell.send("record", payload: bytes("\(sender):\(sequence)"), reply: replies.reply(sender * perSender + sequence))
+                    }
+                }
+            }
+        }
+        #expect(await eventually { replies.count == senders * perSender })
+        var last = [Int](repeating: -1, count: senders)
+        for entry in probe.log {
+            let parts = entry.split(separator: ":").map { Int($0)! }
+            #expect(parts[1] == last[parts[0]] + 1, "sender \(parts[0]) out of order")
+            last[parts[0]] = parts[1]
+        }
+        #expect(probe.log.count == senders * perSender)
+        #expect(text(try await cell.call("get")) == "\(senders * perSender)")
+    }
+
+    @Test func actionsArrivingDuringAnInlineActionQueueRunInOrderAndStopWaits() async throws {
+        let probe = Probe()
+        let runtime = makeRuntime(probe: probe)
+        let cell = try runtime.makeCell(id: agent("inline-held"), kind: "inline-probe", mailboxCapacity: 2)
+        let replies = Replies()
+        let holder = Thread { try! cell.send("hold", payload: bytes("h"), reply: replies.reply(0)) }
+        holder.start()
+        #expect(await eventually { probe.entered == 1 })
+        for index in 1...2 { try cell.send("record", payload: bytes("\(index)"), reply: replies.reply(index)) }
+        await expectMeshError(.busy) { try cell.send("record", payload: bytes("3")) { _ in } }
+        #expect(replies.count == 0 && probe.log.isEmpty)
+        // A checkpoint waits for the running action; a drain stop waits for everything queued.
+        let checkpoint = Task { try await cell.checkpoint() }
+        let stopped = Task { await cell.stop(.drain) }
+        #expect(await eventually { cell.phase == .stopping })
+        probe.open()
+        await stopped.value
+        #expect(cell.phase == .stopped && probe.log == ["1", "2"] && replies.count == 3)
+        #expect(try await checkpoint.value.state == bytes("0"))
+        #expect(try await cell.checkpoint().state == bytes("2"))
+    }
+
+    @Test func anInlineActionThatThrowsFailsTheAgentLikeAnyOther() async throws {
+        let hooks = Hooks()
+        let probe = Probe()
+        let runtime = makeRuntime(probe: probe, hooks: hooks)
+        let cell = try runtime.makeCell(id: agent("inline-crashy"), kind: "inline-probe")
+        _ = try await cell.call("record", payload: bytes("a"))
+        await expectMeshError(.invalidArgument) { _ = try await cell.call("nope") }
+        #expect(cell.phase == .running)
+        let error = await expectMeshError(.internalError) { _ = try await cell.call("crash") }
+        #expect(error?.message.contains("failed while handling action 'crash'") == true)
+        #expect(cell.phase == .failed && hooks.lastFailure?.reason == .threw)
+        await expectMeshError(.unavailable) { _ = try await cell.call("get") }
+        try cell.restart(restoringFrom: bytes("1"))
+        #expect(text(try await cell.call("get")) == "1")
+    }
+
     @Test func agentsRunInParallel() async throws {
         let probe = Probe()
         let runtime = makeRuntime(probe: probe)

@@ -136,6 +136,49 @@ struct ProbeKind: AgentBehavior {
     func mayChangeState(_ action: String) -> Bool { action == "record" }
 }
 
+/// A test kind that answers inline (on the sender's thread): "record" logs the payload
+/// and counts, "get" returns the count, "hold" blocks its thread until the probe's gate
+/// opens, "crash" fails the agent.
+struct InlineProbeKind: AgentBehavior {
+    static let answersInline = true
+    let probe: Probe
+    var count = 0
+
+    init(configuration: NoConfiguration, setup: AgentSetup) throws {
+        throw MeshError(.invalidArgument, "inline-probe needs a probe")
+    }
+
+    init(probe: Probe) { self.probe = probe }
+
+    mutating func handle(_ action: String, payload: [UInt8], context: AgentContext) async throws -> [UInt8] {
+        try handleInline(action, payload: payload, context: context)
+    }
+
+    mutating func handleInline(_ action: String, payload: [UInt8], context: AgentContext) throws -> [UInt8] {
+        switch action {
+        case "hold":
+            probe.state.withLock { $0.entered += 1 }
+            while !probe.state.withLock({ $0.open }) { usleep(2_000) }
+            return payload
+        case "record":
+            count += 1
+            let entry = text(payload)
+            probe.state.withLock { $0.log.append(entry) }
+            return payload
+        case "get":
+            return bytes("\(count)")
+        case "crash":
+            throw BehaviorFailure("crash requested")
+        default:
+            throw MeshError(.invalidArgument, "inline-probe has no such action")
+        }
+    }
+
+    func snapshot() throws -> [UInt8]? { bytes("\(count)") }
+    mutating func restore(from snapshot: [UInt8]) throws { count = Int(text(snapshot)) ?? 0 }
+    func mayChangeState(_ action: String) -> Bool { action == "record" }
+}
+
 /// Records the runtime hooks' calls.
 final class Hooks: Sendable {
     let failures = Mutex<[AgentFailure]>([])
@@ -152,6 +195,7 @@ func makeRuntime(
 ) -> AgentRuntime {
     var registry = KindRegistry.builtIn()
     registry.register("probe", ProbeKind.self) { _, _ in ProbeKind(probe: probe) }
+    registry.register("inline-probe", InlineProbeKind.self) { _, _ in InlineProbeKind(probe: probe) }
     var configuration = AgentRuntime.Configuration()
     configure(&configuration)
     return AgentRuntime(

@@ -31,7 +31,13 @@ public struct CounterKind: AgentBehavior {
         value = initial
     }
 
+    public static let answersInline = true
+
     public mutating func handle(_ action: String, payload: [UInt8], context: AgentContext) async throws -> [UInt8] {
+        try handleInline(action, payload: payload, context: context)
+    }
+
+    public mutating func handleInline(_ action: String, payload: [UInt8], context: AgentContext) throws -> [UInt8] {
         switch action {
         case "add":
             let by = try JSONCoding.decode(Add.self, from: payload, what: "counter action 'add'").by ?? 1

@@ -12,7 +12,11 @@ public struct EchoKind: AgentBehavior {
 
     public init(configuration: NoConfiguration, setup: AgentSetup) {}
 
+    public static let answersInline = true
+
     public func handle(_ action: String, payload: [UInt8], context: AgentContext) async throws -> [UInt8] { payload }
+
+    public func handleInline(_ action: String, payload: [UInt8], context: AgentContext) throws -> [UInt8] { payload }
 
     public func mayChangeState(_ action: String) -> Bool { false }
 }

@@ -64,7 +64,13 @@ public struct KeyValueKind: AgentBehavior {
     /// Number of keys held.
     public var count: Int { entries.count }
 
+    public static let answersInline = true
+
     public mutating func handle(_ action: String, payload: [UInt8], context: AgentContext) async throws -> [UInt8] {
+        try handleInline(action, payload: payload, context: context)
+    }
+
+    public mutating func handleInline(_ action: String, payload: [UInt8], context: AgentContext) throws -> [UInt8] {
         switch action {
         case "put":
             let put = try JSONCoding.decode(Put.self, from: payload, what: "kv action 'put'")
