@@ -64,3 +64,34 @@ struct PullFetchTests {
         await Self.waitFor(js, pending: 0, ackPending: 0)
     }
 }
+
+/// What a shard's old owner leaves behind: a pull request still open on the server after
+/// its fetcher unsubscribed. The server must not hand a new message to that request (an
+/// inbox nobody reads, so the message would wait out the ack wait before the new owner
+/// got it); this is what lets the worker keep its pull requests open for long.
+@Suite("Abandoned pull requests", .enabled(if: TestEnvironment.natsAvailable))
+struct AbandonedPullTests {
+    @Test func aPullRequestWhoseInboxWentAwayTakesNothing() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        try js.addOrUpdateStream(StreamConfig(name: "GONE", subjects: ["gone.>"]))
+        var config = ConsumerConfig(durableName: "owner")
+        config.ackWait = .seconds(30)
+        try js.addOrUpdateConsumer(stream: "GONE", config: config)
+        let old = try js.pullSubscribe(stream: "GONE", consumer: "owner")
+        try nats.publish(
+            "$JS.API.CONSUMER.MSG.NEXT.GONE.owner", payload: Support.bytes(#"{"batch":10,"expires":20000000000}"#), reply: old.deliverSubject)
+        try nats.flush(timeout: .seconds(5))
+        try old.unsubscribe()
+        try nats.flush(timeout: .seconds(5))
+        try await Task.sleep(for: .milliseconds(100))
+        _ = try await js.publish("gone.1", payload: Support.bytes("after"))
+        let new = try js.pullSubscribe(stream: "GONE", consumer: "owner")
+        let started = ContinuousClock.now
+        let messages = try await new.fetch(batch: 1, expires: .seconds(5))
+        #expect(messages.count == 1, "the message went to the abandoned request")
+        #expect(ContinuousClock.now - started < .seconds(2))
+    }
+}

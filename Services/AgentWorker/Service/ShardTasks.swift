@@ -172,7 +172,7 @@ final class ShardTasks: @unchecked Sendable {
             }
             let messages: [JetStreamMessage]
             do {
-                messages = try await consumer.fetch(batch: min(room, maxBatch), expires: .milliseconds(500))
+                messages = try await consumer.fetch(batch: min(room, maxBatch), expires: Self.pullExpiry)
                 failures = 0
             } catch {
                 if state.withLock({ $0.stopped }) || error.code == .connectionClosed { return }
@@ -220,6 +220,14 @@ final class ShardTasks: @unchecked Sendable {
             for message in waiting { try? message.inProgress() }
         }
     }
+
+    /// How long one pull request stays open on the server. A request returns as soon as a
+    /// task arrives, so this sets only the idle cost (one request per shard per expiry) and
+    /// how long a consumer may wait after NATS lost its open request (a server restart).
+    /// On a shard move the old owner's open request is harmless: it unsubscribes, and the
+    /// server hands nothing to a request whose inbox has no interest (tested by
+    /// `AbandonedPullTests`).
+    static let pullExpiry = Duration.seconds(2)
 
     /// How often the worker calls ``housekeep(now:)``: the precision of held tasks' delays.
     static let housekeepingTick = Duration.milliseconds(50)
