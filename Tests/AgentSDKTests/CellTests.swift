@@ -34,10 +34,11 @@ struct CellTests {
         await expectMeshError(.invalidArgument) { _ = try runtime.makeCell(spec: huge) }
     }
 
-    @Test func perSenderOrderUnderManyConcurrentSenders() async throws {
+    /// Per-sender order with a task per busy mailbox (`probe`) and answered inline (`inline-probe`).
+    @Test(arguments: ["probe", "inline-probe"]) func perSenderOrderUnderManyConcurrentSenders(kind: String) async throws {
         let probe = Probe()
         let runtime = makeRuntime(probe: probe)
-        let cell = try runtime.makeCell(id: agent("ordered"), kind: "probe", mailboxCapacity: 10_000)
+        let cell = try runtime.makeCell(id: agent("ordered-\(kind)"), kind: kind, mailboxCapacity: 10_000)
         let senders = 8
         let perSender = 300
         let replies = Replies()
@@ -77,33 +78,6 @@ struct CellTests {
         try slow.send("block", payload: [], reply: replies.reply(0))
         #expect(replies.count == 0)
         probe.open()
-    }
-
-    @Test func inlineOrderUnderManyConcurrentSenders() async throws {
-        let probe = Probe()
-        let runtime = makeRuntime(probe: probe)
-        let cell = try runtime.makeCell(id: agent("inline-ordered"), kind: "inline-probe", mailboxCapacity: 10_000)
-        let senders = 8
-        let perSender = 300
-        let replies = Replies()
-        await withTaskGroup(of: Void.self) { group in
-            for sender in 0..<senders {
-                group.addTask {
-                    for sequence in 0..<perSender {
-                        try! cell.send("record", payload: bytes("\(sender):\(sequence)"), reply: replies.reply(sender * perSender + sequence))
-                    }
-                }
-            }
-        }
-        #expect(await eventually { replies.count == senders * perSender })
-        var last = [Int](repeating: -1, count: senders)
-        for entry in probe.log {
-            let parts = entry.split(separator: ":").map { Int($0)! }
-            #expect(parts[1] == last[parts[0]] + 1, "sender \(parts[0]) out of order")
-            last[parts[0]] = parts[1]
-        }
-        #expect(probe.log.count == senders * perSender)
-        #expect(text(try await cell.call("get")) == "\(senders * perSender)")
     }
 
     @Test func actionsArrivingDuringAnInlineActionQueueRunInOrderAndStopWaits() async throws {

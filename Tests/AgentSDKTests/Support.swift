@@ -87,7 +87,7 @@ final class Probe: Sendable {
 /// A test kind: "block" waits for the probe's gate, "record" logs the payload and counts
 /// (state, checkpointed), "get" returns the count, "crash" fails the agent, "stubborn"
 /// waits for the gate ignoring cancellation.
-struct ProbeKind: AgentBehavior {
+struct ProbeKind: CountingProbe {
     let probe: Probe
     var count = 0
 
@@ -117,29 +117,16 @@ struct ProbeKind: AgentBehavior {
                 }
             }
             return payload
-        case "record":
-            count += 1
-            let entry = text(payload)
-            probe.state.withLock { $0.log.append(entry) }
-            return payload
-        case "get":
-            return bytes("\(count)")
-        case "crash":
-            throw BehaviorFailure("crash requested")
         default:
-            throw MeshError(.invalidArgument, "probe has no such action")
+            return try counting(action, payload: payload)
         }
     }
-
-    func snapshot() throws -> [UInt8]? { bytes("\(count)") }
-    mutating func restore(from snapshot: [UInt8]) throws { count = Int(text(snapshot)) ?? 0 }
-    func mayChangeState(_ action: String) -> Bool { action == "record" }
 }
 
 /// A test kind that answers inline (on the sender's thread): "record" logs the payload
 /// and counts, "get" returns the count, "hold" blocks its thread until the probe's gate
 /// opens, "crash" fails the agent.
-struct InlineProbeKind: AgentBehavior {
+struct InlineProbeKind: CountingProbe {
     static let answersInline = true
     let probe: Probe
     var count = 0
@@ -160,6 +147,22 @@ struct InlineProbeKind: AgentBehavior {
             probe.state.withLock { $0.entered += 1 }
             while !probe.state.withLock({ $0.open }) { usleep(2_000) }
             return payload
+        default:
+            return try counting(action, payload: payload)
+        }
+    }
+}
+
+/// What both probe kinds share: "record" logs the payload and counts (the state,
+/// checkpointed), "get" returns the count, "crash" fails the agent.
+protocol CountingProbe: AgentBehavior {
+    var probe: Probe { get }
+    var count: Int { get set }
+}
+
+extension CountingProbe {
+    mutating func counting(_ action: String, payload: [UInt8]) throws -> [UInt8] {
+        switch action {
         case "record":
             count += 1
             let entry = text(payload)
@@ -170,7 +173,7 @@ struct InlineProbeKind: AgentBehavior {
         case "crash":
             throw BehaviorFailure("crash requested")
         default:
-            throw MeshError(.invalidArgument, "inline-probe has no such action")
+            throw MeshError(.invalidArgument, "\(Self.self) has no such action")
         }
     }
 
