@@ -229,7 +229,7 @@ private func jsAckHandler(
     _ js: OpaquePointer?, _ msg: OpaquePointer?, _ pa: UnsafeMutablePointer<jsPubAck>?,
     _ pae: UnsafeMutablePointer<jsPubAckErr>?, _ closure: UnsafeMutableRawPointer?
 ) {
-    defer { natsMsg_Destroy(msg) }
+    defer { NatsLibrary.destroy(msg) }
     guard let msg, let registry = PublishRegistry.lookup(UInt(meshnats_ptr_to_token(closure))) else { return }
     let completion = registry.take(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(msg))))
     let result: Result<PubAck, NatsError>
@@ -398,7 +398,7 @@ public final class JetStream: @unchecked Sendable {
             if jsError.rawValue == 10037 || (status == NATS_NOT_FOUND && jsError.rawValue == 0) { return nil }  // no message
             throw NatsError(status: status, operation: "js_GetMsg", jsError: jsError)
         }
-        defer { natsMsg_Destroy(msg) }
+        defer { NatsLibrary.destroy(msg) }
         let message = NatsMessage(cMessage: msg)
         return StoredMessage(subject: message.subject, payload: message.payload, headers: message.headers, sequence: sequence)
     }

@@ -307,7 +307,7 @@ public final class NatsConnection: @unchecked Sendable {
     func publishUnchecked(_ subject: String, payload: [UInt8], headers: NatsHeaders?, reply: String?) throws(NatsError) {
         if let headers, !headers.isEmpty {
             let msg = try makeCMessage(subject: subject, reply: reply, payload: payload, headers: headers)
-            defer { natsMsg_Destroy(msg) }
+            defer { NatsLibrary.destroy(msg) }
             try natsCall("natsConnection_PublishMsg") { natsConnection_PublishMsg(nc, msg) }
             return
         }

@@ -195,7 +195,7 @@ func makeCMessage(subject: String, reply: String?, payload: [UInt8], headers: Na
     guard status == NATS_OK, let msg else { throw NatsError(status: status, operation: "natsMsg_Create") }
     if let headers {
         do { try headers.apply(to: msg) } catch {
-            natsMsg_Destroy(msg)
+            NatsLibrary.destroy(msg)
             throw error
         }
     }

@@ -53,11 +53,11 @@ final class SubscriptionBox: Sendable {
 private func subOnMessage(_ nc: OpaquePointer?, _ sub: OpaquePointer?, _ msg: OpaquePointer?, _ closure: UnsafeMutableRawPointer?) {
     guard let msg else { return }
     guard let closure else {
-        natsMsg_Destroy(msg)
+        NatsLibrary.destroy(msg)
         return
     }
     let message = NatsMessage(cMessage: msg)
-    natsMsg_Destroy(msg)
+    NatsLibrary.destroy(msg)
     Unmanaged<SubscriptionBox>.fromOpaque(closure).takeUnretainedValue().deliver(message)
 }
 

@@ -185,7 +185,7 @@ public final class PullConsumer: @unchecked Sendable {
             let code = String(cString: statusText)
             var descriptionText: UnsafePointer<CChar>? = nil
             let description = natsMsgHeader_Get(msg, "Description", &descriptionText) == NATS_OK ? descriptionText.map { String(cString: $0) } ?? "" : ""
-            natsMsg_Destroy(msg)
+            NatsLibrary.destroy(msg)
             switch code {
             case "100": return .none  // idle heartbeat
             case "404", "408": request = nil
@@ -313,7 +313,7 @@ public final class JetStreamMessage: @unchecked Sendable, CustomStringConvertibl
     }
 
     deinit {
-        natsMsg_Destroy(msg)
+        NatsLibrary.destroy(msg)
     }
 
     public var description: String {

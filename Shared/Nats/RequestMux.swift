@@ -166,7 +166,7 @@ final class RequestMux: @unchecked Sendable {
 
 private func muxOnMessage(_ nc: OpaquePointer?, _ sub: OpaquePointer?, _ msg: OpaquePointer?, _ closure: UnsafeMutableRawPointer?) {
     guard let msg else { return }
-    defer { natsMsg_Destroy(msg) }
+    defer { NatsLibrary.destroy(msg) }
     guard let closure, let subject = natsMsg_GetSubject(msg) else { return }
     let mux = Unmanaged<RequestMux>.fromOpaque(closure).takeUnretainedValue()
     // Parse the decimal token after the prefix.

@@ -21,6 +21,20 @@ enum NatsLibrary {
 
     private static let opened: natsStatus = nats_Open(lockSpinCount)
 
+    /// Whether messages can be freed on the calling thread (``destroy(_:)``): true when a
+    /// message's head is the garbage-collector item `meshnats_gc_item` describes, checked
+    /// once against the linked library (its free callback must lie inside libnats).
+    static let freesOnCallingThread: Bool = meshnats_msg_layout_holds() == 1
+
+    /// Destroys a message cnats handed over: freed at once on this thread when the layout
+    /// check passed (`meshnats_msg_destroy`), else through cnats' garbage-collector thread
+    /// (`natsMsg_Destroy`, which costs a lock and often a thread wake-up per message).
+    /// The corresponding C function is `natsMsg_Destroy`.
+    @inline(__always)
+    static func destroy(_ msg: OpaquePointer?) {
+        if freesOnCallingThread { meshnats_msg_destroy(msg) } else { natsMsg_Destroy(msg) }
+    }
+
     /// Opens the C library (thread-safe, lazy).
     /// The corresponding C function is `nats_Open`.
     static func open() throws(NatsError) {

@@ -95,3 +95,12 @@ struct AbandonedPullTests {
         #expect(ContinuousClock.now - started < .seconds(2))
     }
 }
+
+@Suite struct MessageLifetimeTests {
+    /// The linked libnats has the message layout `meshnats_msg_destroy` relies on, so
+    /// messages are freed on the thread that is done with them (every other test then runs
+    /// that path). A libnats with another layout falls back to `natsMsg_Destroy`.
+    @Test func messagesAreFreedOnTheCallingThread() {
+        #expect(NatsLibrary.freesOnCallingThread)
+    }
+}
