@@ -51,14 +51,18 @@ static inline void meshnats_msg_destroy(natsMsg *msg)
 }
 
 /// Reference responder for the raw benchmark: echoes the request payload to its reply
-/// subject from the cnats delivery thread, with no Swift code in the path.
+/// subject from the cnats delivery thread, with no Swift code in the path. A non-NULL
+/// `closure` frees messages as the mesh does (`meshnats_msg_destroy`, when the layout holds).
 static inline void meshnats_bench_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    (void)sub; (void)closure;
+    (void)sub;
     const char *reply = natsMsg_GetReply(msg);
     if (reply != NULL)
         natsConnection_Publish(nc, reply, natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
-    natsMsg_Destroy(msg);
+    if (closure != NULL)
+        meshnats_msg_destroy(msg);
+    else
+        natsMsg_Destroy(msg);
 }
 
 #endif

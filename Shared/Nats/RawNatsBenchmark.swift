@@ -20,8 +20,14 @@ public enum RawNatsBenchmark {
     /// shim, on a SendAsap connection) and one requester connection keeping `inFlight`
     /// requests outstanding: each reply, received by a C callback on a wildcard inbox
     /// subscription, sends the next request (pipelined `natsConnection_PublishRequest`).
+    /// - Parameter plainDestroy: free messages with cnats' own `natsMsg_Destroy` (through
+    ///   its garbage-collector thread), as a plain cnats program does. By default they are
+    ///   freed at once, as the mesh frees them (``NatsLibrary/destroy(_:)``): the best cnats
+    ///   does on this machine, the conservative reference for mesh ÷ raw ratios.
     /// - Returns: `count` operations with their round-trip latencies.
-    public static func requestReply(url: String, payloadSize: Int, count: Int, inFlight: Int) throws(NatsError) -> RawBenchResult {
+    public static func requestReply(url: String, payloadSize: Int, count: Int, inFlight: Int, plainDestroy: Bool = false) throws(NatsError)
+        -> RawBenchResult
+    {
         guard count > 0, inFlight > 0, payloadSize >= 0 else {
             throw NatsError(code: .invalidArgument, operation: "RawNatsBenchmark.requestReply", detail: "count and inFlight must be positive")
         }
@@ -33,12 +39,15 @@ public enum RawNatsBenchmark {
 
         let subject = "bench.rr.\(UInt32.random(in: 0...UInt32.max))"
         var service: OpaquePointer? = nil
-        try natsCall("natsConnection_Subscribe") { natsConnection_Subscribe(&service, responder, subject, meshnats_bench_echo, nil) }
+        let freeNow = !plainDestroy && NatsLibrary.freesOnCallingThread
+        try natsCall("natsConnection_Subscribe") {
+            natsConnection_Subscribe(&service, responder, subject, meshnats_bench_echo, meshnats_token_to_ptr(freeNow ? 1 : 0))
+        }
         defer { natsSubscription_Destroy(service) }
         _ = natsSubscription_SetPendingLimits(service, -1, -1)
         try natsCall("natsConnection_Flush") { natsConnection_Flush(responder) }
 
-        let context = RequestReplyContext(nc: requester, subject: subject, payloadSize: payloadSize, count: count)
+        let context = RequestReplyContext(nc: requester, subject: subject, payloadSize: payloadSize, count: count, freeNow: freeNow)
         let closure = Unmanaged.passRetained(context).toOpaque()
         var inbox: OpaquePointer? = nil
         let status = natsConnection_Subscribe(&inbox, requester, context.prefix + "*", rawReplyHandler, closure)
@@ -145,9 +154,12 @@ private final class RequestReplyContext: @unchecked Sendable {
     var next = 0
     var completed = 0
     let done = DispatchSemaphore(value: 0)
+    /// Free replies with `NatsLibrary.destroy` (else `natsMsg_Destroy`).
+    let freeNow: Bool
 
-    init(nc: OpaquePointer, subject: String, payloadSize: Int, count: Int) {
+    init(nc: OpaquePointer, subject: String, payloadSize: Int, count: Int, freeNow: Bool) {
         self.nc = nc
+        self.freeNow = freeNow
         self.subject = subject
         self.prefix = NatsConnection.makeInbox() + "."
         self.prefixLength = prefix.utf8.count
@@ -195,9 +207,10 @@ private final class RequestReplyContext: @unchecked Sendable {
 
 private func rawReplyHandler(_ nc: OpaquePointer?, _ sub: OpaquePointer?, _ msg: OpaquePointer?, _ closure: UnsafeMutableRawPointer?) {
     guard let msg else { return }
-    defer { natsMsg_Destroy(msg) }
-    guard let closure, let subject = natsMsg_GetSubject(msg) else { return }
+    guard let closure else { return natsMsg_Destroy(msg) }
     let context = Unmanaged<RequestReplyContext>.fromOpaque(closure).takeUnretainedValue()
+    defer { if context.freeNow { NatsLibrary.destroy(msg) } else { natsMsg_Destroy(msg) } }
+    guard let subject = natsMsg_GetSubject(msg) else { return }
     var token = 0
     var cursor = subject + context.prefixLength
     while cursor.pointee != 0 {
@@ -241,7 +254,7 @@ private final class PubSubContext: @unchecked Sendable {
 
 private func rawPubSubHandler(_ nc: OpaquePointer?, _ sub: OpaquePointer?, _ msg: OpaquePointer?, _ closure: UnsafeMutableRawPointer?) {
     guard let msg else { return }
-    defer { natsMsg_Destroy(msg) }
+    defer { NatsLibrary.destroy(msg) }
     guard let closure else { return }
     let context = Unmanaged<PubSubContext>.fromOpaque(closure).takeUnretainedValue()
     var latency: UInt64 = 0

@@ -77,6 +77,10 @@ struct Wire: AsyncParsableCommand {
             progress("run \(run)/\(runs): request/reply")
             results.append(try await swiftRequestReply(url: url))
             results.append(try rawFigure("raw cnats request/reply", RawNatsBenchmark.requestReply(url: url, payloadSize: payloadSize, count: requests, inFlight: inFlight)))
+            results.append(
+                try rawFigure(
+                    "raw cnats request/reply, natsMsg_Destroy",
+                    RawNatsBenchmark.requestReply(url: url, payloadSize: payloadSize, count: requests, inFlight: inFlight, plainDestroy: true)))
             progress("run \(run)/\(runs): publish/subscribe")
             results.append(try await swiftPublishSubscribe(url: url))
             results.append(try rawFigure("raw cnats publish/subscribe", RawNatsBenchmark.publishSubscribe(url: url, payloadSize: payloadSize, count: messages)))
@@ -195,6 +199,7 @@ struct Wire: AsyncParsableCommand {
         let byName = Dictionary(figures.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let ratios: [(String, Double)] = [
             ("request/reply swift ÷ raw", ratio(byName["swift request/reply"], byName["raw cnats request/reply"])),
+            ("request/reply swift ÷ raw with cnats' natsMsg_Destroy", ratio(byName["swift request/reply"], byName["raw cnats request/reply, natsMsg_Destroy"])),
             ("publish/subscribe swift ÷ raw", ratio(byName["swift publish/subscribe"], byName["raw cnats publish/subscribe"])),
         ]
         switch output {
