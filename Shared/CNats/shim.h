@@ -1,11 +1,6 @@
 #ifndef MESH_CNATS_SHIM_H
 #define MESH_CNATS_SHIM_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE  /* dladdr */
-#endif
-#include <dlfcn.h>
 #include <stdlib.h>
-#include <string.h>
 #include <nats/nats.h>
 
 /// Frees memory that cnats documents as caller-owned (header key/value arrays).
@@ -24,18 +19,29 @@ struct meshnats_gc_item {
     void (*freeCb)(void *);
 };
 
-/// Whether the layout above holds for the linked library: a new message's free callback
-/// (its second pointer) must be a function inside libnats. 1 when it holds, else 0.
+/// Whether the layout above holds for the linked library, checked on two new messages: a
+/// fresh message's `next` is NULL, and its second pointer is one and the same non-NULL
+/// value in both (a function, the free callback), not one of either message's own subject,
+/// reply or data pointers (which differ from message to message). 1 when it holds, else 0.
 static inline int meshnats_msg_layout_holds(void)
 {
-    natsMsg *msg = NULL;
-    if (natsMsg_Create(&msg, "mesh.layout.check", NULL, NULL, 0) != NATS_OK || msg == NULL)
-        return 0;
-    void *callback = (void *)((struct meshnats_gc_item *)msg)->freeCb;
-    Dl_info info;
-    int holds = callback != NULL && dladdr(callback, &info) != 0 && info.dli_fname != NULL
-        && strstr(info.dli_fname, "libnats") != NULL;
-    natsMsg_Destroy(msg);
+    natsMsg *a = NULL;
+    natsMsg *b = NULL;
+    int holds = 0;
+    if (natsMsg_Create(&a, "mesh.layout.a", NULL, "x", 1) == NATS_OK
+        && natsMsg_Create(&b, "mesh.layout.b", "mesh.layout.reply", "y", 1) == NATS_OK)
+    {
+        struct meshnats_gc_item *ga = (struct meshnats_gc_item *)a;
+        struct meshnats_gc_item *gb = (struct meshnats_gc_item *)b;
+        void *fa = (void *)ga->freeCb;
+        void *fb = (void *)gb->freeCb;
+        holds = ga->next == NULL && gb->next == NULL && fa != NULL && fa == fb
+            && fa != (void *)natsMsg_GetSubject(a) && fa != (void *)natsMsg_GetData(a)
+            && fa != (void *)natsMsg_GetSubject(b) && fa != (void *)natsMsg_GetReply(b)
+            && fa != (void *)natsMsg_GetData(b);
+    }
+    natsMsg_Destroy(a);
+    natsMsg_Destroy(b);
     return holds;
 }
 

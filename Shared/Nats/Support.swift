@@ -23,8 +23,11 @@ enum NatsLibrary {
 
     /// Whether messages can be freed on the calling thread (``destroy(_:)``): true when a
     /// message's head is the garbage-collector item `meshnats_gc_item` describes, checked
-    /// once against the linked library (its free callback must lie inside libnats).
-    static let freesOnCallingThread: Bool = meshnats_msg_layout_holds() == 1
+    /// once against the linked library (`meshnats_msg_layout_holds`).
+    static let freesOnCallingThread: Bool = {
+        guard opened == NATS_OK else { return false }  // the check destroys a message: the library must be open
+        return meshnats_msg_layout_holds() == 1
+    }()
 
     /// Destroys a message cnats handed over: freed at once on this thread when the layout
     /// check passed (`meshnats_msg_destroy`), else through cnats' garbage-collector thread
