@@ -167,8 +167,11 @@ def main():
         with open(os.path.join(state, "gateway-admin.key")) as handle:
             traffic(f"http://127.0.0.1:{gateway_port}", handle.read().strip())
 
-        targets = wait("every scrape target up", lambda: (lambda active: active if active and all(
-            target["health"] == "up" for target in active) else None)(prom(base, "/api/v1/targets")["activeTargets"]), 30)
+        def targets_up():
+            active = prom(base, "/api/v1/targets")["activeTargets"]
+            return active if active and all(target["health"] == "up" for target in active) else None
+
+        targets = wait("every scrape target up", targets_up, 30)
         print(f"prometheus-live: {len(targets)} scrape targets up "
               f"({', '.join(sorted({target['labels']['job'] for target in targets}))})")
 
@@ -182,8 +185,7 @@ def main():
                 fail(f"rule {rule['name']}: {rule['health']} {rule.get('lastError', '')}")
         print(f"prometheus-live: {len(loaded)} alert rules loaded and evaluating")
 
-        # Series of every metric a dashboard or a rule names (rates need two scrapes: wait 3 s).
-        time.sleep(3)
+        # Series behind every metric a dashboard or a rule names.
         queries = dashboard_queries() + rule_queries()
         metrics = sorted({metric for _, expr in queries for metric in re.findall(r"\b(mesh_[a-z0-9_]+)\b", expr)})
 

@@ -181,13 +181,7 @@ public final class AgentCell: Sendable {
                 guard state.incarnation == incarnation else { return .stale }
                 guard let envelope = state.queue.popFirst() else {
                     state.drainTask = nil
-                    state.queue = MailQueue()
-                    var stopWaiters: [CheckedContinuation<Void, Never>] = []
-                    if state.phase == .stopping {
-                        state.phase = .stopped
-                        swap(&stopWaiters, &state.stopWaiters)
-                    }
-                    return .finished(stopWaiters: stopWaiters)
+                    return .finished(stopWaiters: state.becomeIdle())
                 }
                 if envelope.deadline <= now { return .expired(envelope) }
                 guard let behavior = state.behavior.take() else { return .stale }
@@ -242,13 +236,7 @@ public final class AgentCell: Sendable {
                 state.drainTask = Task { await self.drain(incarnation: incarnation) }
                 return []
             }
-            state.queue = MailQueue()
-            var stopWaiters: [CheckedContinuation<Void, Never>] = []
-            if state.phase == .stopping {
-                state.phase = .stopped
-                swap(&stopWaiters, &state.stopWaiters)
-            }
-            return stopWaiters
+            return state.becomeIdle()
         }
         for waiter in stopWaiters { waiter.resume() }
     }
@@ -541,6 +529,17 @@ struct State {
     /// An action runs inline on a sender's thread; later sends queue behind it and that
     /// thread starts the drain task when it is done.
     var inlineBusy = false
+
+    /// The mailbox ran empty with nothing running: frees the queue's storage and finishes a
+    /// stop that waited for it.
+    /// - Returns: the callers of `stop` to resume (outside the lock).
+    mutating func becomeIdle() -> [CheckedContinuation<Void, Never>] {
+        queue = MailQueue()
+        guard phase == .stopping else { return [] }
+        phase = .stopped
+        defer { stopWaiters = [] }
+        return stopWaiters
+    }
     var running: Running?
     /// Bumped on failure, so that a stale drain task (whose handler overran) never
     /// touches the restarted agent.

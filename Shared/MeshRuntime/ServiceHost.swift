@@ -160,7 +160,7 @@ public enum ServiceHost {
     }
 
     /// Connects to NATS, retrying with capped backoff until it succeeds.
-    static func connectNATS(options: CommonOptions, name: String, sharedDeliveryThreads: Bool = false, logger: Logger) async throws
+    static func connectNATS(options: CommonOptions, name: String, sharedDeliveryThreads: Bool, logger: Logger) async throws
         -> NatsConnection
     {
         var natsOptions = NatsOptions()

@@ -93,12 +93,8 @@ final class GatewayAPI: Sendable {
             if route.role != nil {
                 try await admit(route, authorization: request.headers[.authorization], principal: &principal)
                 let caller = principal
-                if ProcessInfo.processInfo.environment["XNODL"] != nil {
-                    response = try await handle(route, request, context, caller)
-                } else {
                 response = try await deadlines.run(timeout: .milliseconds(options.requestTimeoutMs)) { [self] in
                     try await handle(route, request, context, caller)
-                }
                 }
             } else {
                 response = try await handle(route, request, context, nil)

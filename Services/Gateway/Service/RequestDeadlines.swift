@@ -2,8 +2,9 @@ import Foundation
 import HTTPTypes
 import MeshCore
 
-/// Request deadlines without a task or a timer per request: a request registers its own
-/// task and deadline, and one timer thread cancels the tasks whose deadline passed.
+/// Request deadlines without a sleeping task or a timer per request: the task running a
+/// request's body registers itself with its deadline, and one timer thread cancels the
+/// tasks whose deadline passed.
 ///
 /// A racing pair of child tasks (the body, and a sleeper) per request cost two task
 /// creations, a Dispatch timer and a cancellation each time.
@@ -31,7 +32,7 @@ final class RequestDeadlines: Sendable {
 
     deinit { core.stop() }
 
-    /// Requests registered and still running (for tests and metrics).
+    /// Requests registered and still running (for tests).
     var inFlight: Int { core.inFlight }
 
     /// Runs `body` in a child task; past `timeout` that task is cancelled and, unless the

@@ -14,7 +14,9 @@ public struct EchoKind: AgentBehavior {
 
     public static let answersInline = true
 
-    public func handle(_ action: String, payload: [UInt8], context: AgentContext) async throws -> [UInt8] { payload }
+    public func handle(_ action: String, payload: [UInt8], context: AgentContext) async throws -> [UInt8] {
+        try handleInline(action, payload: payload, context: context)
+    }
 
     public func handleInline(_ action: String, payload: [UInt8], context: AgentContext) throws -> [UInt8] { payload }
 
