@@ -125,6 +125,13 @@ public struct ConsumerConfig: Sendable, Equatable {
     public var maxWaiting: Int?
     /// Optional description.
     public var description: String?
+    /// Keep the consumer's state (delivered and acknowledged sequences) in the server's
+    /// memory even when the stream is on file: no state file rewritten about ten times a
+    /// second per busy consumer, but a single server forgets the consumer when it restarts
+    /// (its creator must recreate it). Fits a work-queue stream, where the stream itself holds
+    /// every unacknowledged message. Newer servers refuse to change it on an existing
+    /// consumer. Default false.
+    public var memoryStorage = false
 
     /// A configuration with the defaults above.
     public init(durableName: String? = nil, filterSubject: String? = nil) {
@@ -153,6 +160,8 @@ public struct ConsumerInfo: Sendable {
     public var deliveredStreamSeq: UInt64
     /// Stream sequence below which everything is acknowledged.
     public var ackFloorStreamSeq: UInt64
+    /// Whether the server keeps the consumer's state in memory (``ConsumerConfig/memoryStorage``).
+    public var memoryStorage: Bool
 }
 
 /// A message as a stream stores it (read by sequence).
@@ -448,6 +457,7 @@ public final class JetStream: @unchecked Sendable {
         }
         if let threshold = config.inactiveThreshold { cfg.InactiveThreshold = threshold.nanoseconds }
         if let maxWaiting = config.maxWaiting { cfg.MaxWaiting = Int64(maxWaiting) }
+        cfg.MemoryStorage = config.memoryStorage
 
         var info: UnsafeMutablePointer<jsConsumerInfo>? = nil
         var jsError = jsErrCode(rawValue: 0)
@@ -606,5 +616,6 @@ extension ConsumerInfo {
         deliveredConsumerSeq = info.Delivered.Consumer
         deliveredStreamSeq = info.Delivered.Stream
         ackFloorStreamSeq = info.AckFloor.Stream
+        memoryStorage = info.Config?.pointee.MemoryStorage ?? false
     }
 }

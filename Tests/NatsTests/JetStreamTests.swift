@@ -49,6 +49,22 @@ struct JetStreamTests {
         #expect(throws: NatsError(code: .invalidArgument, operation: "")) { _ = try js.streamInfo("bad.name") }
     }
 
+    /// A consumer's state storage: memory on a file stream when asked, reported by its info.
+    @Test func consumerMemoryStorageIsKept() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        try js.addOrUpdateStream(StreamConfig(name: "WORK", subjects: ["work.>"]))
+        var config = ConsumerConfig(durableName: "in-memory", filterSubject: "work.a")
+        config.memoryStorage = true
+        #expect(try js.addOrUpdateConsumer(stream: "WORK", config: config).memoryStorage)
+        #expect(try js.consumerInfo(stream: "WORK", name: "in-memory").memoryStorage)
+        #expect(try js.addOrUpdateConsumer(stream: "WORK", config: config).memoryStorage)
+        let onFile = ConsumerConfig(durableName: "on-file", filterSubject: "work.b")
+        #expect(try js.addOrUpdateConsumer(stream: "WORK", config: onFile).memoryStorage == false)
+    }
+
     @Test func publishWithMsgIdIsDeduplicated() async throws {
         let server = try await NatsServer.start()
         defer { server.stop() }

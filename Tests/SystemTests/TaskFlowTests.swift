@@ -285,4 +285,60 @@ struct TaskFlowTests {
         #expect(try await mesh.tasks.list(agent: try AgentID("mover")).tasks.count == 1)
         await mesh.shutdown()
     }
+
+    /// The shard consumers keep their state in nats-server's memory: a restarted server has
+    /// none, and the workers create them again. A task running when the server went down and
+    /// one submitted afterwards both complete.
+    @Test func tasksFlowAgainAfterNatsServerRestarts() async throws {
+        let mesh = try await TaskMesh(workerEnvironment: Self.fastRetries)
+        defer { mesh.stop() }
+        try mesh.start(.registry, id: "registry-1")
+        try mesh.start(.supervisor, id: "supervisor-1")
+        try mesh.start(.agentWorker, id: "worker-1")
+        try await mesh.connect()
+        try mesh.create("steady", kind: "work")
+        try await mesh.waitForAgent("steady")
+        let before = try await mesh.submit("steady", "sleep", #"{"ms":0}"#)
+        #expect(await mesh.terminal(before.taskId)?.state == .succeeded)
+
+        let running = try await mesh.submit("steady", "sleep", #"{"ms":1500}"#)
+        _ = await TestEnvironment.waitUntil(timeout: .seconds(10)) { mesh.events(of: running.taskId).contains { $0.state == "running" } }
+        mesh.nats.kill()
+        try await mesh.nats.restart()
+        // Submitted once JetStream answers again (the client retries within its horizon).
+        let after = try await mesh.submit("steady", "sleep", #"{"ms":0}"#)
+        let afterRecord = await mesh.terminal(after.taskId, timeout: .seconds(60))
+        #expect(afterRecord?.state == .succeeded, "\(String(describing: afterRecord)) \(mesh.processes["worker-1"]!.logTail(maxBytes: 3_000))")
+        let runningRecord = await mesh.terminal(running.taskId, timeout: .seconds(60))
+        #expect(runningRecord?.state == .succeeded, "\(String(describing: runningRecord))")
+        await mesh.shutdown()
+    }
+
+    /// A worker starting over shard consumers that an older worker left on file storage runs
+    /// their tasks: nats-server 2.12 takes the new storage as an update, newer servers refuse
+    /// it and the worker replaces the consumer.
+    @Test func fileConsumersOfAnOlderWorkerAreReplaced() async throws {
+        let mesh = try await TaskMesh(workerEnvironment: Self.fastRetries)
+        defer { mesh.stop() }
+        try mesh.start(.registry, id: "registry-1")
+        try mesh.start(.supervisor, id: "supervisor-1")
+        try await mesh.connect()
+        let subjects = try Subjects()
+        let shard = try ShardMap().shard(of: try AgentID("upgraded"))
+        for each in 0..<ShardMap.defaultShardCount {
+            var config = ConsumerConfig(durableName: subjects.taskConsumer(shard: each), filterSubject: subjects.taskWildcard(shard: each))
+            config.ackWait = .seconds(3)
+            try mesh.js.addOrUpdateConsumer(stream: subjects.tasksStream, config: config)
+        }
+        #expect(try mesh.js.consumerInfo(stream: subjects.tasksStream, name: subjects.taskConsumer(shard: shard)).memoryStorage == false)
+        try mesh.create("upgraded", kind: "work")
+        // Stored before any worker runs: it waits in the stream for the replaced consumer.
+        let queued = try await mesh.submit("upgraded", "sleep", #"{"ms":0}"#)
+        try mesh.start(.agentWorker, id: "worker-1")
+        try await mesh.waitForAgent("upgraded")
+        let record = await mesh.terminal(queued.taskId, timeout: .seconds(60))
+        #expect(record?.state == .succeeded, "\(String(describing: record)) \(mesh.processes["worker-1"]!.logTail(maxBytes: 3_000))")
+        #expect(try mesh.js.consumerInfo(stream: subjects.tasksStream, name: subjects.taskConsumer(shard: shard)).memoryStorage)
+        await mesh.shutdown()
+    }
 }

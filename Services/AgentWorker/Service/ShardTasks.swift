@@ -129,13 +129,35 @@ final class ShardTasks: @unchecked Sendable {
     /// Creates (or updates) the shard's durable consumer and binds to it. Blocking: call
     /// through `BlockingIO`.
     static func open(shard: Int, epoch: UInt64, host: TaskHost) throws(NatsError) -> ShardTasks {
+        let consumer = try host.jetStream.pullSubscribe(try ensureConsumer(shard: shard, host: host))
+        return ShardTasks(shard: shard, epoch: epoch, consumer: consumer, host: host)
+    }
+
+    /// The shard's consumer: durable, its state in the server's memory. A state file
+    /// rewritten ten times a second by each of 64 busy consumers cost nats-server about 15 %
+    /// of its CPU, and the work-queue stream already holds every task not yet acknowledged:
+    /// a consumer lost with a restarted server is created again by ``run()`` and
+    /// redelivers them all. One left on file by an older worker: nats-server 2.12 accepts the
+    /// update (and keeps the file until the consumer is created again); newer servers refuse
+    /// it, and the consumer is replaced (its unacknowledged tasks stay in the stream and come
+    /// from the new one). Blocking.
+    static func ensureConsumer(shard: Int, host: TaskHost) throws(NatsError) -> ConsumerInfo {
         var config = ConsumerConfig(durableName: host.subjects.taskConsumer(shard: shard), filterSubject: host.subjects.taskWildcard(shard: shard))
         config.ackWait = host.settings.ackWait
         config.maxAckPending = host.settings.maxInFlight
         config.maxDeliver = -1
         config.description = "Tasks of shard \(shard), pulled by its owner"
-        let consumer = try host.jetStream.pullSubscribe(try host.jetStream.addOrUpdateConsumer(stream: host.subjects.tasksStream, config: config))
-        return ShardTasks(shard: shard, epoch: epoch, consumer: consumer, host: host)
+        config.memoryStorage = true
+        let stream = host.subjects.tasksStream
+        do {
+            return try host.jetStream.addOrUpdateConsumer(stream: stream, config: config)
+        } catch {
+            // The server refuses to change a consumer's storage.
+            guard let existing = try? host.jetStream.consumerInfo(stream: stream, name: config.durableName!), !existing.memoryStorage else { throw error }
+            host.logger.notice("task consumer moved from file to memory storage", metadata: ["mesh.shard": "\(shard)"])
+            try host.jetStream.deleteConsumer(stream: stream, name: existing.name)
+            return try host.jetStream.addOrUpdateConsumer(stream: stream, config: config)
+        }
     }
 
     private init(shard: Int, epoch: UInt64, consumer: PullConsumer, host: TaskHost) {
@@ -181,6 +203,17 @@ final class ShardTasks: @unchecked Sendable {
                     host.logger.warning("task fetch failed", metadata: logMetadata.merging(["error": "\(error)"]) { $1 })
                 }
                 try? await Task.sleep(for: .milliseconds(min(2_000, 50 * failures)))
+                if error.code == .noResponders || error.code == .notFound, !state.withLock({ $0.stopped }) {
+                    // No consumer answers the pull: a restarted server forgot it (memory
+                    // storage), or someone deleted it. Creating it again is idempotent.
+                    let (shard, host) = (shard, host)
+                    do {
+                        _ = try await BlockingIO.run { () throws(NatsError) in try Self.ensureConsumer(shard: shard, host: host) }
+                        host.logger.info("task consumer created again", metadata: logMetadata)
+                    } catch {
+                        host.logger.debug("task consumer not created yet", metadata: logMetadata.merging(["error": "\(error)"]) { $1 })
+                    }
+                }
                 continue
             }
             if messages.isEmpty { continue }
