@@ -59,6 +59,7 @@ let package = Package(
             name: "CProtobufC", path: "Shared/CProtobufC", pkgConfig: "libprotobuf-c",
             providers: [.apt(["libprotobuf-c-dev"])]),
         .target(name: "CMeshProto", dependencies: ["CProtobufC"], path: "Shared/CMeshProto"),
+        .target(name: "CLinux", path: "Shared/CLinux"),
 
         // Safe Swift layers over the C libraries.
         .target(name: "Nats", dependencies: ["CNats", log], path: "Shared/Nats", swiftSettings: swiftSettings),
@@ -72,7 +73,7 @@ let package = Package(
             path: "Shared/MeshCore", swiftSettings: swiftSettings),
         .target(name: "MeshSupervision", dependencies: ["MeshCore"], path: "Shared/MeshSupervision", swiftSettings: swiftSettings),
         .target(
-            name: "MeshBench", dependencies: ["MeshCore", .product(name: "Yams", package: "Yams")], path: "Shared/MeshBench",
+            name: "MeshBench", dependencies: ["MeshCore", "CLinux", .product(name: "Yams", package: "Yams")], path: "Shared/MeshBench",
             swiftSettings: swiftSettings),
         .target(
             name: "AgentSDK",

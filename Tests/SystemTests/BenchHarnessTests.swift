@@ -3,7 +3,7 @@ import LocalServers
 import MeshTesting
 import Testing
 
-/// `meshctl bench all` as a user runs it, kept short: a local mesh of its own, two
+/// `meshctl bench all` as a user runs it, kept short: a local mesh of its own, three
 /// scenarios for a couple of seconds at a light constant rate, then the result file's
 /// shape, the HTML report, `bench check` and `bench compare` exit codes, and the stored
 /// history. Figures are not asserted (benchmarks measure, tests check behaviour).
@@ -31,7 +31,7 @@ struct BenchHarnessTests {
         let prefix = "\(directory)/results/run"
         let run = try await Self.meshctl(
             [
-                "bench", "all", "--scenarios", "actions,registry-lookup", "--duration", "2", "--warmup", "0.5", "--profile", "constant:200",
+                "bench", "all", "--scenarios", "actions,registry-lookup,gateway-http", "--duration", "2", "--warmup", "0.5", "--profile", "constant:200",
                 "--agents", "20", "--workers", "1", "--mesh-dir", "\(directory)/mesh", "--out", prefix,
             ], in: directory, timeout: .seconds(150))
         #expect(run.status == 0, "\(run.error.suffix(3_000))")
@@ -45,13 +45,16 @@ struct BenchHarnessTests {
         #expect(((document["machine"] as? [String: Any])?["cores"] as? Int ?? 0) >= 1)
         #expect(!(document["gitRevision"] as? String ?? "").isEmpty)
         let results = document["results"] as? [[String: Any]] ?? []
-        #expect(results.compactMap { $0["name"] as? String } == ["actions", "actions/max", "registry-lookup/nats", "registry-lookup/cache"])
+        #expect(results.compactMap { $0["name"] as? String } == [
+                "actions", "actions/max", "registry-lookup/nats", "registry-lookup/cache", "gateway-http/health", "gateway-http/action",
+            ])
         for result in results {
             let latency = result["latency"] as? [String: Any] ?? [:]
             #expect((result["operations"] as? Int ?? 0) > 0 && (result["throughput"] as? Double ?? 0) > 0, "\(result["name"] ?? "")")
             for key in ["p50Micros", "p90Micros", "p95Micros", "p99Micros", "p999Micros", "maxMicros"] { #expect(latency[key] is Double, "\(key)") }
             #expect((latency["p50Micros"] as? Double ?? 0) <= (latency["p99Micros"] as? Double ?? 0))
             #expect(result["profile"] as? String == "constant:200" && result["errorRate"] is Double)
+            if (result["name"] as? String ?? "").hasPrefix("gateway-http") { #expect(result["errors"] as? Int == 0, "\(result)") }
             #expect((result["timeline"] as? [[String: Any]] ?? []).count >= 3)
             let resources = result["resources"] as? [String: Any] ?? [:]
             #expect(resources["sampled"] as? Bool == true && (resources["rssBytes"] as? Int ?? 0) > 0)

@@ -1,0 +1,2 @@
+// Header-only: SwiftPM needs one source file per C target.
+#include "CLinux.h"
