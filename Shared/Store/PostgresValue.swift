@@ -98,6 +98,14 @@ struct EncodedParameter {
 extension PostgresValue {
     /// Encodes the value for the wire.
     /// - Throws: `invalidArgument` for text containing U+0000 or a date outside 1…9999.
+    /// The value in PostgreSQL's text form (nil for NULL), as sent in a parameter; not for
+    /// `.bytes`, which go in binary.
+    /// - Throws: `invalidArgument` for text containing U+0000 or a date outside 1…9999.
+    func textForm(index: Int) throws(StoreError) -> String? {
+        guard let bytes = try encoded(index: index).bytes else { return nil }
+        return String(decoding: bytes.dropLast(), as: UTF8.self)  // without the NUL
+    }
+
     func encoded(index: Int) throws(StoreError) -> EncodedParameter {
         func text(_ string: String) -> [UInt8] { Array(string.utf8) + [0] }
         switch self {

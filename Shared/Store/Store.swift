@@ -86,9 +86,9 @@ public final class Store: Sendable {
         }
     }
 
-    /// Inserts many rows — the write path for write-behind recorders. Rows go in multi-row
-    /// `INSERT … VALUES (…), (…)` statements of at most 65 535 parameters (and 10 000 rows)
-    /// each, all in one transaction: either every row is written or none.
+    /// Inserts many rows — the write path for write-behind recorders. Rows go in
+    /// `INSERT … SELECT * FROM unnest($1::type[], …)` statements, one array per column, of
+    /// at most 10 000 rows each, all in one transaction: either every row is written or none.
     ///
     /// The corresponding C function is `PQexecParams`.
     /// - Parameters:

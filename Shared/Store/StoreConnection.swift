@@ -23,6 +23,8 @@ public final class StoreConnection: Sendable {
     let logger: Logger
     /// When the connection was last returned to the pool (for the idle health check).
     let lastReleased: Mutex<ContinuousClock.Instant>
+    /// Column types per table, read by `batchInsert`.
+    private let tableColumnTypes = Mutex<[String: [String: String]]>([:])
 
     private init(handle: PGConnectionHandle, queue: DispatchQueue, logger: Logger) {
         self.handle = handle
@@ -79,22 +81,47 @@ public final class StoreConnection: Sendable {
         try await run { handle throws(StoreError) in try handle.execute(sql, parameters).affectedRows }
     }
 
-    /// Inserts many rows with multi-row `INSERT` statements of at most 65 535 parameters
-    /// each, on this connection (so inside the caller's transaction, if any).
-    /// See `Store.batchInsert` for the arguments.
+    /// Inserts many rows with `INSERT … SELECT * FROM unnest(…)` statements (one array per
+    /// column; see `BatchInsertPlan`) of at most 10 000 rows each, on this connection (so
+    /// inside the caller's transaction, if any). The columns' types are read from the
+    /// catalog once per connection and table. See `Store.batchInsert` for the arguments.
     /// - Returns: the rows inserted or updated (rows skipped by `DO NOTHING` not counted).
     @discardableResult
     public func batchInsert(
         table: String, columns: [String], rows: [[PostgresValue]], onConflict: String? = nil
     ) async throws(StoreError) -> Int {
         let plan = try BatchInsertPlan(table: table, columns: columns, rows: rows, onConflict: onConflict)
+        guard !rows.isEmpty else { return 0 }
+        let known = try await columnTypes(of: table)
+        let types = try columns.map { (column) throws(StoreError) -> String in
+            guard let type = known[column] else {
+                throw StoreError(.invalidArgument, operation: "batchInsert", context: "table \(table) has no column \(column)")
+            }
+            return type
+        }
+        let sql = plan.statement(types: types)
         var total = 0
-        for chunk in plan.chunks {
-            let sql = plan.statement(rowCount: chunk.count)
-            let parameters = Array(rows[chunk].joined())
-            total += try await execute(sql, parameters)
+        do {
+            for chunk in plan.chunks { total += try await execute(sql, try plan.arrays(rows[chunk])) }
+        } catch {
+            // The table may have changed since its types were read.
+            _ = tableColumnTypes.withLock { $0.removeValue(forKey: table) }
+            throw error
         }
         return total
+    }
+
+    /// Column name → type (`format_type`) of `table`, cached for the session.
+    private func columnTypes(of table: String) async throws(StoreError) -> [String: String] {
+        if let known = tableColumnTypes.withLock({ $0[table] }) { return known }
+        let rows = try await query(
+            "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a "
+                + "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+            [.text(table)])
+        var types: [String: String] = [:]
+        for row in rows { types[try row.decode("name")] = try row.decode("type") as String }
+        tableColumnTypes.withLock { $0[table] = types }
+        return types
     }
 
     /// Runs parameterless SQL (may hold several statements) with the simple protocol.

@@ -116,6 +116,45 @@ struct TransactionTests {
         #expect(skipped == 10)
     }
 
+    /// Values travel as array literals: quotes, backslashes, braces, commas, the text
+    /// "NULL", empty strings and bytes, every type, into columns of other types (integer,
+    /// jsonb) as a `VALUES` insert would.
+    @Test func batchInsertRoundTripsAwkwardValues() async throws {
+        let fixture = try await Fixture.start()
+        defer { fixture.tearDown() }
+        let store = fixture.store
+        try await store.migrate([Migration(version: 1, name: "odd", sql: """
+            CREATE TABLE odd (id integer PRIMARY KEY, t text, b bytea, j jsonb, f double precision, ok boolean, u uuid,
+                              at timestamptz, v varchar(16))
+            """)])
+        let id = UUID()
+        let at = Date(timeIntervalSince1970: 1_700_000_000.123456)
+        let texts = [#"a "quoted" \ {x,y}"#, "NULL", "", "é 😀 \t", "\\x00"]
+        let rows: [[PostgresValue]] = texts.enumerated().map { index, text in
+            [.int(Int64(index)), .text(text), .bytes(index == 2 ? [] : [0, 0x22, 0x5c, 0xff]), .text(#"{"k": "v\""}"#), .double(-1.25),
+             .bool(index % 2 == 0), .uuid(id), .timestamp(at), .text("v,\(index)")]
+        } + [[.int(99), .null, .null, .null, .null, .null, .null, .null, .null]]
+        let columns = ["id", "t", "b", "j", "f", "ok", "u", "at", "v"]
+        #expect(try await store.batchInsert(table: "odd", columns: columns, rows: rows) == rows.count)
+        for (index, text) in texts.enumerated() {
+            let row = try await store.query("SELECT t, b, j->>'k' AS k, f, ok, u::text AS u, at, v FROM odd WHERE id = $1", [.int(Int64(index))])[0]
+            #expect(try row.decode("t", String.self) == text)
+            #expect(try row.decode("b", [UInt8].self) == (index == 2 ? [] : [0, 0x22, 0x5c, 0xff]))
+            #expect(try row.decode("k", String.self) == #"v""#)
+            #expect(try row.decode("f", Double.self) == -1.25)
+            #expect(try row.decode("ok", Bool.self) == (index % 2 == 0))
+            #expect(try row.decode("u", String.self) == id.uuidString.lowercased())
+            #expect(abs(try row.decode("at", Date.self).timeIntervalSince(at)) < 0.000_002)
+            #expect(try row.decode("v", String.self) == "v,\(index)")
+        }
+        let empty = try await store.query("SELECT count(*) AS n FROM odd WHERE id = 99 AND t IS NULL AND b IS NULL AND j IS NULL AND at IS NULL")
+        #expect(try empty[0].decode("n", Int.self) == 1)
+        let unknown = await storeError { try await store.batchInsert(table: "odd", columns: ["id", "nope"], rows: [[1, 2]]) }
+        #expect(unknown?.code == .invalidArgument)
+        let noTable = await storeError { try await store.batchInsert(table: "missing", columns: ["id"], rows: [[1]]) }
+        #expect(noTable?.code == .queryFailed)
+    }
+
     @Test func batchInsertIsAllOrNothingAndValidatesInput() async throws {
         let fixture = try await Fixture.start()
         defer { fixture.tearDown() }

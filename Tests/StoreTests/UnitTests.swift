@@ -31,12 +31,26 @@ struct StoreUnitTests {
         #expect(Timestamp.format(Date(timeIntervalSince1970: -70_000_000_000)) == nil)
     }
 
-    @Test func batchPlanRespectsTheParameterLimit() throws {
+    @Test func batchPlanSendsOneArrayPerColumn() throws {
         let rows = Array(repeating: [PostgresValue](repeating: .null, count: 7), count: 30_000)
         let plan = try BatchInsertPlan(table: "s.t", columns: (0..<7).map { "c\($0)" }, rows: rows, onConflict: "DO NOTHING")
-        #expect(plan.chunks.allSatisfy { $0.count * 7 <= 65_535 })
-        #expect(plan.chunks.map(\.count).reduce(0, +) == 30_000)
-        #expect(plan.statement(rowCount: 2) == #"INSERT INTO "s"."t" ("c0", "c1", "c2", "c3", "c4", "c5", "c6") VALUES ($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING"#)
+        #expect(plan.chunks.map(\.count) == [10_000, 10_000, 10_000])
+        #expect(
+            plan.statement(types: ["integer", "text", "bytea", "timestamp with time zone", "jsonb", "bigint", "character varying(8)"])
+                == #"INSERT INTO "s"."t" ("c0", "c1", "c2", "c3", "c4", "c5", "c6") SELECT * FROM unnest($1::integer[], $2::text[], $3::bytea[], $4::timestamp with time zone[], $5::jsonb[], $6::bigint[], $7::character varying(8)[]) ON CONFLICT DO NOTHING"#)
+
+        let values: [[PostgresValue]] = [
+            [.int(-5), .text(#"a "quoted" \ {x,y} NULL"#), .bytes([0, 0xab]), .timestamp(Date(timeIntervalSince1970: 0)), .bool(true), .null, .double(1.5)],
+            [.null, .text(""), .bytes([]), .null, .bool(false), .int(7), .null],
+        ]
+        let two = try BatchInsertPlan(table: "t", columns: (0..<7).map { "c\($0)" }, rows: values, onConflict: nil)
+        #expect(two.statement(types: Array(repeating: "text", count: 7)).hasSuffix("$7::text[])"))
+        #expect(
+            try two.arrays(values[...]) == [
+                .text(#"{-5,NULL}"#), .text(#"{"a \"quoted\" \\ {x,y} NULL",""}"#), .text(#"{"\\x00ab","\\x"}"#),
+                .text(#"{"1970-01-01 00:00:00.000000+00",NULL}"#), .text(#"{"t","f"}"#), .text(#"{NULL,7}"#), .text(#"{"1.5",NULL}"#),
+            ])
+        #expect(throws: StoreError.self) { try two.arrays([[.text("nul \u{0}"), .null, .null, .null, .null, .null, .null]]) }
     }
 
     @Test func identifiers() {
