@@ -44,6 +44,14 @@ struct TaskFlowTests {
                 executable: try MeshBinaries.path(service.rawValue), arguments: [], logPath: "\(logs)/\(id).log", environment: environment)
         }
 
+        /// Starts a registry, a supervisor and `workers` workers, then connects.
+        func startAll(workers: Int) async throws {
+            try start(.registry, id: "registry-1")
+            try start(.supervisor, id: "supervisor-1")
+            for index in stride(from: 1, through: workers, by: 1) { try start(.agentWorker, id: "worker-\(index)") }
+            try await connect()
+        }
+
         /// Starts a stopped or killed process again with its environment.
         func restart(_ id: String) throws { try processes[id]!.restart(environment: environments[id]!) }
 
@@ -135,10 +143,7 @@ struct TaskFlowTests {
     @Test func submitResultRetriesDeadLettersIdempotencyCancelDeadlineAndPriority() async throws {
         let mesh = try await TaskMesh(workerEnvironment: Self.fastRetries)
         defer { mesh.stop() }
-        try mesh.start(.registry, id: "registry-1")
-        try mesh.start(.supervisor, id: "supervisor-1")
-        try mesh.start(.agentWorker, id: "worker-1")
-        try await mesh.connect()
+        try await mesh.startAll(workers: 1)
         try mesh.create("echo-1", kind: "echo")
         try mesh.create("flaky", kind: "fail")
         try mesh.create("slow", kind: "work")
@@ -263,11 +268,7 @@ struct TaskFlowTests {
     @Test func aTaskInFlightWhenItsWorkerDiesCompletesOnceFromTheClientsView() async throws {
         let mesh = try await TaskMesh(workerEnvironment: Self.fastRetries)
         defer { mesh.stop() }
-        try mesh.start(.registry, id: "registry-1")
-        try mesh.start(.supervisor, id: "supervisor-1")
-        try mesh.start(.agentWorker, id: "worker-1")
-        try mesh.start(.agentWorker, id: "worker-2")
-        try await mesh.connect()
+        try await mesh.startAll(workers: 2)
         try mesh.create("mover", kind: "work")
         try await mesh.waitForAgent("mover")
 
@@ -292,10 +293,7 @@ struct TaskFlowTests {
     @Test func tasksFlowAgainAfterNatsServerRestarts() async throws {
         let mesh = try await TaskMesh(workerEnvironment: Self.fastRetries)
         defer { mesh.stop() }
-        try mesh.start(.registry, id: "registry-1")
-        try mesh.start(.supervisor, id: "supervisor-1")
-        try mesh.start(.agentWorker, id: "worker-1")
-        try await mesh.connect()
+        try await mesh.startAll(workers: 1)
         try mesh.create("steady", kind: "work")
         try await mesh.waitForAgent("steady")
         let before = try await mesh.submit("steady", "sleep", #"{"ms":0}"#)
@@ -320,9 +318,7 @@ struct TaskFlowTests {
     @Test func fileConsumersOfAnOlderWorkerAreReplaced() async throws {
         let mesh = try await TaskMesh(workerEnvironment: Self.fastRetries)
         defer { mesh.stop() }
-        try mesh.start(.registry, id: "registry-1")
-        try mesh.start(.supervisor, id: "supervisor-1")
-        try await mesh.connect()
+        try await mesh.startAll(workers: 0)
         let subjects = try Subjects()
         let shard = try ShardMap().shard(of: try AgentID("upgraded"))
         for each in 0..<ShardMap.defaultShardCount {

@@ -83,10 +83,7 @@ struct TaskLoadTests {
         let count = Self.loadCount
         let mesh = try await TaskMesh(workerEnvironment: ["MESH_TASK_ACK_WAIT_MS": "2000", "MESH_TASK_BACKOFF_BASE_MS": "100"])
         defer { mesh.stop() }
-        try mesh.start(.registry, id: "registry-1")
-        try mesh.start(.supervisor, id: "supervisor-1")
-        for index in 1...3 { try mesh.start(.agentWorker, id: "worker-\(index)") }
-        try await mesh.connect()
+        try await mesh.startAll(workers: 3)
         let agents = (0..<60).map { "load-\($0)" }
         for id in agents { try mesh.create(id, kind: "echo") }
         for id in agents { try await mesh.waitForAgent(id) }
@@ -158,10 +155,7 @@ struct TaskLoadTests {
         let count = 2_000
         let mesh = try await TaskMesh()
         defer { mesh.stop() }
-        try mesh.start(.registry, id: "registry-1")
-        try mesh.start(.supervisor, id: "supervisor-1")
-        try mesh.start(.agentWorker, id: "worker-1")
-        try await mesh.connect()
+        try await mesh.startAll(workers: 1)
         let agents = (0..<20).map { "pg-\($0)" }
         for id in agents { try mesh.create(id, kind: "echo") }
         for id in agents { try await mesh.waitForAgent(id) }
