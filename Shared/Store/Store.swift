@@ -93,7 +93,7 @@ public final class Store: Sendable {
     /// The corresponding C function is `PQexecParams`.
     /// - Parameters:
     ///   - table: `table` or `schema.table`, a plain identifier (it is validated and quoted).
-    ///   - columns: plain identifiers, validated and quoted.
+    ///   - columns: plain identifiers, validated and quoted; not array-typed columns.
     ///   - rows: one array of `columns.count` values per row.
     ///   - onConflict: the clause after `ON CONFLICT`, e.g. `"(id) DO UPDATE SET v = EXCLUDED.v"`
     ///     or `"DO NOTHING"`. It is SQL: a constant, never input.

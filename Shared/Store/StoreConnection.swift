@@ -97,6 +97,10 @@ public final class StoreConnection: Sendable {
             guard let type = known[column] else {
                 throw StoreError(.invalidArgument, operation: "batchInsert", context: "table \(table) has no column \(column)")
             }
+            // unnest would flatten an array of arrays: array columns need a plain INSERT.
+            guard !type.hasSuffix("]") else {
+                throw StoreError(.invalidArgument, operation: "batchInsert", context: "column \(column) is an array (\(type)), which batchInsert cannot fill")
+            }
             return type
         }
         let sql = plan.statement(types: types)

@@ -151,6 +151,9 @@ struct TransactionTests {
         #expect(try empty[0].decode("n", Int.self) == 1)
         let unknown = await storeError { try await store.batchInsert(table: "odd", columns: ["id", "nope"], rows: [[1, 2]]) }
         #expect(unknown?.code == .invalidArgument)
+        try await store.execute("CREATE TABLE listed (id integer PRIMARY KEY, tags text[])")
+        let array = await storeError { try await store.batchInsert(table: "listed", columns: ["id", "tags"], rows: [[1, "{a,b}"]]) }
+        #expect(array?.code == .invalidArgument)
         let noTable = await storeError { try await store.batchInsert(table: "missing", columns: ["id"], rows: [[1]]) }
         #expect(noTable?.code == .queryFailed)
     }
