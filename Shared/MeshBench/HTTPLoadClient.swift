@@ -71,13 +71,12 @@ public final class HTTPLoadClient: Sendable {
 
     deinit { loop.stop() }
 
-    /// Sends `request` and returns when its whole answer has been read.
-    /// - Parameter index: unused (kept for the scenarios' call shape); the first free
-    ///   connection takes the request.
+    /// Sends `request` on the first free connection and returns when its whole answer has
+    /// been read.
     /// - Throws: ``StatusError`` for a non-2xx status; `MeshError` for a transport failure
     ///   (`.unavailable`), no answer within ``requestTimeout`` (`.timeout`), a malformed or
     ///   oversized answer, or a closed client.
-    public func send(_ request: [UInt8], index: Int = 0) async throws {
+    public func send(_ request: [UInt8]) async throws {
         let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
             loop.submit(EventLoop.Pending(request: request, continuation: continuation))
         }

@@ -411,9 +411,9 @@ struct ScenarioRunner {
             ).bytes(host: client.host, port: client.port)
         }
         // The agents answer through the gateway before the load starts.
-        try await client.send(requests[0], index: 0)
-        let healthRun = await generator("\(name)/health", profile).run { index in try await client.send(health, index: index) }
-        let actionRun = await generator("\(name)/action", profile).run { index in try await client.send(requests[index % requests.count], index: index) }
+        try await client.send(requests[0])
+        let healthRun = await generator("\(name)/health", profile).run { _ in try await client.send(health) }
+        let actionRun = await generator("\(name)/action", profile).run { index in try await client.send(requests[index % requests.count]) }
         await session.deleteAgents(ids)
         let parameters = common.merging(["connections": String(settings.httpConnections), "gateway": url]) { a, _ in a }
         return [
