@@ -108,7 +108,7 @@ public enum HTTPResponseParser {
         }
         // "HTTP/1.x NNN"
         guard headEnd >= 12, bytes[0..<7].elementsEqual("HTTP/1.".utf8), bytes[8] == 32,
-            let status = decimal(bytes[9..<12]), (100...999).contains(status)
+            let status = number(bytes[9..<12]), (100...999).contains(status)
         else { throw MeshError(.internalError, "not an HTTP/1.x answer") }
         var length: Int?
         var chunked = false
@@ -120,7 +120,7 @@ public enum HTTPResponseParser {
                 let name = bytes[lineStart..<colon]
                 let value = trimmed(bytes[(colon + 1)..<lineEnd])
                 if equalsIgnoringCase(name, "content-length") {
-                    guard let parsed = decimal(value) else { throw MeshError(.internalError, "bad Content-Length") }
+                    guard let parsed = number(value) else { throw MeshError(.internalError, "bad Content-Length") }
                     length = parsed
                 } else if equalsIgnoringCase(name, "transfer-encoding") {
                     chunked = lowercased(value).contains("chunked")
@@ -136,7 +136,7 @@ public enum HTTPResponseParser {
             while true {
                 guard let lineEnd = find(bytes, [13, 10], from: cursor) else { return try limit(bytes, .incomplete) }
                 let sizeField = bytes[cursor..<lineEnd].prefix { $0 != 59 }  // before any ";extension"
-                guard let size = hexadecimal(trimmed(sizeField)) else { throw MeshError(.internalError, "bad chunk size") }
+                guard let size = number(trimmed(sizeField), radix: 16) else { throw MeshError(.internalError, "bad chunk size") }
                 let next = lineEnd + 2 + size + 2
                 guard next <= maxResponseBytes else { throw MeshError(.tooLarge, "answer larger than \(maxResponseBytes) bytes") }
                 guard bytes.count >= next else { return .incomplete }
@@ -161,18 +161,13 @@ public enum HTTPResponseParser {
         return outcome
     }
 
-    static func find(_ haystack: [UInt8], _ needle: [UInt8], from start: Int) -> Int? {
-        guard haystack.count >= needle.count + start else { return nil }
+    /// Where `needle` starts in `bytes` at or after `start`. A plain loop: the standard
+    /// library's generic `firstRange(of:)` made this client's /health figure a third lower.
+    private static func find(_ bytes: [UInt8], _ needle: [UInt8], from start: Int) -> Int? {
+        guard bytes.count >= needle.count + start else { return nil }
         var index = start
-        while index <= haystack.count - needle.count {
-            if haystack[index] == needle[0] {
-                var match = true
-                for offset in 1..<needle.count where haystack[index + offset] != needle[offset] {
-                    match = false
-                    break
-                }
-                if match { return index }
-            }
+        while index <= bytes.count - needle.count {
+            if bytes[index] == needle[0], needle.indices.dropFirst().allSatisfy({ bytes[index + $0] == needle[$0] }) { return index }
             index += 1
         }
         return nil
@@ -193,30 +188,10 @@ public enum HTTPResponseParser {
         bytes.count == lowercase.utf8.count && zip(bytes, lowercase.utf8).allSatisfy { ((65...90).contains($0) ? $0 + 32 : $0) == $1 }
     }
 
-    private static func decimal(_ bytes: ArraySlice<UInt8>) -> Int? {
-        guard !bytes.isEmpty, bytes.count <= 12 else { return nil }
-        var value = 0
-        for byte in bytes {
-            guard (48...57).contains(byte) else { return nil }
-            value = value * 10 + Int(byte - 48)
-        }
-        return value
-    }
-
-    private static func hexadecimal(_ bytes: ArraySlice<UInt8>) -> Int? {
-        guard !bytes.isEmpty, bytes.count <= 8 else { return nil }
-        var value = 0
-        for byte in bytes {
-            let digit: UInt8
-            switch byte {
-            case 48...57: digit = byte - 48
-            case 65...70: digit = byte - 55
-            case 97...102: digit = byte - 87
-            default: return nil
-            }
-            value = value * 16 + Int(digit)
-        }
-        return value
+    /// A non-negative integer written in `radix` digits (no sign), else nil.
+    private static func number(_ bytes: ArraySlice<UInt8>, radix: Int = 10) -> Int? {
+        guard let first = bytes.first, first != 43, first != 45 else { return nil }  // no "+" or "-"
+        return Int(String(decoding: bytes, as: UTF8.self), radix: radix)
     }
 }
 

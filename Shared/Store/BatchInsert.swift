@@ -72,9 +72,7 @@ struct BatchInsertPlan {
                 case .null:
                     literals[column] += "NULL".utf8
                 case .text(let text):
-                    if text.utf8.contains(0) {
-                        throw StoreError(.invalidArgument, operation: "bind", context: "column \(column + 1): text contains U+0000")
-                    }
+                    try PostgresValue.checkText(text, at: "column \(column + 1)")
                     quoted(text.utf8, into: &literals[column])
                 case .int(let number):
                     literals[column] += String(number).utf8

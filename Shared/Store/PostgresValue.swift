@@ -106,6 +106,12 @@ extension PostgresValue {
         return String(decoding: bytes.dropLast(), as: UTF8.self)  // without the NUL
     }
 
+    /// PostgreSQL text cannot hold U+0000.
+    /// - Throws: `invalidArgument` naming `place` when `text` contains it.
+    static func checkText(_ text: String, at place: @autoclosure () -> String) throws(StoreError) {
+        if text.utf8.contains(0) { throw StoreError(.invalidArgument, operation: "bind", context: "\(place()): text contains U+0000") }
+    }
+
     func encoded(index: Int) throws(StoreError) -> EncodedParameter {
         func text(_ string: String) -> [UInt8] { Array(string.utf8) + [0] }
         switch self {
@@ -119,9 +125,7 @@ extension PostgresValue {
             else { string = "\(value)" }
             return EncodedParameter(type: PostgresType.float8, isBinary: false, bytes: text(string))
         case .text(let value):
-            if value.utf8.contains(0) {
-                throw StoreError(.invalidArgument, operation: "bind", context: "parameter $\(index + 1): text contains U+0000")
-            }
+            try Self.checkText(value, at: "parameter $\(index + 1)")
             return EncodedParameter(type: PostgresType.unspecified, isBinary: false, bytes: text(value))
         case .bytes(let value): return EncodedParameter(type: PostgresType.bytea, isBinary: true, bytes: value)
         case .timestamp(let date):
