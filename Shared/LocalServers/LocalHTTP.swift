@@ -41,6 +41,40 @@ public enum LocalHTTP {
         for (name, value) in headers where (name + value).contains(where: { $0 == "\r" || $0 == "\n" }) {
             throw LocalServerError("header \(name) contains a line break")
         }
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: mesh\r\nConnection: close\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if sendContentLength && (!body.isEmpty || method == "POST" || method == "PUT") { head += "Content-Length: \(body.count)\r\n" }
+        head += "\r\n"
+        let response = try exchange(host: host, port: port, parts: [Array(head.utf8), body], timeoutMs: timeoutMs, maxBytes: maxBytes, stopWhen: stopWhen)
+        guard let headerEnd = response.firstRange(of: Array("\r\n\r\n".utf8)) else {
+            throw LocalServerError("no HTTP answer from \(host):\(port)")
+        }
+        let lines = String(decoding: response[..<headerEnd.lowerBound], as: UTF8.self).split(separator: "\r\n")
+        let parts = (lines.first ?? "").split(separator: " ")
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else {
+            throw LocalServerError("not an HTTP answer from \(host):\(port)")
+        }
+        var fields: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: " ")
+        }
+        var content = Array(response[headerEnd.upperBound...])
+        if fields["transfer-encoding"]?.lowercased() == "chunked" { content = dechunk(content) }
+        return Response(status: status, headers: fields, body: content)
+    }
+
+    /// Sends `parts` on one new connection, one after the other, and returns every byte
+    /// received until the server closes, `stopWhen` returns true for what was received so
+    /// far, `maxBytes` were read, or `timeoutMs` passed without data. For requests written
+    /// by hand: several pipelined requests, say.
+    /// - Parameter sendNext: when given, part `n` (from 1) is sent only once it returns
+    ///   true for what was received so far (an answer to the parts before, say).
+    /// - Throws: ``LocalServerError`` when the host cannot be reached.
+    public static func exchange(
+        host: String, port: Int, parts: [[UInt8]], timeoutMs: Int = 10_000, maxBytes: Int = 16 << 20,
+        sendNext: ((_ received: [UInt8], _ part: Int) -> Bool)? = nil, stopWhen: ((_ received: [UInt8]) -> Bool)? = nil
+    ) throws -> [UInt8] {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -58,39 +92,29 @@ public enum LocalHTTP {
         guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
             throw LocalServerError("cannot connect to \(host):\(port)")
         }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: mesh\r\nConnection: close\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if sendContentLength && (!body.isEmpty || method == "POST" || method == "PUT") { head += "Content-Length: \(body.count)\r\n" }
-        head += "\r\n"
-        // A server may answer (413) and close before taking the whole body: a failed send is
-        // not an error as long as an answer can be read.
-        var sendFailed = !sendAll(fd, Array(head.utf8))
-        if !sendFailed && !body.isEmpty { sendFailed = !sendAll(fd, body) }
-        if sendFailed { shutdown(fd, Int32(SHUT_WR)) }
         var response: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while response.count < maxBytes {
+        func receive() -> Bool {
             let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if received <= 0 { break }
+            if received <= 0 { return false }
             response.append(contentsOf: chunk[0..<received])
+            return true
+        }
+        for (index, part) in parts.enumerated() {
+            if let sendNext, index > 0 {
+                while !sendNext(response, index) { guard receive() else { return response } }
+            }
+            // A server may answer (413) and close before taking the whole body: a failed send
+            // is not an error as long as an answer can be read.
+            if !part.isEmpty && !sendAll(fd, part) {
+                shutdown(fd, Int32(SHUT_WR))
+                break
+            }
+        }
+        while response.count < maxBytes, receive() {
             if let stopWhen, stopWhen(response) { break }
         }
-        guard let headerEnd = response.firstRange(of: Array("\r\n\r\n".utf8)) else {
-            throw LocalServerError("no HTTP answer from \(host):\(port)")
-        }
-        let lines = String(decoding: response[..<headerEnd.lowerBound], as: UTF8.self).split(separator: "\r\n")
-        let parts = (lines.first ?? "").split(separator: " ")
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else {
-            throw LocalServerError("not an HTTP answer from \(host):\(port)")
-        }
-        var fields: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: " ")
-        }
-        var content = Array(response[headerEnd.upperBound...])
-        if fields["transfer-encoding"]?.lowercased() == "chunked" { content = dechunk(content) }
-        return Response(status: status, headers: fields, body: content)
+        return response
     }
 
     private static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

@@ -2,6 +2,7 @@ import Foundation
 public import MeshCore
 import MeshProto
 import Metrics
+import Synchronization
 public import Nats
 
 /// Sends actions to agents, wherever they run: resolves the subject from the agent id
@@ -48,54 +49,144 @@ public final class ActionClient: Sendable {
     public func act(
         _ agent: AgentID, action: String, payload: [UInt8] = [], timeout: Duration = .seconds(5), idempotent: Bool = false
     ) async throws(MeshError) -> [UInt8] {
-        guard !action.isEmpty, action.utf8.count <= Self.maxActionNameBytes else {
-            throw MeshError(.invalidArgument, "action name must be 1...\(Self.maxActionNameBytes) bytes")
+        try Self.checkName(action)
+        return try await attempts(Call(client: self, agent: agent, action: action, payload: payload, timeout: timeout), idempotent: idempotent)
+    }
+
+    /// ``act(_:action:payload:timeout:idempotent:)`` (not idempotent) without a task for the
+    /// common case: the first attempt's outcome reaches `completion` on the thread that has
+    /// it (see ``NatsConnection/request(_:payload:headers:timeout:completion:)``); only an
+    /// answer that means "try again" moves the call into a task that retries as `act` does.
+    /// `completion` runs exactly once and must not block.
+    public func act(
+        _ agent: AgentID, action: String, payload: [UInt8], timeout: Duration,
+        completion: @escaping @Sendable (Result<[UInt8], MeshError>) -> Void
+    ) {
+        do throws(MeshError) { try Self.checkName(action) } catch { return completion(.failure(error)) }
+        let call = Call(client: self, agent: agent, action: action, payload: payload, timeout: timeout)
+        connection.request(call.subject, payload: call.request(), headers: call.headers, timeout: timeout) { [self] result in
+            switch call.outcome(result, idempotent: false) {
+            case .done(let outcome): completion(outcome)
+            case .retry:
+                retries.increment()
+                Task {
+                    do throws(MeshError) { completion(.success(try await attempts(call, idempotent: false, pauseFirst: true))) } catch {
+                        completion(.failure(error))
+                    }
+                }
+            }
         }
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        let deadlineUnixMs = Int64((Date().timeIntervalSince1970 + timeout.totalSeconds) * 1000)
-        let shard = shardMap.shard(of: agent)
-        let subject = subjects.action(shard: shard, agent: agent)
-        let requestID = TimeOrderedID.make()
+    }
+
+    private static func checkName(_ action: String) throws(MeshError) {
+        guard !action.isEmpty, action.utf8.count <= maxActionNameBytes else {
+            throw MeshError(.invalidArgument, "action name must be 1...\(maxActionNameBytes) bytes")
+        }
+    }
+
+    /// Sends `call` until it is answered, fails for good, or its deadline passes.
+    /// - Parameter pauseFirst: a first attempt was already answered "try again".
+    private func attempts(_ call: Call, idempotent: Bool, pauseFirst: Bool = false) async throws(MeshError) -> [UInt8] {
         var backoff = Duration.milliseconds(5)
-        var headers = NatsHeaders()
-        headers[MeshHeader.messageType] = ActionRequest.messageType.rawValue
+        var retryError = pauseFirst ? call.lastRetryError : nil
         while true {
-            let remaining = deadline - clock.now
-            guard remaining > .zero else { throw MeshError(.timeout, "no answer from agent \(agent) within \(timeout)") }
-            let request = ActionRequest(
+            if let error = retryError {
+                let pause = min(error.retryAfter ?? backoff, call.deadline - ContinuousClock.now)
+                if pause <= .zero { throw error }
+                try? await Task.sleep(for: pause)
+                backoff = min(backoff * 2, .milliseconds(100))
+            }
+            let remaining = call.deadline - ContinuousClock.now
+            // Out of time after a "try again": that answer says more than a timeout.
+            guard remaining > .zero else { throw retryError ?? call.timedOut }
+            let attempt = idempotent ? min(remaining, Self.idempotentAttemptTimeout) : remaining
+            let result: Result<NatsMessage, NatsError>
+            do { result = .success(try await connection.request(call.subject, payload: call.request(), headers: call.headers, timeout: attempt)) } catch {
+                result = .failure(error)
+            }
+            switch call.outcome(result, idempotent: idempotent) {
+            case .done(let outcome): return try outcome.get()
+            case .retry(let error):
+                retries.increment()
+                retryError = error
+            }
+        }
+    }
+
+    /// One action call across its attempts: the subject, the request id they share, the deadline.
+    private final class Call: Sendable {
+        let agent: AgentID
+        let action: String
+        let payload: [UInt8]
+        let timeout: Duration
+        let deadline: ContinuousClock.Instant
+        let deadlineUnixMs: Int64
+        let shard: Int
+        let subject: String
+        let requestID = TimeOrderedID.make()
+        let headers: NatsHeaders
+        let shards: ShardDirectory?
+        /// The "try again" answer of the first callback attempt.
+        let retried = Mutex<MeshError?>(nil)
+
+        init(client: ActionClient, agent: AgentID, action: String, payload: [UInt8], timeout: Duration) {
+            self.agent = agent
+            self.action = action
+            self.payload = payload
+            self.timeout = timeout
+            self.deadline = ContinuousClock.now + timeout
+            self.deadlineUnixMs = Int64((Date().timeIntervalSince1970 + timeout.totalSeconds) * 1000)
+            self.shard = client.shardMap.shard(of: agent)
+            self.subject = client.subjects.action(shard: shard, agent: agent)
+            var headers = NatsHeaders()
+            headers[MeshHeader.messageType] = ActionRequest.messageType.rawValue
+            self.headers = headers
+            self.shards = client.shards
+        }
+
+        var timedOut: MeshError { MeshError(.timeout, "no answer from agent \(agent) within \(timeout)") }
+        var lastRetryError: MeshError? { retried.withLock { $0 } }
+
+        /// The request of the next attempt (stamped with the shard epoch known now).
+        func request() -> [UInt8] {
+            ActionRequest(
                 requestId: requestID, agentId: agent.rawValue, action: action, payload: payload, deadlineUnixMs: deadlineUnixMs,
-                shardEpoch: shards?.owner(of: shard).epoch ?? 0)
-            let retryError: MeshError
-            do {
-                let attempt = idempotent ? min(remaining, Self.idempotentAttemptTimeout) : remaining
-                let message = try await connection.request(subject, payload: request.serializedBytes(), headers: headers, timeout: attempt)
+                shardEpoch: shards?.owner(of: shard).epoch ?? 0
+            ).serializedBytes()
+        }
+
+        enum Outcome {
+            case done(Result<[UInt8], MeshError>)
+            /// Not executed; worth another attempt.
+            case retry(MeshError)
+        }
+
+        /// What an attempt's answer means: the reply payload, a final error, or "try again".
+        func outcome(_ result: Result<NatsMessage, NatsError>, idempotent: Bool) -> Outcome {
+            switch result {
+            case .success(let message):
                 let reply: ActionReply
                 do { reply = try ActionReply(serializedBytes: message.payload) } catch {
-                    throw MeshError(.internalError, "malformed reply from agent \(agent): \(error)")
+                    return .done(.failure(MeshError(.internalError, "malformed reply from agent \(agent): \(error)")))
                 }
-                if reply.status == .ok { return reply.payload }
+                if reply.status == .ok { return .done(.success(reply.payload)) }
                 let error = MeshError(reply: reply.error, context: "agent \(agent)")
-                guard [.unavailable, .staleEpoch].contains(error.code) else { throw error }
-                retryError = error
-            } catch let error as NatsError {
+                guard [.unavailable, .staleEpoch].contains(error.code) else { return .done(.failure(error)) }
+                return retrying(error)
+            case .failure(let error):
                 switch error.code {
-                case .noResponders: retryError = MeshError(.unavailable, "no worker serves agent \(agent)'s shard \(shard) yet")
-                case .timeout where idempotent && clock.now < deadline:
-                    retryError = MeshError(.timeout, "no answer from agent \(agent) within \(timeout)", retryAfter: .milliseconds(1))
-                case .timeout: throw MeshError(.timeout, "no answer from agent \(agent) within \(timeout)")
-                default: throw MeshError(.unavailable, "cannot reach the mesh: \(error)")
+                case .noResponders: return retrying(MeshError(.unavailable, "no worker serves agent \(agent)'s shard \(shard) yet"))
+                case .timeout where idempotent && ContinuousClock.now < deadline:
+                    return retrying(MeshError(.timeout, "no answer from agent \(agent) within \(timeout)", retryAfter: .milliseconds(1)))
+                case .timeout: return .done(.failure(timedOut))
+                default: return .done(.failure(MeshError(.unavailable, "cannot reach the mesh: \(error)")))
                 }
-            } catch let error as MeshError {
-                throw error
-            } catch {
-                throw MeshError(.internalError, "\(error)")
             }
-            retries.increment()
-            let pause = min(retryError.retryAfter ?? backoff, deadline - clock.now)
-            if pause <= .zero { throw retryError }
-            try? await Task.sleep(for: pause)
-            backoff = min(backoff * 2, .milliseconds(100))
+        }
+
+        private func retrying(_ error: MeshError) -> Outcome {
+            retried.withLock { $0 = error }
+            return .retry(error)
         }
     }
 }

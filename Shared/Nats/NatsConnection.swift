@@ -346,6 +346,22 @@ public final class NatsConnection: @unchecked Sendable {
         return try await mux.request(subject, payload: payload, headers: headers, timeout: timeout)
     }
 
+    /// ``request(_:payload:headers:timeout:)`` without a task: `completion` runs once, on
+    /// the thread that has the outcome (a cnats delivery thread for a reply or no
+    /// responders, the request timer's thread for `.timeout`, the caller's for a failure to
+    /// send). It must not block: hand longer work to another thread.
+    public func request(
+        _ subject: String, payload: [UInt8], headers: NatsHeaders? = nil, timeout: Duration,
+        completion: @escaping @Sendable (Result<NatsMessage, NatsError>) -> Void
+    ) {
+        do throws(NatsError) {
+            try SubjectRules.validatePublish(subject, "request")
+            try requestMux().request(subject, payload: payload, headers: headers, timeout: timeout, completion: completion)
+        } catch {
+            completion(.failure(error))
+        }
+    }
+
     private func requestMux() throws(NatsError) -> RequestMux {
         if let mux = muxState.withLock({ $0 }) { return mux }
         let result: Result<RequestMux, NatsError> = muxState.withLock { state in

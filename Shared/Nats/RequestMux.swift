@@ -4,8 +4,8 @@ import Synchronization
 
 /// Request/reply multiplexer: one wildcard inbox subscription `_INBOX.<nuid>.*` for all
 /// requests of a connection, a numeric token per request, a map from token to the
-/// waiting continuation, and one timer thread that fails requests at their deadline.
-/// Nothing blocks a cooperative thread, and in-flight requests cost one map entry each.
+/// waiting continuation or callback, and one timer thread that fails requests at their
+/// deadline. Nothing blocks a cooperative thread, and in-flight requests cost one map entry each.
 final class RequestMux: @unchecked Sendable {
     // @unchecked: all mutable state is guarded by `condition`; `sub` is written once in
     // init and then only read. cnats holds one retained reference (the subscription's
@@ -16,7 +16,18 @@ final class RequestMux: @unchecked Sendable {
     private var sub: OpaquePointer?
 
     private let condition = NSCondition()
-    private typealias Waiter = CheckedContinuation<Result<NatsMessage, NatsError>, Never>
+    /// Who waits for a reply: an async caller, or a callback run on the thread that has the reply.
+    fileprivate enum Waiter {
+        case continuation(CheckedContinuation<Result<NatsMessage, NatsError>, Never>)
+        case callback(@Sendable (Result<NatsMessage, NatsError>) -> Void)
+
+        func resume(returning result: Result<NatsMessage, NatsError>) {
+            switch self {
+            case .continuation(let continuation): continuation.resume(returning: result)
+            case .callback(let callback): callback(result)
+            }
+        }
+    }
     private var waiters: [UInt64: Waiter] = [:]
     private var cancelledEarly: Set<UInt64> = []
     private var heap = DeadlineHeap()
@@ -81,31 +92,9 @@ final class RequestMux: @unchecked Sendable {
 
     func request(_ subject: String, payload: [UInt8], headers: NatsHeaders?, timeout: Duration) async throws(NatsError) -> NatsMessage {
         let token = tokens.add(1, ordering: .relaxed).newValue
-        let reply = prefix + String(token)
-        let deadline = DispatchTime.now().uptimeNanoseconds &+ UInt64(max(1, timeout.nanoseconds))
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: Waiter) in
-                condition.lock()
-                if closed {
-                    condition.unlock()
-                    continuation.resume(returning: .failure(NatsError(code: .connectionClosed, operation: "request")))
-                    return
-                }
-                if cancelledEarly.remove(token) != nil {
-                    condition.unlock()
-                    continuation.resume(returning: .failure(NatsError(code: .cancelled, operation: "request")))
-                    return
-                }
-                waiters[token] = continuation
-                let newEarliest = heap.push(deadline: deadline, token: token)
-                if heap.count > 2 * waiters.count + 4096 { heap.compact(keeping: waiters) }
-                if newEarliest { condition.signal() }
-                condition.unlock()
-                do throws(NatsError) {
-                    try connection.publishUnchecked(subject, payload: payload, headers: headers, reply: reply)
-                } catch {
-                    take(token)?.resume(returning: .failure(error))
-                }
+            await withCheckedContinuation { continuation in
+                send(subject, payload: payload, headers: headers, timeout: timeout, token: token, waiter: .continuation(continuation))
             }
         } onCancel: {
             condition.lock()
@@ -124,13 +113,50 @@ final class RequestMux: @unchecked Sendable {
         return try result.get()
     }
 
+    /// Sends a request; `completion` runs once, with the reply or the failure, on the
+    /// thread that has it: a cnats delivery thread (reply, no responders), the timer
+    /// thread (timeout), or the caller's (closed connection, failed publish).
+    func request(
+        _ subject: String, payload: [UInt8], headers: NatsHeaders?, timeout: Duration,
+        completion: @escaping @Sendable (Result<NatsMessage, NatsError>) -> Void
+    ) {
+        let token = tokens.add(1, ordering: .relaxed).newValue
+        send(subject, payload: payload, headers: headers, timeout: timeout, token: token, waiter: .callback(completion))
+    }
+
+    private func send(_ subject: String, payload: [UInt8], headers: NatsHeaders?, timeout: Duration, token: UInt64, waiter: Waiter) {
+        let reply = prefix + String(token)
+        let deadline = DispatchTime.now().uptimeNanoseconds &+ UInt64(max(1, timeout.nanoseconds))
+        condition.lock()
+        if closed {
+            condition.unlock()
+            waiter.resume(returning: .failure(NatsError(code: .connectionClosed, operation: "request")))
+            return
+        }
+        if cancelledEarly.remove(token) != nil {
+            condition.unlock()
+            waiter.resume(returning: .failure(NatsError(code: .cancelled, operation: "request")))
+            return
+        }
+        waiters[token] = waiter
+        let newEarliest = heap.push(deadline: deadline, token: token)
+        if heap.count > 2 * waiters.count + 4096 { heap.compact(keeping: waiters) }
+        if newEarliest { condition.signal() }
+        condition.unlock()
+        do throws(NatsError) {
+            try connection.publishUnchecked(subject, payload: payload, headers: headers, reply: reply)
+        } catch {
+            take(token)?.resume(returning: .failure(error))
+        }
+    }
+
     private func clearCancelMarker(_ token: UInt64) {
         condition.lock()
         cancelledEarly.remove(token)
         condition.unlock()
     }
 
-    fileprivate func take(_ token: UInt64) -> CheckedContinuation<Result<NatsMessage, NatsError>, Never>? {
+    fileprivate func take(_ token: UInt64) -> Waiter? {
         condition.lock()
         defer { condition.unlock() }
         return waiters.removeValue(forKey: token)

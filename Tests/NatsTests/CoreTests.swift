@@ -236,6 +236,43 @@ struct CoreTests {
         withExtendedLifetime(sink) {}
     }
 
+    /// The callback form: a reply, no responders, a timeout and an invalid subject each end
+    /// the request exactly once, and nothing stays in flight.
+    @Test func callbackRequestsCompleteOnceWithEachOutcome() async throws {
+        let server = try await NatsServer.start(jetstream: false)
+        defer { server.stop() }
+        let responder = try await Support.connect(server, name: "responder")
+        let client = try await Support.connect(server, name: "client")
+        let service = try responder.subscribe("svc.upper") { message in
+            try? responder.respond(to: message, payload: Support.bytes(Support.string(message.payload).uppercased()))
+        }
+        let silent = try responder.subscribe("silent.svc") { _ in }
+        try responder.flush(timeout: .seconds(2))
+        let outcomes = Collector<String>()
+        func record(_ label: String) -> @Sendable (Result<NatsMessage, NatsError>) -> Void {
+            { result in
+                switch result {
+                case .success(let message): outcomes.append("\(label): \(Support.string(message.payload))")
+                case .failure(let error): outcomes.append("\(label): \(error.code)")
+                }
+            }
+        }
+        for index in 0..<200 {
+            client.request("svc.upper", payload: Support.bytes("m\(index)"), timeout: .seconds(10), completion: record("reply \(index)"))
+        }
+        client.request("nobody.home", payload: [], timeout: .seconds(30), completion: record("nobody"))
+        client.request("silent.svc", payload: [], timeout: .milliseconds(200), completion: record("silent"))
+        client.request("bad subject", payload: [], timeout: .seconds(1), completion: record("bad"))
+        let done = await TestEnvironment.waitUntil(timeout: .seconds(10)) { outcomes.count >= 203 }
+        #expect(done)
+        try await Task.sleep(for: .milliseconds(300))  // a second completion would land meanwhile
+        let all = outcomes.all
+        #expect(all.count == 203, "\(all.count) completions")
+        #expect(Set(all) == Set((0..<200).map { "reply \($0): M\($0)" } + ["nobody: noResponders", "silent: timeout", "bad: invalidSubject"]))
+        #expect(client.requestsInFlight == 0)
+        withExtendedLifetime((service, silent)) {}
+    }
+
     @Test func cancelledRequestEndsWithCancelled() async throws {
         let server = try await NatsServer.start(jetstream: false)
         defer { server.stop() }

@@ -88,6 +88,22 @@ struct GatewayHTTPTests {
         return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
     }
 
+    /// The answers in `bytes` (several on one connection), each with a `Content-Length`.
+    static func answers(in bytes: [UInt8]) -> [(status: Int, body: String)] {
+        var answers: [(status: Int, body: String)] = []
+        var rest = bytes[...]
+        while let end = rest.firstRange(of: Array("\r\n\r\n".utf8)) {
+            let lines = String(decoding: rest[..<end.lowerBound], as: UTF8.self).split(separator: "\r\n")
+            let status = lines.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? -1
+            let length = lines.dropFirst().first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+            guard rest[end.upperBound...].count >= length else { break }
+            answers.append((status, String(decoding: rest[end.upperBound..<end.upperBound + length], as: UTF8.self)))
+            rest = rest[(end.upperBound + length)...]
+        }
+        return answers
+    }
+
     /// The complete frames of a Server-Sent Events body: id, event name and decoded data.
     static func sseFrames(_ text: String) -> [(id: UInt64, event: String, data: [String: Any])] {
         text.components(separatedBy: "\n\n").compactMap { block in
@@ -212,6 +228,41 @@ struct GatewayHTTPTests {
         let noAgent = try api.call("POST", "/api/v1/agents/no-such-agent/actions/get?timeout_ms=1000")
         #expect([404, 503, 504].contains(noAgent.status) && api.code(noAgent) != nil, "\(noAgent.text)")
         #expect(try api.call("POST", "/api/v1/agents/counter-1/actions/add?timeout_ms=abc").status == 400)
+        // Requests pipelined on one connection — actions and /health answered on the event
+        // loop, the others by the router — are answered in order; `Connection: close` ends
+        // the connection after its answer, whoever gives it.
+        func raw(_ method: String, _ path: String, key: String?, body: String = "", close: Bool = false) -> [UInt8] {
+            var head = "\(method) \(path) HTTP/1.1\r\nHost: gateway\r\n"
+            if let key { head += "Authorization: Bearer \(key)\r\n" }
+            if method == "POST" { head += "Content-Length: \(body.utf8.count)\r\n" }
+            if close { head += "Connection: close\r\n" }
+            return Array((head + "\r\n" + body).utf8)
+        }
+        let say = "/api/v1/agents/echo-1/actions/say"
+        let pipelined: [(request: [UInt8], status: Int, body: String?)] = [
+            (raw("POST", say, key: operatorKey, body: "one"), 200, "one"),
+            (raw("GET", "/api/v1/agents/echo-1", key: viewer), 200, nil),
+            (raw("POST", say + "?timeout_ms=2000", key: operatorKey, body: "two"), 200, "two"),
+            (raw("GET", "/health", key: nil), 200, nil),
+            (raw("POST", say, key: viewer, body: "x"), 403, nil),
+            (raw("POST", say, key: operatorKey, body: "three"), 200, "three"),
+            (raw("GET", "/no/such/path", key: nil), 404, nil),
+            (raw("POST", "/api/v1/agents/no-such-agent/actions/say?timeout_ms=1000", key: operatorKey), 404, nil),
+            (raw("POST", say + "?timeout_ms=abc", key: operatorKey), 400, nil),
+            (raw("POST", say, key: operatorKey, body: "four", close: true), 200, "four"),
+            (raw("GET", "/health", key: nil), 0, nil),  // after the close: never answered
+        ]
+        // The first request goes alone: the WebSocket upgrade check of a connection's first
+        // request drops what is pipelined behind it (router and fast path alike).
+        let received = try LocalHTTP.exchange(
+            host: "127.0.0.1", port: port, parts: [pipelined[0].request, pipelined.dropFirst().flatMap(\.request)], timeoutMs: 10_000,
+            sendNext: { received, _ in !Self.answers(in: received).isEmpty })
+        let answers = Self.answers(in: received)
+        #expect(answers.map(\.status) == pipelined.map(\.status).filter { $0 > 0 }, "\(String(decoding: received, as: UTF8.self))")
+        for (answer, expected) in zip(answers, pipelined) where expected.body != nil {
+            #expect(answer.body == expected.body, "\(answer)")
+        }
+
         // An action overrunning its deadline is 504 `timeout`.
         #expect(try api.call("POST", "/api/v1/agents", json: ["id": "sleeper", "kind": "work"]).status == 201)
         _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {

@@ -85,6 +85,16 @@ public final class APIKeyStore: Sendable {
         return principal
     }
 
+    /// The key of `secret` when the cache holds a fresh lookup that found it; nil when
+    /// the secret is unknown or not cached (``principal(secret:)`` then decides).
+    public func cachedPrincipal(secret: String) -> Principal? {
+        guard Self.looksLikeSecret(secret) else { return nil }
+        let hash = Self.hash(secret: secret)
+        let now = ContinuousClock.now
+        guard let hit = cache.withLock({ $0[hash] }), hit.expires > now else { return nil }
+        return hit.principal
+    }
+
     /// Creates a key.
     /// - Returns: the key and its secret (shown once, never stored).
     public func create(name: String, role: Role, createdBy: String?) async throws -> (info: APIKeyInfo, secret: String) {

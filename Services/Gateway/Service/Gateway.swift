@@ -58,15 +58,16 @@ public enum Gateway {
                 slowClientTimeout: .milliseconds(options.slowClientTimeoutMs)),
             limiter: options.rateLimit > 0 ? RateLimiter(ratePerSecond: Double(options.rateLimit), burst: Double(options.rateBurst)) : nil)
         // HTTP/1.1 with the WebSocket upgrade of /api/v1/events decided by the API's own gate.
+        // The health probe and actions are answered by FastPathHandler before the router.
         let server = HTTPServerBuilder.http1WebSocketUpgrade(
-            configuration: .init(http1: .init(), ws: GatewayAPI.webSocketConfiguration)
+            configuration: .init(http1: .init(additionalChannelHandlers: [FastPathHandler(api: api)]), ws: GatewayAPI.webSocketConfiguration)
         ) { head, channel, _ in
             await api.shouldUpgrade(head, channel: channel)
         }
         let app = Application(
             router: api.router(),
             server: server,
-            configuration: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "mesh-gateway"),
+            configuration: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: GatewayAPI.serverName),
             onServerRunning: { channel in
                 context.logger.info("HTTP API listening", metadata: ["mesh.http.address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },

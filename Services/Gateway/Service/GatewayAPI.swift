@@ -243,9 +243,7 @@ final class GatewayAPI: Sendable {
                 ],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: Dashboard.html)))
         case .health:
-            // Written by hand: the liveness probe is the gateway's most frequent request.
-            let body = #"{"status":"ok","uptime_seconds":\#(Int(Date().timeIntervalSince(startedAt)))}"#
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: healthBody())))
         case .ready:
             return try await ready()
         case .metrics:
@@ -401,10 +399,99 @@ final class GatewayAPI: Sendable {
         let payload = try await Self.body(request, limit: options.maxBodyBytes)
         try requireNATS()
         let reply = try await actions.act(id, action: name, payload: payload, timeout: .milliseconds(timeoutMs))
-        let isJSON = JSONSyntax.isValid(reply)
-        return Response(
-            status: .ok, headers: [.contentType: isJSON ? "application/json" : "application/octet-stream"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: reply)))
+        return Response(status: .ok, headers: [.contentType: Self.contentType(reply: reply)], body: ResponseBody(byteBuffer: ByteBuffer(bytes: reply)))
+    }
+
+    /// The content type of an action's answer: JSON when it parses as JSON.
+    static func contentType(reply: [UInt8]) -> String {
+        JSONSyntax.isValid(reply) ? "application/json" : "application/octet-stream"
+    }
+
+    /// The `/health` answer, written by hand: the liveness probe is the gateway's most frequent request.
+    func healthBody() -> [UInt8] {
+        Array(#"{"status":"ok","uptime_seconds":\#(Int(Date().timeIntervalSince(startedAt)))}"#.utf8)
+    }
+
+    // MARK: The fast path (FastPathHandler)
+
+    /// The `Server` header of every answer.
+    static let serverName = "mesh-gateway"
+    private static let healthRoute = GatewayRoutes.all.first { $0.operation == .health }!
+    private static let invokeRoute = GatewayRoutes.all.first { $0.operation == .invokeAction }!
+
+    /// Whether ``FastPathHandler`` answers the request of `head` itself, and how; nil sends
+    /// it to the router. Only requests whose answer needs nothing the router adds qualify
+    /// (see ``FastPathHandler``); every error the router would answer goes to the router.
+    /// An action admitted here has taken its rate-limit token.
+    func fastRoute(_ head: HTTPRequest) -> FastRoute? {
+        guard let target = head.path, head.headerFields[.expect] == nil else { return nil }
+        var closes = false
+        if let connection = head.headerFields[.connection] {
+            // `keep-alive` (HTTP/1.1's default) or `close`; upgrades go to the router.
+            let isKeepAlive = connection.utf8.elementsEqual("keep-alive".utf8, by: { $0 | 0x20 == $1 })
+            closes = connection.utf8.elementsEqual("close".utf8, by: { $0 | 0x20 == $1 })
+            guard isKeepAlive || closes else { return nil }
+        }
+        let started = ContinuousClock.now
+        if head.method == .get, target == "/health" {
+            return FastRoute(kind: .health, head: head, closes: closes, requestID: Self.requestID(head.headerFields), started: started)
+        }
+        guard head.method == .post, target.utf8.starts(with: "/api/v1/agents/".utf8), !target.utf8.contains(UInt8(ascii: "%")) else {
+            return nil
+        }
+        let pathAndQuery = target.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false)
+        var timeoutMs = min(options.actionTimeoutMs, options.requestTimeoutMs)
+        if pathAndQuery.count == 2 {
+            // Only `timeout_ms=<n>` within its range; any other query is the router's.
+            let query = pathAndQuery[1]
+            let name = "timeout_ms=".utf8
+            guard query.starts(with: name), query.count <= name.count + 6, let value = Int(String(Substring(query.dropFirst(name.count)))),
+                (100...options.requestTimeoutMs).contains(value)
+            else { return nil }
+            timeoutMs = value
+        }
+        // "", "api", "v1", "agents", id, "actions", name
+        let parts = pathAndQuery[0].split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard parts.count == 7, parts[5].elementsEqual("actions".utf8), let id = try? AgentID(String(Substring(parts[4]))) else { return nil }
+        let name = String(Substring(parts[6]))
+        guard Self.isValidActionName(name) else { return nil }
+        if let length = head.headerFields[.contentLength] {
+            guard let bytes = Int(length), bytes <= options.maxBodyBytes else { return nil }
+        }
+        guard let needed = Self.invokeRoute.role, let secret = head.headerFields[.authorization].flatMap(Self.bearerSecret),
+            let principal = keys.cachedPrincipal(secret: secret), principal.role >= needed, nats.isConnected
+        else { return nil }
+        if let limiter, case .limited = limiter.take(key: principal.keyID) { return nil }
+        return FastRoute(
+            kind: .action(id, name: name, timeoutMs: timeoutMs, principal: principal), head: head, closes: closes,
+            requestID: Self.requestID(head.headerFields), started: started)
+    }
+
+    /// Answers a request ``fastRoute(_:)`` admitted: `completion` runs once, on the thread
+    /// that has the answer, after the audit record and the metrics.
+    func answer(_ route: FastRoute, body: [UInt8], completion: @escaping @Sendable (FastResponse) -> Void) {
+        switch route.kind {
+        case .health:
+            record(Self.healthRoute, status: 200, principal: nil, target: nil, requestID: route.requestID, started: route.started)
+            completion(FastResponse(status: .ok, contentType: "application/json", body: healthBody(), requestID: route.requestID))
+        case .action(let id, let name, let timeoutMs, let principal):
+            actions.act(id, action: name, payload: body, timeout: .milliseconds(timeoutMs)) { [self] result in
+                let response: FastResponse
+                switch result {
+                case .success(let reply):
+                    response = FastResponse(status: .ok, contentType: Self.contentType(reply: reply), body: reply, requestID: route.requestID)
+                case .failure(let error):
+                    let apiError = failure(error, Self.invokeRoute, requestID: route.requestID)
+                    response = FastResponse(
+                        status: apiError.status, contentType: "application/json", body: apiError.body, retryAfterSeconds: apiError.retryAfterSeconds,
+                        requestID: route.requestID)
+                }
+                record(
+                    Self.invokeRoute, status: Int(response.status.code), principal: principal, target: id.rawValue, requestID: route.requestID,
+                    started: route.started)
+                completion(response)
+            }
+        }
     }
 
     static func isValidActionName(_ name: String) -> Bool {
