@@ -84,6 +84,75 @@ public struct LoadGenerator: Sendable {
     /// Runs `operation(index)` for indexes 0, 1, 2, … under the profile (stops sending when
     /// the task is cancelled).
     public func run(_ operation: @escaping @Sendable (Int) async throws -> Void) async -> Measurement {
+        await run(
+            closedLoop: { state, end, inFlight in
+                let clock = state.clock
+                await withDiscardingTaskGroup { group in
+                    for _ in 0..<inFlight {
+                        group.addTask {
+                            while clock.now < end && !Task.isCancelled {
+                                let index = state.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                                let begin = clock.now
+                                var failure: (any Error)?
+                                do { try await operation(index) } catch { failure = error }
+                                state.complete(intended: begin, failure: failure)
+                            }
+                        }
+                    }
+                }
+            },
+            start: { index, done in
+                Task {
+                    do {
+                        try await operation(index)
+                        done(nil)
+                    } catch {
+                        done(error)
+                    }
+                }
+            })
+    }
+
+    /// ``run(_:)`` for an operation with a completion callback instead of a task:
+    /// `operation(index, done)` starts the operation and `done` (once, with its error or
+    /// nil) ends it, on any thread. The closed loop chains each completion to the next start
+    /// on the thread that completed it (no task per operation), as a C client's callback
+    /// would. A failure may complete at once, on the starting stack: the next operation
+    /// then starts on another thread, so the chain never recurses.
+    public func run(completing operation: @escaping @Sendable (Int, @escaping @Sendable ((any Error)?) -> Void) -> Void) async -> Measurement {
+        await run(
+            closedLoop: { state, end, inFlight in
+                let clock = state.clock
+                let running = Atomic<Int>(inFlight)
+                let stopped = Atomic<Bool>(false)
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+                        @Sendable func issue() {
+                            guard clock.now < end, !stopped.load(ordering: .relaxed) else {
+                                if running.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 { finished.resume() }
+                                return
+                            }
+                            let index = state.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                            let begin = clock.now
+                            operation(index) { failure in
+                                state.complete(intended: begin, failure: failure)
+                                // A failure may come at once, on this very stack: go on elsewhere.
+                                if failure != nil { DispatchQueue.global().async { issue() } } else { issue() }
+                            }
+                        }
+                        for _ in 0..<inFlight { issue() }
+                    }
+                } onCancel: {
+                    stopped.store(true, ordering: .relaxed)
+                }
+            },
+            start: operation)
+    }
+
+    private func run(
+        closedLoop: @escaping @Sendable (_ state: RunState, _ end: ContinuousClock.Instant, _ inFlight: Int) async -> Void,
+        start: @escaping @Sendable (Int, @escaping @Sendable ((any Error)?) -> Void) -> Void
+    ) async -> Measurement {
         let started = Date()
         let state = RunState(origin: ContinuousClock.now + .seconds(warmup), warmup: warmup, duration: duration)
         let clock = state.clock
@@ -117,19 +186,7 @@ public struct LoadGenerator: Sendable {
         }
 
         if let inFlight = closedLoopWorkers {
-            await withDiscardingTaskGroup { group in
-                for _ in 0..<inFlight {
-                    group.addTask {
-                        while clock.now < end && !Task.isCancelled {
-                            let index = state.next.wrappingAdd(1, ordering: .relaxed).oldValue
-                            let begin = clock.now
-                            var failure: (any Error)?
-                            do { try await operation(index) } catch { failure = error }
-                            state.complete(intended: begin, failure: failure)
-                        }
-                    }
-                }
-            }
+            await closedLoop(state, end, inFlight)
         } else {
             let limit = maxOutstanding
             let profile = self.profile
@@ -139,7 +196,7 @@ public struct LoadGenerator: Sendable {
             let base = profile.cumulativeOperations(at: -warmup, duration: length) ?? 0
             let stopped = Atomic<Bool>(false)
             // The schedule runs on a thread of its own that sleeps (nanosleep) until each
-            // operation's instant and starts it as an unstructured task. A task-group child
+            // operation's instant and starts it (an async operation as an unstructured task). A task-group child
             // per operation cost a third of the client's CPU at 10 000/s with thousands in
             // flight (`TaskGroup::removeChildTask` walks the group's list), and a
             // `clock.sleep` per operation another third in dispatch's timer machinery; then
@@ -156,10 +213,7 @@ public struct LoadGenerator: Sendable {
                             Self.sleep(until: intended, clock: clock)
                             while state.outstanding.load(ordering: .relaxed) >= limit { usleep(200) }
                             state.outstanding.wrappingAdd(1, ordering: .relaxed)
-                            let current = index
-                            Task {
-                                var failure: (any Error)?
-                                do { try await operation(current) } catch { failure = error }
+                            start(index) { failure in
                                 state.complete(intended: intended, failure: failure)
                                 state.outstanding.wrappingSubtract(1, ordering: .relaxed)
                             }

@@ -91,6 +91,42 @@ import Testing
         #expect(result.notes.contains { $0.hasPrefix("errors: ") })
     }
 
+    /// The callback form: completions on other threads chain the closed loop, failures that
+    /// complete at once (on the caller's stack) neither recurse nor stop it, and the open
+    /// loop sends the schedule.
+    @Test func callbackOperationsKeepNInFlightAndTheSchedule() async {
+        let seen = Seen()
+        let queue = DispatchQueue(label: "test.completions", attributes: .concurrent)
+        let measurement = await generator(.max(inFlight: 4), warmup: 0, duration: 0.3).run { index, done in
+            let now = seen.active.wrappingAdd(1, ordering: .relaxed).newValue
+            _ = seen.peak.max(now, ordering: .relaxed)
+            seen.indexes.withLock { $0.append(index) }
+            if index % 3 == 2 {
+                seen.active.wrappingSubtract(1, ordering: .relaxed)
+                done(MeshError(.busy, "at once"))  // on this stack
+                return
+            }
+            queue.asyncAfter(deadline: .now() + .milliseconds(1)) {
+                seen.active.wrappingSubtract(1, ordering: .relaxed)
+                done(nil)
+            }
+        }
+        let indexes = seen.indexes.withLock { $0.sorted() }
+        #expect(indexes.count > 20 && indexes == Array(0..<indexes.count))  // each index once, and it went on past failures
+        #expect(seen.peak.load(ordering: .relaxed) <= 4)
+        #expect(measurement.recorder.total == indexes.count)
+        #expect(measurement.recorder.totalErrors == indexes.filter { $0 % 3 == 2 }.count)
+        #expect(seen.active.load(ordering: .relaxed) == 0)
+
+        let scheduled = Seen()
+        let open = await generator(.constant(rate: 200), warmup: 0.5, duration: 1).run { index, done in
+            scheduled.indexes.withLock { $0.append(index) }
+            queue.async { done(nil) }
+        }
+        #expect(scheduled.indexes.withLock { $0.sorted() } == Array(0..<300))
+        #expect(open.recorder.total == 300)
+    }
+
     @Test func theSamplerReadsProcFiguresAndSkipsUnknownProcesses() async throws {
         #if os(Linux)
         let own = try #require(ResourceSampler.read(pid: getpid()))

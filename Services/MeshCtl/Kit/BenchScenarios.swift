@@ -196,13 +196,17 @@ struct ScenarioRunner {
         let ids = try await session.echoAgents(prefix: "bench-act", count: settings.agents, mailbox: 10_000)
         let actions = session.actions
         let payload = [UInt8](repeating: 0x41, count: settings.payloadBytes)
-        let measurement = await generator(name, profile).run { index in
-            _ = try await actions.act(ids[index % ids.count], action: "echo", payload: payload)
+        // The callback form of ActionClient.act (as the gateway calls it): the reference,
+        // raw cnats request/reply, also sends each request from the previous reply's callback.
+        let measurement = await generator(name, profile).run { index, done in
+            actions.act(ids[index % ids.count], action: "echo", payload: payload, timeout: .seconds(5)) { result in
+                if case .failure(let error) = result { done(error) } else { done(nil) }
+            }
         }
         await session.deleteAgents(ids)
         return measurement.result(
             name: name, scenario: BenchScenario.actions.rawValue, run: settings.run, parameters: common.merging(["agents": String(ids.count)]) { a, _ in a },
-            profile: profile, notes: ["latency: action request → reply through the owning worker (ActionClient)"])
+            profile: profile, notes: ["latency: action request → reply through the owning worker (ActionClient, callback form)"])
     }
 
     func agentCreate(name: String, profile: LoadProfile) async throws -> BenchResult {
