@@ -77,10 +77,25 @@ public final class HTTPLoadClient: Sendable {
     ///   (`.unavailable`), no answer within ``requestTimeout`` (`.timeout`), a malformed or
     ///   oversized answer, or a closed client.
     public func send(_ request: [UInt8]) async throws {
-        let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
-            loop.submit(EventLoop.Pending(request: request, continuation: continuation))
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            send(request) { failure in
+                if let failure { continuation.resume(throwing: failure) } else { continuation.resume() }
+            }
         }
-        guard (200..<300).contains(status) else { throw StatusError(status: status) }
+    }
+
+    /// ``send(_:)`` with a completion instead of a task: `completion` runs once, with nil or
+    /// the error, on the client's event thread (or the caller's, for a closed client). It
+    /// must not block; it may send the next request, as wrk does.
+    public func send(_ request: [UInt8], completion: @escaping @Sendable ((any Error)?) -> Void) {
+        loop.submit(
+            EventLoop.Pending(request: request) { result in
+                switch result {
+                case .success(let status) where (200..<300).contains(status): completion(nil)
+                case .success(let status): completion(StatusError(status: status))
+                case .failure(let error): completion(error)
+                }
+            })
     }
 
     /// Stops the event thread and closes the connections; requests not answered yet fail.
@@ -201,7 +216,8 @@ public enum HTTPResponseParser {
 private final class EventLoop: @unchecked Sendable {
     struct Pending {
         var request: [UInt8]
-        var continuation: CheckedContinuation<Int, any Error>
+        /// The answer's status, or the failure.
+        var completion: @Sendable (Result<Int, any Error>) -> Void
     }
 
     /// One connection; state touched only on the event thread.
@@ -262,7 +278,7 @@ private final class EventLoop: @unchecked Sendable {
             defer { inbox.sleeping = false }
             return (true, inbox.sleeping)
         }
-        guard accepted else { return pending.continuation.resume(throwing: MeshError(.unavailable, "the HTTP load client is closed")) }
+        guard accepted else { return pending.completion(.failure(MeshError(.unavailable, "the HTTP load client is closed"))) }
         if wake { wakeUp() }
     }
 
@@ -320,15 +336,15 @@ private final class EventLoop: @unchecked Sendable {
         }
         let closed = MeshError(.unavailable, "the HTTP load client is closed")
         for connection in connections {
-            if let pending = connection.current { pending.continuation.resume(throwing: closed) }
+            if let pending = connection.current { pending.completion(.failure(closed)) }
             connection.current = nil
             disconnect(connection)
         }
-        for pending in waiting[waitingHead...] { pending.continuation.resume(throwing: closed) }
+        for pending in waiting[waitingHead...] { pending.completion(.failure(closed)) }
         waiting.removeAll()
         // Submissions that raced with stop.
         for pending in inbox.withLock({ inbox in defer { inbox.items.removeAll() }; return inbox.items }) {
-            pending.continuation.resume(throwing: closed)
+            pending.completion(.failure(closed))
         }
         done.signal()
     }
@@ -459,7 +475,7 @@ private final class EventLoop: @unchecked Sendable {
         connection.buffer.removeFirst(length)
         connection.current = nil
         if close || !connection.buffer.isEmpty { disconnect(connection) }
-        pending.continuation.resume(returning: status)
+        pending.completion(.success(status))
         next(connection)
     }
 
@@ -468,7 +484,7 @@ private final class EventLoop: @unchecked Sendable {
         disconnect(connection)
         guard let pending = connection.current else { return }
         connection.current = nil
-        pending.continuation.resume(throwing: error)
+        pending.completion(.failure(error))
         freed.append(connection.index)
     }
 }

@@ -416,8 +416,11 @@ struct ScenarioRunner {
         }
         // The agents answer through the gateway before the load starts.
         try await client.send(requests[0])
-        let healthRun = await generator("\(name)/health", profile).run { _ in try await client.send(health) }
-        let actionRun = await generator("\(name)/action", profile).run { index in try await client.send(requests[index % requests.count]) }
+        // Each answer sends the next request from the client's event thread, as wrk does.
+        let healthRun = await generator("\(name)/health", profile).run { _, done in client.send(health, completion: done) }
+        let actionRun = await generator("\(name)/action", profile).run { index, done in
+            client.send(requests[index % requests.count], completion: done)
+        }
         await session.deleteAgents(ids)
         let parameters = common.merging(["connections": String(settings.httpConnections), "gateway": url]) { a, _ in a }
         return [
