@@ -120,7 +120,13 @@ struct AgentFlowTests {
         #expect(try await mesh.act("counter-5", "add", #"{"by":-1}"#) == #"{"value":7}"#)
         #expect(try await mesh.meshctl(["act", "Bad.Id", "get"]).status != 0)
         #expect(try await mesh.meshctl(["act", "no-such-agent", "get", "--timeout-ms", "2000"]).status != 0)
-        let nodes = try await mesh.nodes()
+        // Agent counts come from the workers' heartbeats (every 250 ms): the last agents
+        // started may reach the list a beat after their status.
+        var nodes = try await mesh.nodes()
+        _ = try await TestEnvironment.waitUntil(timeout: .seconds(5)) {
+            nodes = try await mesh.nodes()
+            return nodes.values.reduce(0) { $0 + ($1["agents"] as? Int ?? 0) } == ids.count
+        }
         #expect(Set(nodes.keys) == ["worker-1", "worker-2", "worker-3"])
         #expect(nodes.values.reduce(0) { $0 + (($1["shards"] as? [Int])?.count ?? 0) } == 64)
         for (node, row) in nodes {
