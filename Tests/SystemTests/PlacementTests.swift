@@ -73,10 +73,13 @@ struct PlacementTests {
             return try #require(bucket)
         }()
 
-        // Every shard owned, spread evenly over the three workers.
+        // Every shard owned, spread evenly over the three workers. A worker that joins a
+        // moment after the others takes its shards over a few rounds of assignment: the
+        // snapshot is taken once that has settled.
         let spread = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
             guard let owners = try? Self.owners(shards, count: 64), owners.count == 64 else { return false }
-            return Set(owners.values.map(\.node)) == ["worker-1", "worker-2", "worker-3"]
+            let counts = ["worker-1", "worker-2", "worker-3"].map { worker in owners.values.filter { $0.node == worker }.count }
+            return counts.allSatisfy { abs($0 - 64 / 3) <= 5 }
         }
         #expect(spread, "shards not spread: \(mesh.processes["supervisor-a"]!.logTail(maxBytes: 1_500))")
         let before = try Self.owners(shards, count: 64)
