@@ -2,7 +2,6 @@ import Foundation
 public import MeshCore
 import MeshProto
 import Metrics
-import Synchronization
 public import Nats
 
 /// Sends actions to agents, wherever they run: resolves the subject from the agent id
@@ -67,10 +66,10 @@ public final class ActionClient: Sendable {
         connection.request(call.subject, payload: call.request(), headers: call.headers, timeout: timeout) { [self] result in
             switch call.outcome(result, idempotent: false) {
             case .done(let outcome): completion(outcome)
-            case .retry:
+            case .retry(let error):
                 retries.increment()
                 Task {
-                    do throws(MeshError) { completion(.success(try await attempts(call, idempotent: false, pauseFirst: true))) } catch {
+                    do throws(MeshError) { completion(.success(try await attempts(call, idempotent: false, after: error))) } catch {
                         completion(.failure(error))
                     }
                 }
@@ -85,10 +84,10 @@ public final class ActionClient: Sendable {
     }
 
     /// Sends `call` until it is answered, fails for good, or its deadline passes.
-    /// - Parameter pauseFirst: a first attempt was already answered "try again".
-    private func attempts(_ call: Call, idempotent: Bool, pauseFirst: Bool = false) async throws(MeshError) -> [UInt8] {
+    /// - Parameter after: the "try again" answer of an attempt already made.
+    private func attempts(_ call: Call, idempotent: Bool, after first: MeshError? = nil) async throws(MeshError) -> [UInt8] {
         var backoff = Duration.milliseconds(5)
-        var retryError = pauseFirst ? call.lastRetryError : nil
+        var retryError = first
         while true {
             if let error = retryError {
                 let pause = min(error.retryAfter ?? backoff, call.deadline - ContinuousClock.now)
@@ -114,7 +113,7 @@ public final class ActionClient: Sendable {
     }
 
     /// One action call across its attempts: the subject, the request id they share, the deadline.
-    private final class Call: Sendable {
+    private struct Call: Sendable {
         let agent: AgentID
         let action: String
         let payload: [UInt8]
@@ -126,8 +125,6 @@ public final class ActionClient: Sendable {
         let requestID = TimeOrderedID.make()
         let headers: NatsHeaders
         let shards: ShardDirectory?
-        /// The "try again" answer of the first callback attempt.
-        let retried = Mutex<MeshError?>(nil)
 
         init(client: ActionClient, agent: AgentID, action: String, payload: [UInt8], timeout: Duration) {
             self.agent = agent
@@ -145,7 +142,6 @@ public final class ActionClient: Sendable {
         }
 
         var timedOut: MeshError { MeshError(.timeout, "no answer from agent \(agent) within \(timeout)") }
-        var lastRetryError: MeshError? { retried.withLock { $0 } }
 
         /// The request of the next attempt (stamped with the shard epoch known now).
         func request() -> [UInt8] {
@@ -172,21 +168,16 @@ public final class ActionClient: Sendable {
                 if reply.status == .ok { return .done(.success(reply.payload)) }
                 let error = MeshError(reply: reply.error, context: "agent \(agent)")
                 guard [.unavailable, .staleEpoch].contains(error.code) else { return .done(.failure(error)) }
-                return retrying(error)
+                return .retry(error)
             case .failure(let error):
                 switch error.code {
-                case .noResponders: return retrying(MeshError(.unavailable, "no worker serves agent \(agent)'s shard \(shard) yet"))
+                case .noResponders: return .retry(MeshError(.unavailable, "no worker serves agent \(agent)'s shard \(shard) yet"))
                 case .timeout where idempotent && ContinuousClock.now < deadline:
-                    return retrying(MeshError(.timeout, "no answer from agent \(agent) within \(timeout)", retryAfter: .milliseconds(1)))
+                    return .retry(MeshError(.timeout, "no answer from agent \(agent) within \(timeout)", retryAfter: .milliseconds(1)))
                 case .timeout: return .done(.failure(timedOut))
                 default: return .done(.failure(MeshError(.unavailable, "cannot reach the mesh: \(error)")))
                 }
             }
-        }
-
-        private func retrying(_ error: MeshError) -> Outcome {
-            retried.withLock { $0 = error }
-            return .retry(error)
         }
     }
 }

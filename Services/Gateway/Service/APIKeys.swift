@@ -70,8 +70,8 @@ public final class APIKeyStore: Sendable {
     public func principal(secret: String) async throws -> Principal? {
         guard Self.looksLikeSecret(secret) else { return nil }
         let hash = Self.hash(secret: secret)
+        if let hit = freshLookup(hash) { return hit.principal }
         let now = ContinuousClock.now
-        if let hit = cache.withLock({ $0[hash] }), hit.expires > now { return hit.principal }
         let rows = try await store.query(
             "SELECT id, name, role FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL", [.text(hash)])
         var principal: Principal?
@@ -89,10 +89,13 @@ public final class APIKeyStore: Sendable {
     /// the secret is unknown or not cached (``principal(secret:)`` then decides).
     public func cachedPrincipal(secret: String) -> Principal? {
         guard Self.looksLikeSecret(secret) else { return nil }
-        let hash = Self.hash(secret: secret)
-        let now = ContinuousClock.now
-        guard let hit = cache.withLock({ $0[hash] }), hit.expires > now else { return nil }
-        return hit.principal
+        return freshLookup(Self.hash(secret: secret))?.principal
+    }
+
+    /// The cached lookup of a secret's hash while it is fresh (its principal nil for an unknown secret).
+    private func freshLookup(_ hash: String) -> (principal: Principal?, expires: ContinuousClock.Instant)? {
+        guard let hit = cache.withLock({ $0[hash] }), hit.expires > .now else { return nil }
+        return hit
     }
 
     /// Creates a key.

@@ -95,7 +95,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .collecting(route, body: body)
         case (.collecting(let route, let body), .end):
             state = .answering
-            answer(route, body: body, context: context, closes: route.closes)
+            answer(route, body: body, context: context)
         case (.forwarding, .end):
             state = .idle
             context.fireChannelRead(wrapInboundOut(part))
@@ -118,7 +118,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func answer(_ route: FastRoute, body: ByteBuffer?, context: ChannelHandlerContext, closes: Bool) {
+    private func answer(_ route: FastRoute, body: ByteBuffer?, context: ChannelHandlerContext) {
+        let closes = route.closes
         let loop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
         api.answer(route, body: body.map { Array($0.readableBytesView) } ?? []) { response in
