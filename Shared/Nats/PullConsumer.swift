@@ -1,4 +1,5 @@
 import CNats
+import Dispatch
 public import Foundation
 import Synchronization
 
@@ -17,20 +18,23 @@ import Synchronization
 /// batch was already delivered by an earlier request (nats.c#749, fixed in 3.9), which
 /// corrupted the heap of busy consumers. The protocol is JetStream's: a request
 /// `{"batch":N,"expires":ns}` on `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` with a
-/// private inbox as reply; messages arrive on that inbox (a plain synchronous cnats
-/// subscription), the request ends when N were delivered or with a status message (404,
-/// 408, 409). At most one request is open at a time: a fetch first takes what already
-/// arrived, returns as soon as it has something, and leaves an open request to serve the
-/// next fetch — so a fetch never waits for a full batch, and never holds more than the
-/// batch it asked for plus what an earlier request still delivers (bounded by the
-/// consumer's MaxAckPending on the server).
+/// private inbox as reply; messages arrive on that inbox, the request ends when N were
+/// delivered or with a status message (404, 408, 409). At most one request is open at a
+/// time: a fetch first takes what already arrived, returns as soon as it has something, and
+/// leaves an open request to serve the next fetch — so a fetch never waits for a full batch,
+/// and never holds more than the batch it asked for plus what an earlier request still
+/// delivers (bounded by the consumer's MaxAckPending on the server).
 ///
-/// Fetches run on a dedicated thread, so awaiting one never blocks a cooperative thread.
-/// One fetch at a time per consumer object.
+/// The inbox is an asynchronous cnats subscription: its callback (on cnats' delivery thread)
+/// buffers each delivery and wakes the waiting fetch, and the fetch takes everything that
+/// arrived by the time it runs. A waiting fetch holds no thread (an earlier version blocked
+/// a thread created for every fetch, which cost busy consumers more than their messages).
+/// One fetch at a time per consumer object; a second one waiting at once fails with
+/// `invalidArgument`.
 public final class PullConsumer: @unchecked Sendable {
     // @unchecked: `sub` is an immutable pointer to a cnats subscription (internally
-    // locked); `request` is only touched by the one fetch running at a time (callers
-    // serialize fetches) under `lock`; `jetStream` keeps the C connection alive.
+    // locked); the mutable state is in `inbox` (a Mutex); `jetStream` keeps the C
+    // connection alive.
     let sub: OpaquePointer
     /// The JetStream context.
     public let jetStream: JetStream
@@ -39,16 +43,13 @@ public final class PullConsumer: @unchecked Sendable {
     /// The durable consumer name.
     public let durable: String
     private let nextSubject: String
-    private let inbox: String
-    private let lock = NSLock()
-    /// The open pull request: messages it may still deliver and when it surely ended.
-    private var request: (remaining: Int, endsBy: ContinuousClock.Instant)?
-    /// The last request ended with a refusal (409).
-    private var refused = false
+    private let inbox: PullInbox
 
     /// Longest a pull request stays open on the server after its `expires` before this
     /// side stops waiting for its end (its 408 status normally comes first).
     static let requestGrace: Duration = .seconds(1)
+    /// How long a fetch pauses after the server refused a request (409).
+    static let refusalPause: Duration = .milliseconds(50)
 
     init(jetStream: JetStream, stream: String, durable: String, filter: String?, exists: Bool = false) throws(NatsError) {
         try SubjectRules.validateName(stream, kind: "stream", "PullConsumer.init")
@@ -63,10 +64,19 @@ public final class PullConsumer: @unchecked Sendable {
                 _ = try jetStream.addOrUpdateConsumer(stream: stream, config: ConsumerConfig(durableName: durable, filterSubject: filter))
             }
         }
-        let inbox = jetStream.connection.newInbox()
+        let subject = jetStream.connection.newInbox()
+        let inbox = PullInbox(jetStream: jetStream, subject: subject)
+        let context = Unmanaged.passRetained(inbox).toOpaque()
         var sub: OpaquePointer? = nil
-        try natsCall("natsConnection_SubscribeSync") { natsConnection_SubscribeSync(&sub, jetStream.connection.nc, inbox) }
-        guard let sub else { throw NatsError(code: .invalidArgument, operation: "natsConnection_SubscribeSync", detail: "no subscription") }
+        let status = natsConnection_Subscribe(&sub, jetStream.connection.nc, subject, pullOnMessage, context)
+        guard status == NATS_OK, let sub else {
+            Unmanaged<PullInbox>.fromOpaque(context).release()
+            throw NatsError(status: status, operation: "natsConnection_Subscribe")
+        }
+        if natsSubscription_SetOnCompleteCB(sub, pullOnComplete, context) != NATS_OK {
+            // Already closed: the delivery thread may still hold the context; it stays retained.
+            inbox.close()
+        }
         // What can arrive is bounded by the requests made (and the consumer's MaxAckPending);
         // the limits only keep cnats from dropping messages it was asked for.
         _ = natsSubscription_SetPendingLimits(sub, 1_000_000, 1 << 30)
@@ -80,135 +90,61 @@ public final class PullConsumer: @unchecked Sendable {
 
     deinit {
         natsSubscription_Destroy(sub)
+        inbox.close()
     }
 
     /// The inbox the consumer's messages are delivered to (tests send requests to it).
-    var deliverSubject: String { inbox }
+    var deliverSubject: String { inbox.subject }
 
     /// Fetches up to `batch` messages, waiting up to `expires` for the first.
     /// - Returns: the messages (possibly fewer than `batch`: it returns as soon as some
-    ///   arrived); `[]` when none arrived in time.
-    /// The corresponding C functions are `natsConnection_PublishRequest` and
-    /// `natsSubscription_NextMsg`.
+    ///   arrived); `[]` when none arrived in time or the task was cancelled.
+    /// - Throws: `connectionClosed` after ``unsubscribe()`` or when the connection closed;
+    ///   `notFound` when the consumer was deleted; `noResponders` without JetStream;
+    ///   `invalidArgument` for a bad argument or a second fetch waiting at once.
+    /// The corresponding C function is `natsConnection_PublishRequest`.
     public func fetch(batch: Int, expires: Duration) async throws(NatsError) -> [JetStreamMessage] {
         guard batch > 0 else { throw NatsError(code: .invalidArgument, operation: "PullConsumer.fetch", detail: "batch must be positive") }
         guard expires > .zero else { throw NatsError(code: .invalidArgument, operation: "PullConsumer.fetch", detail: "expires must be positive") }
-        let result = await BlockingCall.run("nats-fetch") { () -> Result<[JetStreamMessage], NatsError> in
-            self.lock.lock()
-            defer { self.lock.unlock() }
-            return self.fetchBlocking(batch: batch, expires: expires)
-        }
-        return try result.get()
-    }
-
-    /// One message taken off the inbox.
-    private enum Delivery {
-        case message(JetStreamMessage)
-        /// A status that ends the open request; `error` when it means the consumer is gone.
-        case ended(NatsError?)
-        case none
-    }
-
-    private func fetchBlocking(batch: Int, expires: Duration) -> Result<[JetStreamMessage], NatsError> {
-        let clock = ContinuousClock()
-        let deadline = clock.now + expires
-        var messages: [JetStreamMessage] = []
-        // What already arrived: answers of an earlier request.
-        while messages.count < batch, pendingCount > 0 {
-            if case .message(let message) = next(timeout: nil) { messages.append(message) }
-        }
-        if !messages.isEmpty { return .success(messages) }
-        var failure: NatsError?
+        let deadline = ContinuousClock.now + expires
         while true {
-            let now = clock.now
-            if let open = request, open.endsBy <= now { request = nil }
-            if request == nil {
-                if now >= deadline { break }
-                let wait = deadline - now
-                let body = #"{"batch":\#(batch),"expires":\#(wait.nanoseconds)}"#
-                let status = body.withCString { text in
-                    natsConnection_PublishRequest(jetStream.connection.nc, nextSubject, inbox, text, Int32(strlen(text)))
+            switch inbox.take(batch: batch) {
+            case .messages(let messages): return messages
+            case .failed(let error): throw error
+            case .refused:
+                let pause = min(deadline - .now, Self.refusalPause)
+                if pause > .zero { try? await Task.sleep(for: pause) }
+            case .empty(let requestOpen):
+                let remaining = deadline - .now
+                // A request that ended a moment before the deadline is not asked again.
+                if remaining < .milliseconds(5) || Task.isCancelled { return [] }
+                if !requestOpen { try request(batch: batch, wait: remaining) }
+                let waited = await withTaskCancellationHandler {
+                    await inbox.wait(until: deadline)
+                } onCancel: {
+                    inbox.wake()
                 }
-                guard status == NATS_OK else { return .failure(NatsError(status: status, operation: "natsConnection_PublishRequest")) }
-                request = (batch, now + wait + Self.requestGrace)
-            }
-            let remaining = deadline - clock.now
-            guard remaining > .zero else { break }
-            switch next(timeout: remaining) {
-            case .message(let message):
-                messages.append(message)
-                // Take what else is already here, without waiting.
-                while messages.count < batch, pendingCount > 0 {
-                    if case .message(let more) = next(timeout: nil) { messages.append(more) }
-                }
-                return .success(messages)
-            case .ended(let error):
-                if let error { failure = error }
-                if failure != nil { return .failure(failure!) }
-                if refused {
-                    // The server refused the request (409: too many waiting, batch too
-                    // large, a leadership change): pause rather than ask again at once.
-                    refused = false
-                    let pause = min(deadline - clock.now, .milliseconds(50))
-                    if pause > .zero { usleep(UInt32(pause.timeoutMilliseconds) * 1_000) }
-                }
-            case .none:
-                if !natsSubscription_IsValid(sub) {
-                    return .failure(NatsError(code: .connectionClosed, operation: "natsSubscription_NextMsg", detail: "subscription closed"))
-                }
+                if !waited { throw NatsError(code: .invalidArgument, operation: "PullConsumer.fetch", detail: "one fetch at a time per consumer") }
             }
         }
-        return .success(messages)
     }
 
-    /// Messages delivered to the inbox and not yet taken.
-    /// The corresponding C function is `natsSubscription_GetPending`.
-    private var pendingCount: Int {
-        var count: Int32 = 0
-        var bytes: Int32 = 0
-        return natsSubscription_GetPending(sub, &count, &bytes) == NATS_OK ? Int(count) : 0
-    }
-
-    /// Takes the next message off the inbox (`timeout` nil: only one already there) and
-    /// accounts it to the open request.
-    private func next(timeout: Duration?) -> Delivery {
-        var msg: OpaquePointer? = nil
-        let milliseconds: Int64 = timeout.map { max(1, $0.timeoutMilliseconds) } ?? 0
-        let status = natsSubscription_NextMsg(&msg, sub, milliseconds)
-        if status == NATS_NO_RESPONDERS {
-            request = nil
-            return .ended(NatsError(code: .noResponders, operation: "PullConsumer.fetch", detail: "JetStream is not available"))
+    /// Opens a pull request for `batch` messages lasting `wait`.
+    private func request(batch: Int, wait: Duration) throws(NatsError) {
+        inbox.opened(batch: batch, endsBy: .now + wait + Self.requestGrace)
+        let body = #"{"batch":\#(batch),"expires":\#(wait.nanoseconds)}"#
+        let status = body.withCString { text in
+            natsConnection_PublishRequest(jetStream.connection.nc, nextSubject, inbox.subject, text, Int32(strlen(text)))
         }
-        guard status == NATS_OK, let msg else { return .none }
-        var statusText: UnsafePointer<CChar>? = nil
-        if natsMsgHeader_Get(msg, "Status", &statusText) == NATS_OK, let statusText, natsMsg_GetDataLength(msg) == 0 {
-            let code = String(cString: statusText)
-            var descriptionText: UnsafePointer<CChar>? = nil
-            let description = natsMsgHeader_Get(msg, "Description", &descriptionText) == NATS_OK ? descriptionText.map { String(cString: $0) } ?? "" : ""
-            NatsLibrary.destroy(msg)
-            switch code {
-            case "100": return .none  // idle heartbeat
-            case "404", "408": request = nil
-            case "409" where description.lowercased().contains("deleted"):
-                request = nil
-                return .ended(NatsError(code: .notFound, operation: "PullConsumer.fetch", detail: "consumer deleted"))
-            default:  // 409 (max waiting, batch too large, leadership change…)
-                request = nil
-                refused = true
-            }
-            return .ended(nil)
+        guard status == NATS_OK else {
+            inbox.ended()
+            throw NatsError(status: status, operation: "natsConnection_PublishRequest")
         }
-        if let open = request {
-            request = open.remaining > 1 ? (open.remaining - 1, open.endsBy) : nil
-        }
-        return .message(JetStreamMessage(msg: msg, consumer: self))
     }
 
     /// An endless sequence of messages, fetched `batch` at a time as the consumer asks
     /// for more (the next fetch starts only when the previous batch has been consumed).
     /// Ends when the task is cancelled or after ``unsubscribe()``; throws on fetch errors.
-    /// Cancellation takes effect after the fetch in progress (at most `expires`).
-    /// The corresponding C function is `natsSubscription_NextMsg`.
     public func messages(batch: Int, expires: Duration = .seconds(2)) -> AsyncThrowingStream<JetStreamMessage, any Error> {
         let buffer = Mutex<[JetStreamMessage]>([])
         return AsyncThrowingStream(unfolding: { () async throws -> JetStreamMessage? in
@@ -232,11 +168,13 @@ public final class PullConsumer: @unchecked Sendable {
     /// The corresponding C function is `natsSubscription_IsValid`.
     public var isActive: Bool { natsSubscription_IsValid(sub) }
 
-    /// Stops pulling (the durable consumer stays on the server). Messages delivered and not
-    /// yet fetched are dropped; the server redelivers them after the ack wait.
+    /// Stops pulling (the durable consumer stays on the server); a waiting fetch ends with
+    /// `connectionClosed`. Messages delivered and not yet fetched are dropped; the server
+    /// redelivers them after the ack wait.
     /// The corresponding C function is `natsSubscription_Unsubscribe`.
     public func unsubscribe() throws(NatsError) {
         let status = natsSubscription_Unsubscribe(sub)
+        inbox.close()
         guard status == NATS_OK || status == NATS_INVALID_SUBSCRIPTION || status == NATS_CONNECTION_CLOSED else {
             throw NatsError(status: status, operation: "natsSubscription_Unsubscribe")
         }
@@ -247,14 +185,186 @@ public final class PullConsumer: @unchecked Sendable {
     public func info() throws(NatsError) -> ConsumerInfo {
         try jetStream.consumerInfo(stream: stream, name: durable)
     }
+}
 
-    /// Publishes an acknowledgement body (`+ACK`, `-NAK`, `+WPI`, `+TERM`) to a message's
-    /// reply subject.
-    /// The corresponding C function is `natsConnection_Publish`.
-    func sendAck(_ reply: String, _ body: String) throws(NatsError) {
-        let status = body.withCString { text in natsConnection_Publish(jetStream.connection.nc, reply, text, Int32(strlen(text))) }
-        guard status == NATS_OK else { throw NatsError(status: status, operation: "natsConnection_Publish") }
+/// The delivery side of a ``PullConsumer``: what arrived on its inbox, the open request and
+/// the one waiting fetch. cnats holds one retained reference (released by the subscription's
+/// on-complete callback); the consumer holds another.
+final class PullInbox: @unchecked Sendable {
+    // @unchecked: the mutable state is in `state` (a Mutex); `timer` is a dispatch source,
+    // whose `schedule` and `cancel` may be called from any thread.
+    enum Taken {
+        case messages([JetStreamMessage])
+        case failed(NatsError)
+        /// The last request was refused (409): pause before asking again.
+        case refused
+        /// Nothing arrived; whether a request is still open.
+        case empty(requestOpen: Bool)
     }
+
+    struct State {
+        var buffer: [JetStreamMessage] = []
+        /// The open pull request: messages it may still deliver and when it surely ended.
+        var request: (remaining: Int, endsBy: ContinuousClock.Instant)?
+        var refused = false
+        /// Why the last request ended, for the next fetch (a deleted consumer, no JetStream).
+        var failure: NatsError?
+        var closed = false
+        var waiter: CheckedContinuation<Bool, Never>?
+        /// The waiter's deadline (the timer wakes it then).
+        var waitUntil: ContinuousClock.Instant?
+    }
+
+    let jetStream: JetStream
+    let subject: String
+    private let state = Mutex(State())
+    private let timer: any DispatchSourceTimer
+
+    init(jetStream: JetStream, subject: String) {
+        self.jetStream = jetStream
+        self.subject = subject
+        timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.setEventHandler { [weak self] in self?.wakeIfDue() }
+        timer.schedule(deadline: .distantFuture)
+        timer.activate()
+    }
+
+    deinit {
+        timer.cancel()
+    }
+
+    /// Takes up to `batch` buffered messages, or says why there are none.
+    func take(batch: Int) -> Taken {
+        state.withLock { state in
+            if !state.buffer.isEmpty {
+                if state.buffer.count <= batch {
+                    defer { state.buffer.removeAll(keepingCapacity: true) }
+                    return .messages(state.buffer)
+                }
+                defer { state.buffer.removeFirst(batch) }
+                return .messages(Array(state.buffer.prefix(batch)))
+            }
+            if let failure = state.failure {
+                state.failure = nil
+                return .failed(failure)
+            }
+            if state.closed { return .failed(NatsError(code: .connectionClosed, operation: "PullConsumer.fetch", detail: "subscription closed")) }
+            if state.refused {
+                state.refused = false
+                return .refused
+            }
+            if let open = state.request, open.endsBy <= .now { state.request = nil }
+            return .empty(requestOpen: state.request != nil)
+        }
+    }
+
+    func opened(batch: Int, endsBy: ContinuousClock.Instant) {
+        state.withLock { $0.request = (batch, endsBy) }
+    }
+
+    func ended() {
+        state.withLock { $0.request = nil }
+    }
+
+    /// Waits until something arrives, the request ends, ``wake()`` or `deadline`.
+    /// - Returns: false when another fetch is already waiting.
+    func wait(until deadline: ContinuousClock.Instant) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let now = ContinuousClock.now
+            let outcome = state.withLock { state -> Bool? in
+                if state.waiter != nil { return false }
+                if !state.buffer.isEmpty || state.failure != nil || state.closed || state.refused || state.request == nil || deadline <= now { return true }
+                state.waiter = continuation
+                state.waitUntil = deadline
+                return nil
+            }
+            if let outcome {
+                continuation.resume(returning: outcome)
+                return
+            }
+            let nanoseconds = max(0, (deadline - now).nanoseconds)
+            timer.schedule(deadline: .now() + .nanoseconds(Int(nanoseconds)))
+        }
+    }
+
+    /// Wakes the waiting fetch, if any.
+    func wake() {
+        state.withLock { Self.takeWaiter(&$0) }?.resume(returning: true)
+    }
+
+    private func wakeIfDue() {
+        let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            guard let until = state.waitUntil, until <= .now else { return nil }
+            return Self.takeWaiter(&state)
+        }
+        waiter?.resume(returning: true)
+    }
+
+    private static func takeWaiter(_ state: inout State) -> CheckedContinuation<Bool, Never>? {
+        defer {
+            state.waiter = nil
+            state.waitUntil = nil
+        }
+        return state.waiter
+    }
+
+    /// No more deliveries (unsubscribed, or the connection closed).
+    func close() {
+        state.withLock { state in
+            state.closed = true
+            return Self.takeWaiter(&state)
+        }?.resume(returning: true)
+    }
+
+    /// One delivery, on cnats' delivery thread; takes ownership of `msg`.
+    func deliver(_ msg: OpaquePointer) {
+        var statusText: UnsafePointer<CChar>? = nil
+        if natsMsg_GetDataLength(msg) == 0, natsMsgHeader_Get(msg, "Status", &statusText) == NATS_OK, let statusText {
+            let code = String(cString: statusText)
+            var descriptionText: UnsafePointer<CChar>? = nil
+            let description = natsMsgHeader_Get(msg, "Description", &descriptionText) == NATS_OK ? descriptionText.map { String(cString: $0) } ?? "" : ""
+            NatsLibrary.destroy(msg)
+            if code == "100" { return }  // idle heartbeat
+            let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                state.request = nil
+                switch code {
+                case "404", "408": break
+                case "503":
+                    state.failure = NatsError(code: .noResponders, operation: "PullConsumer.fetch", detail: "JetStream is not available")
+                case "409" where description.lowercased().contains("deleted"):
+                    state.failure = NatsError(code: .notFound, operation: "PullConsumer.fetch", detail: "consumer deleted")
+                default:  // 409 (max waiting, batch too large, a leadership change…)
+                    state.refused = true
+                }
+                return Self.takeWaiter(&state)
+            }
+            waiter?.resume(returning: true)
+            return
+        }
+        let message = JetStreamMessage(msg: msg, jetStream: jetStream)
+        let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            if let open = state.request { state.request = open.remaining > 1 ? (open.remaining - 1, open.endsBy) : nil }
+            state.buffer.append(message)
+            return Self.takeWaiter(&state)
+        }
+        waiter?.resume(returning: true)
+    }
+}
+
+private func pullOnMessage(_ nc: OpaquePointer?, _ sub: OpaquePointer?, _ msg: OpaquePointer?, _ closure: UnsafeMutableRawPointer?) {
+    guard let msg else { return }
+    guard let closure else {
+        NatsLibrary.destroy(msg)
+        return
+    }
+    Unmanaged<PullInbox>.fromOpaque(closure).takeUnretainedValue().deliver(msg)
+}
+
+private func pullOnComplete(_ closure: UnsafeMutableRawPointer?) {
+    guard let closure else { return }
+    let unmanaged = Unmanaged<PullInbox>.fromOpaque(closure)
+    unmanaged.takeUnretainedValue().close()
+    unmanaged.release()
 }
 
 /// JetStream delivery metadata of a message (parsed from its reply subject).
@@ -279,10 +389,10 @@ public struct JetStreamMetadata: Sendable, Equatable {
 /// released, so it can be acknowledged later from any task; acknowledge it once.
 public final class JetStreamMessage: @unchecked Sendable, CustomStringConvertible {
     // @unchecked: `msg` is only touched under `lock`; the other stored properties are
-    // immutable values; `consumer` keeps the subscription (needed by acks) alive.
+    // immutable values; `jetStream` keeps the connection (needed by acks) alive.
     private let msg: OpaquePointer
     private let lock = NSLock()
-    private let consumer: PullConsumer
+    private let jetStream: JetStream
     /// The subject it was published to.
     public let subject: String
     /// The payload.
@@ -292,9 +402,9 @@ public final class JetStreamMessage: @unchecked Sendable, CustomStringConvertibl
     /// Delivery metadata; nil only for a malformed reply subject.
     public let metadata: JetStreamMetadata?
 
-    init(msg: OpaquePointer, consumer: PullConsumer) {
+    init(msg: OpaquePointer, jetStream: JetStream) {
         self.msg = msg
-        self.consumer = consumer
+        self.jetStream = jetStream
         subject = String(cString: natsMsg_GetSubject(msg))
         payload = copyBytes(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))
         headers = NatsHeaders(cMessage: msg)
@@ -331,8 +441,11 @@ public final class JetStreamMessage: @unchecked Sendable, CustomStringConvertibl
         lock.lock()
         defer { lock.unlock() }
         if settled { return }
-        guard let reply else { throw NatsError(code: .invalidArgument, operation: "natsMsg_Ack", detail: "not a JetStream message") }
-        try consumer.sendAck(reply, body)
+        guard let reply = natsMsg_GetReply(msg) else {
+            throw NatsError(code: .invalidArgument, operation: "natsMsg_Ack", detail: "not a JetStream message")
+        }
+        let status = body.withCString { text in natsConnection_Publish(jetStream.connection.nc, reply, text, Int32(strlen(text))) }
+        guard status == NATS_OK else { throw NatsError(status: status, operation: "natsConnection_Publish") }
         if final { settled = true }
     }
 
@@ -347,7 +460,7 @@ public final class JetStreamMessage: @unchecked Sendable, CustomStringConvertibl
     public func ackSync(timeout: Duration = .seconds(5)) async throws(NatsError) {
         if lock.withLock({ settled }) { return }
         guard let reply else { throw NatsError(code: .invalidArgument, operation: "natsMsg_AckSync", detail: "not a JetStream message") }
-        _ = try await consumer.jetStream.connection.request(reply, payload: Array("+ACK".utf8), timeout: timeout)
+        _ = try await jetStream.connection.request(reply, payload: Array("+ACK".utf8), timeout: timeout)
         lock.withLock { settled = true }
     }
 

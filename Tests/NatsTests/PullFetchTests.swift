@@ -65,6 +65,64 @@ struct PullFetchTests {
     }
 }
 
+/// A fetch waits without a thread of its own: what ends the wait early, and what it refuses.
+@Suite("Waiting fetches", .enabled(if: TestEnvironment.natsAvailable))
+struct WaitingFetchTests {
+    @Test func aWaitingFetchEndsWithAMessageAnUnsubscribeOrACancellation() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        try js.addOrUpdateStream(StreamConfig(name: "WAIT", subjects: ["wait.>"]))
+        try js.addOrUpdateConsumer(stream: "WAIT", config: ConsumerConfig(durableName: "waiter"))
+        let pull = try js.pullSubscribe(stream: "WAIT", consumer: "waiter")
+
+        // A message published while the fetch waits ends the wait at once.
+        let clock = ContinuousClock()
+        var started = clock.now
+        let waiting = Task { try await pull.fetch(batch: 10, expires: .seconds(20)) }
+        try await Task.sleep(for: .milliseconds(200))
+        // One fetch at a time: a second one waiting meanwhile is refused.
+        await #expect(throws: NatsError(code: .invalidArgument, operation: "")) { _ = try await pull.fetch(batch: 1, expires: .seconds(1)) }
+        _ = try await js.publish("wait.1", payload: Support.bytes("one"))
+        let got = try await waiting.value
+        #expect(got.map { Support.string($0.payload) } == ["one"])
+        #expect(clock.now - started < .seconds(5))
+        for message in got { try message.ack() }
+
+        // Cancelling the fetching task ends the wait with nothing.
+        started = clock.now
+        let cancelled = Task { try await pull.fetch(batch: 10, expires: .seconds(20)) }
+        try await Task.sleep(for: .milliseconds(200))
+        cancelled.cancel()
+        #expect(try await cancelled.value.isEmpty)
+        #expect(clock.now - started < .seconds(5))
+
+        // Unsubscribing ends the wait with connectionClosed, and later fetches too.
+        started = clock.now
+        let closed = Task { try await pull.fetch(batch: 10, expires: .seconds(20)) }
+        try await Task.sleep(for: .milliseconds(200))
+        try pull.unsubscribe()
+        await #expect(throws: NatsError(code: .connectionClosed, operation: "")) { _ = try await closed.value }
+        #expect(clock.now - started < .seconds(5))
+        await #expect(throws: NatsError(code: .connectionClosed, operation: "")) { _ = try await pull.fetch(batch: 1, expires: .seconds(1)) }
+    }
+
+    @Test func aFetchOnADeletedConsumerFailsWithNotFound() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        try js.addOrUpdateStream(StreamConfig(name: "DEL", subjects: ["del.>"]))
+        try js.addOrUpdateConsumer(stream: "DEL", config: ConsumerConfig(durableName: "gone"))
+        let pull = try js.pullSubscribe(stream: "DEL", consumer: "gone")
+        let waiting = Task { try await pull.fetch(batch: 10, expires: .seconds(20)) }
+        try await Task.sleep(for: .milliseconds(200))
+        try js.deleteConsumer(stream: "DEL", name: "gone")
+        await #expect(throws: NatsError(code: .notFound, operation: "")) { _ = try await waiting.value }
+    }
+}
+
 /// What a shard's old owner leaves behind: a pull request still open on the server after
 /// its fetcher unsubscribed. The server must not hand a new message to that request (an
 /// inbox nobody reads, so the message would wait out the ack wait before the new owner
