@@ -149,7 +149,7 @@ let package = Package(
             .testTarget(name: "MeshProtoTests", dependencies: ["MeshProto"], swiftSettings: swiftSettings),
             .testTarget(
                 name: "RegistryTests",
-                dependencies: ["RegistryService", "MeshClient", "MeshCore", "MeshProto", "Nats", "NatsMicro", "Store", "MeshTesting", log],
+                dependencies: ["RegistryService", "MeshClient", "MeshRuntime", "MeshCore", "MeshProto", "Nats", "NatsMicro", "Store", "MeshTesting", log],
                 swiftSettings: swiftSettings),
             .testTarget(
                 name: "AgentSDKTests",

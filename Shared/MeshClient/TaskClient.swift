@@ -106,8 +106,9 @@ public final class TaskClient: Sendable {
 
     // MARK: Submit
 
-    /// Stores a task in stream `MESH_TASKS` for its agent's shard and records it as
-    /// submitted (event `task.submitted`).
+    /// Stores a task in stream `MESH_TASKS` for its agent's shard. The history first lists it
+    /// with its outcome (or `running`) when it runs at once, or as `submitted` when it is
+    /// still waiting a second later (the registry reads the waiting tasks from the stream).
     /// - Returns: the task id, and whether it was a repeat.
     /// - Throws: ``MeshError`` `invalid_argument`, `too_large`, `unavailable`, `timeout`.
     public func submit(_ submission: TaskSubmission) async throws(MeshError) -> SubmittedTask {
@@ -138,11 +139,9 @@ public final class TaskClient: Sendable {
                 }
             }
             let ack = try await publish(envelope)
-            if !ack.duplicate { try? await publishSubmitted(envelope) }
             return SubmittedTask(taskId: envelope.taskId, duplicate: claim != nil || ack.duplicate)
         }
         let ack = try await publish(envelope)
-        if !ack.duplicate { try? await publishSubmitted(envelope) }
         return SubmittedTask(taskId: envelope.taskId, duplicate: ack.duplicate)
     }
 
@@ -169,16 +168,6 @@ public final class TaskClient: Sendable {
                 delay = min(delay * 2, .seconds(2))
             }
         }
-    }
-
-    /// Records the submission in the history without waiting for the stream's ack: the task
-    /// itself is already stored; a lost `submitted` event only means the history first hears
-    /// of the task when a worker starts it.
-    private func publishSubmitted(_ envelope: TaskEnvelope) async throws {
-        var record = TaskRecord(envelope: envelope, state: .submitted)
-        record.updatedAtUnixMs = envelope.submittedAtUnixMs
-        let event = TaskEvents.message(record, reason: "submitted", subjects: subjects)
-        try jetStream.publishAsync(event.subject, payload: event.payload, headers: event.headers, msgId: event.id, ackTimeout: timeout)
     }
 
     /// Publishes one task event (`<prefix>.evt.task.<state>`) and waits for the stream.

@@ -81,6 +81,7 @@ public struct ClusterResources: Sendable {
         tasks.maxMsgSize = maxTaskMessageBytes
         tasks.replicas = replicas
         tasks.description = "Durable tasks, one consumer per shard"
+        tasks.allowDirect = true  // the registry reads the waiting tasks (batched direct get)
         _ = try js.addOrUpdateStream(tasks)
 
         var deadLetters = StreamConfig(name: subjects.tasksDeadLetterStream, subjects: [subjects.deadLettersAll])

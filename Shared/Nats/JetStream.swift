@@ -412,6 +412,31 @@ public final class JetStream: @unchecked Sendable {
         return StoredMessage(subject: message.subject, payload: message.payload, headers: message.headers, sequence: sequence)
     }
 
+    /// Up to `batch` messages of a stream from `sequence` on, in stream order, skipping
+    /// deleted sequences (JetStream's batched direct get, ADR-31: one request to
+    /// `$JS.API.DIRECT.GET.<stream>` with `{"seq":N,"batch":B}`, answered by one message per
+    /// stored message and an end-of-batch status). The stream needs `allow_direct`.
+    /// - Returns: `[]` when nothing is stored at or after `sequence`.
+    /// - Throws: `.invalidArgument` (batch outside 1...1000), `.noResponders` (no such
+    ///   stream, or direct get not allowed), `.timeout`.
+    /// The corresponding C function is `natsConnection_PublishRequest` (and an inbox
+    /// subscription for the answers).
+    public func storedMessages(stream: String, from sequence: UInt64, batch: Int, timeout: Duration = .seconds(5)) async throws(NatsError)
+        -> [StoredMessage]
+    {
+        try SubjectRules.validateName(stream, kind: "stream", "JetStream.storedMessages")
+        guard (1...1_000).contains(batch) else {
+            throw NatsError(code: .invalidArgument, operation: "JetStream.storedMessages", detail: "batch must be in 1...1000")
+        }
+        let inbox = connection.newInbox()
+        let collector = DirectBatch()
+        let subscription = try connection.subscribe(inbox, maxPendingMessages: batch + 16, maxPendingBytes: 256 << 20) { collector.add($0) }
+        defer { try? subscription.unsubscribe() }
+        try connection.publish(
+            "\(apiPrefix).DIRECT.GET.\(stream)", payload: Array(#"{"seq":\#(max(1, sequence)),"batch":\#(batch)}"#.utf8), reply: inbox)
+        return try await collector.result(timeout: timeout)
+    }
+
     /// Deletes one message of a stream by sequence.
     /// The corresponding C function is `js_DeleteMsg`.
     public func deleteMessage(stream: String, sequence: UInt64) throws(NatsError) {
@@ -617,5 +642,61 @@ extension ConsumerInfo {
         deliveredStreamSeq = info.Delivered.Stream
         ackFloorStreamSeq = info.AckFloor.Stream
         memoryStorage = info.Config?.pointee.MemoryStorage ?? false
+    }
+}
+
+/// The answers of one batched direct get, gathered on the subscription's delivery thread.
+private final class DirectBatch: Sendable {
+    struct State {
+        var messages: [StoredMessage] = []
+        var outcome: Result<[StoredMessage], NatsError>?
+        var waiter: CheckedContinuation<Result<[StoredMessage], NatsError>, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func add(_ message: NatsMessage) {
+        if let status = message.headers["Status"], message.payload.isEmpty {
+            switch status {
+            case "204", "404": finish(nil)  // end of batch; nothing at or after the sequence
+            case "503": finish(NatsError(code: .noResponders, operation: "JetStream.storedMessages", detail: "no direct get for this stream"))
+            default:
+                let description = message.headers["Description"] ?? ""
+                finish(NatsError(code: .invalidArgument, operation: "JetStream.storedMessages", detail: "status \(status) \(description)"))
+            }
+            return
+        }
+        guard let sequence = message.headers["Nats-Sequence"].flatMap(UInt64.init) else { return }
+        let stored = StoredMessage(subject: message.headers["Nats-Subject"] ?? message.subject, payload: message.payload, headers: message.headers, sequence: sequence)
+        state.withLock { $0.messages.append(stored) }
+    }
+
+    private func finish(_ error: NatsError?) {
+        let waiter = state.withLock { state -> (CheckedContinuation<Result<[StoredMessage], NatsError>, Never>, Result<[StoredMessage], NatsError>)? in
+            guard state.outcome == nil else { return nil }
+            let outcome: Result<[StoredMessage], NatsError> = error.map { .failure($0) } ?? .success(state.messages)
+            state.outcome = outcome
+            defer { state.waiter = nil }
+            return state.waiter.map { ($0, outcome) }
+        }
+        if let (continuation, outcome) = waiter { continuation.resume(returning: outcome) }
+    }
+
+    func result(timeout: Duration) async throws(NatsError) -> [StoredMessage] {
+        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[StoredMessage], NatsError>, Never>) in
+            let ready = state.withLock { state -> Result<[StoredMessage], NatsError>? in
+                if let outcome = state.outcome { return outcome }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready {
+                continuation.resume(returning: ready)
+                return
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(timeout.nanoseconds))) { [self] in
+                finish(NatsError(code: .timeout, operation: "JetStream.storedMessages", detail: "no end of batch in time"))
+            }
+        }
+        return try outcome.get()
     }
 }

@@ -129,6 +129,35 @@ struct JetStreamTests {
         #expect(js.publishAsyncFailures == 0)
     }
 
+    @Test func storedMessagesReadsABatchInOrderSkippingDeletedOnes() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        var config = StreamConfig(name: "DIRECT", subjects: ["direct.>"])
+        config.retention = .workQueue
+        config.allowDirect = true
+        try js.addOrUpdateStream(config)
+        for index in 1...10 { _ = try await js.publish("direct.\(index)", payload: Support.bytes("m-\(index)")) }
+        try js.deleteMessage(stream: "DIRECT", sequence: 3)
+        try js.deleteMessage(stream: "DIRECT", sequence: 4)
+
+        let first = try await js.storedMessages(stream: "DIRECT", from: 1, batch: 4)
+        #expect(first.map(\.sequence) == [1, 2, 5, 6])
+        #expect(first.map(\.subject) == ["direct.1", "direct.2", "direct.5", "direct.6"])
+        #expect(first.map { Support.string($0.payload) } == ["m-1", "m-2", "m-5", "m-6"])
+        #expect(try await js.storedMessages(stream: "DIRECT", from: 9, batch: 100).map(\.sequence) == [9, 10])
+        #expect(try await js.storedMessages(stream: "DIRECT", from: 11, batch: 100).isEmpty)
+        await #expect(throws: NatsError(code: .invalidArgument, operation: "")) { _ = try await js.storedMessages(stream: "DIRECT", from: 1, batch: 0) }
+
+        // Without allow_direct (or without the stream) nothing answers.
+        try js.addOrUpdateStream(StreamConfig(name: "NODIRECT", subjects: ["nodirect.>"]))
+        _ = try await js.publish("nodirect.1", payload: [1])
+        await #expect(throws: NatsError(code: .noResponders, operation: "")) {
+            _ = try await js.storedMessages(stream: "NODIRECT", from: 1, batch: 10, timeout: .seconds(2))
+        }
+    }
+
     @Test func pullConsumeAndAck() async throws {
         let server = try await NatsServer.start()
         defer { server.stop() }

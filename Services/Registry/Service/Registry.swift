@@ -22,7 +22,8 @@ public import ServiceLifecycle
 /// - **PostgreSQL** (``PostgresMirror``, ``RegistrySchema``): `agents` and `agent_events`,
 ///   written in batches by durable consumers off the request path.
 /// - **Task history** (``TaskHistory``, ``TaskQueryServer``): `tasks`, written from the task
-///   events, answered on `<prefix>.tasks.query`.
+///   events, answered on `<prefix>.tasks.query`; ``WaitingTaskRecorder`` records the tasks
+///   still waiting in `MESH_TASKS`.
 public enum Registry {
     /// How the host describes and starts this service.
     public static let descriptor = ServiceDescriptor(
@@ -60,6 +61,7 @@ public enum Registry {
                 services.append(PostgresMirror(context: context, store: store, feed: feed))
             }
             services.append(TaskQueryServer(context: context, store: store))
+            services.append(WaitingTaskRecorder(js: js, subjects: subjects, logger: logger).service())
         }
         return services
     }
