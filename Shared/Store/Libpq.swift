@@ -142,7 +142,16 @@ final class PGConnectionHandle: @unchecked Sendable {
         var encoded: [EncodedParameter] = []
         encoded.reserveCapacity(parameters.count)
         for (index, parameter) in parameters.enumerated() { encoded.append(try parameter.encoded(index: index)) }
+        return try execute(sql, encoded: encoded)
+    }
 
+    /// The same with parameters already encoded for the wire.
+    ///
+    /// The corresponding C function is `PQexecParams`.
+    func execute(_ sql: String, encoded: [EncodedParameter]) throws(StoreError) -> QueryResult {
+        guard encoded.count <= 65_535 else {
+            throw StoreError(.invalidArgument, operation: "PQexecParams", context: "more than 65535 parameters")
+        }
         // One contiguous buffer for all parameter bytes; pointers are taken into it.
         var offsets: [Int] = []
         offsets.reserveCapacity(encoded.count)

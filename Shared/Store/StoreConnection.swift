@@ -106,7 +106,10 @@ public final class StoreConnection: Sendable {
         let sql = plan.statement(types: types)
         var total = 0
         do {
-            for chunk in plan.chunks { total += try await execute(sql, try plan.arrays(rows[chunk])) }
+            for chunk in plan.chunks {
+                let arrays = try plan.arrays(rows[chunk])
+                total += try await run { handle throws(StoreError) in try handle.execute(sql, encoded: arrays).affectedRows }
+            }
         } catch {
             // The table may have changed since its types were read.
             _ = tableColumnTypes.withLock { $0.removeValue(forKey: table) }

@@ -46,10 +46,22 @@ struct StoreUnitTests {
         let two = try BatchInsertPlan(table: "t", columns: (0..<7).map { "c\($0)" }, rows: values, onConflict: nil)
         #expect(two.statement(types: Array(repeating: "text", count: 7)).hasSuffix("$7::text[])"))
         #expect(
-            try two.arrays(values[...]) == [
-                .text(#"{-5,NULL}"#), .text(#"{"a \"quoted\" \\ {x,y} NULL",""}"#), .text(#"{"\\x00ab","\\x"}"#),
-                .text(#"{"1970-01-01 00:00:00.000000+00",NULL}"#), .text(#"{"t","f"}"#), .text(#"{NULL,7}"#), .text(#"{"1.5",NULL}"#),
+            try two.arrays(values[...]).map { String(decoding: $0.bytes!.dropLast(), as: UTF8.self) } == [
+                #"{-5,NULL}"#, #"{"a \"quoted\" \\ {x,y} NULL",""}"#, #"{"\\x00ab","\\x"}"#,
+                #"{"1970-01-01 00:00:00.000000+00",NULL}"#, #"{"t","f"}"#, #"{NULL,7}"#, #"{"1.5",NULL}"#,
             ])
+        #expect(try two.arrays(values[...]).allSatisfy { $0.bytes?.last == 0 && !$0.isBinary })
+        let numbers: [[PostgresValue]] = [[.int(0)], [.int(Int64.min)], [.int(Int64.max)], [.int(10)], [.int(-9)]]
+        let one = try BatchInsertPlan(table: "t", columns: ["n"], rows: numbers, onConflict: nil)
+        #expect(
+            try one.arrays(numbers[...]).map { String(decoding: $0.bytes!.dropLast(), as: UTF8.self) }
+                == ["{0,-9223372036854775808,9223372036854775807,10,-9}"])
+        let dates: [[PostgresValue]] = [[.timestamp(Date(timeIntervalSince1970: 1_700_000_000.123456))], [.timestamp(Date(timeIntervalSince1970: -86_400.5))]]
+        let when = try BatchInsertPlan(table: "t", columns: ["d"], rows: dates, onConflict: nil)
+        #expect(
+            try when.arrays(dates[...]).map { String(decoding: $0.bytes!.dropLast(), as: UTF8.self) }
+                == [#"{"2023-11-14 22:13:20.123456+00","1969-12-30 23:59:59.500000+00"}"#])
+        #expect(throws: StoreError.self) { try when.arrays([[.timestamp(Date(timeIntervalSince1970: -1e12))]]) }
         #expect(throws: StoreError.self) { try two.arrays([[.text("nul \u{0}"), .null, .null, .null, .null, .null, .null]]) }
     }
 
