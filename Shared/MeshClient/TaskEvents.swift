@@ -5,8 +5,9 @@ public import Nats
 
 /// Task events: one `Event` per transition on `<prefix>.evt.task.<state>` (stream
 /// `MESH_EVENTS`), domain `task`, type the state's name, the task's ``TaskRecord`` as the
-/// payload, attributes `task` (id) and `attempt`. The event id is a fresh time-ordered id
-/// and the `Nats-Msg-Id`, so a retried publish is stored once; the history writer applies
+/// payload, attributes `task` (id) and `attempt`. The event id is a fresh time-ordered id; a
+/// publisher that may publish an event again sends it as the `Nats-Msg-Id`, so it is stored
+/// once (the workers publish each event once, without one). The history writer applies
 /// them idempotently (see ``progress(of:)``).
 public enum TaskEvents {
     /// One event, ready to publish.
@@ -14,7 +15,7 @@ public enum TaskEvents {
         public var subject: String
         public var payload: [UInt8]
         public var headers: NatsHeaders
-        /// The event id, also its `Nats-Msg-Id`.
+        /// The event id; the `Nats-Msg-Id` of a publisher that may publish it again.
         public var id: String
     }
 

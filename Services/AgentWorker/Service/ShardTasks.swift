@@ -568,11 +568,15 @@ final class ShardTasks: @unchecked Sendable {
         }
     }
 
+    /// Publishes a task event once. It goes without a `Nats-Msg-Id`: it is never published
+    /// again (a failure naks the task, whose next attempt makes a new event), and each id
+    /// would sit in the events stream's duplicate window — at thousands of tasks a second a
+    /// map of a million ids that nats-server keeps, trims and scans in its garbage collector.
     private func publish(_ record: TaskRecord, reason: String, then: (@Sendable (Bool) -> Void)?) {
         let event = TaskEvents.message(record, reason: reason, subjects: host.subjects)
         let failures = host.metrics.eventFailures
         do {
-            try host.jetStream.publishAsync(event.subject, payload: event.payload, headers: event.headers, msgId: event.id) { result in
+            try host.jetStream.publishAsync(event.subject, payload: event.payload, headers: event.headers, msgId: nil) { result in
                 if case .failure = result { failures.increment() }
                 then?(result.isSuccess)
             }
