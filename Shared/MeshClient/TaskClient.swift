@@ -112,23 +112,9 @@ public final class TaskClient: Sendable {
     /// - Returns: the task id, and whether it was a repeat.
     /// - Throws: ``MeshError`` `invalid_argument`, `too_large`, `unavailable`, `timeout`.
     public func submit(_ submission: TaskSubmission) async throws(MeshError) -> SubmittedTask {
-        try TaskRules.validateAction(submission.action)
-        guard submission.payload.count <= TaskRules.maxPayloadBytes else {
-            throw MeshError(.tooLarge, "a task payload is at most \(TaskRules.maxPayloadBytes) bytes, got \(submission.payload.count)")
-        }
-        let attempts = submission.maxAttempts ?? TaskRules.defaultMaxAttempts
-        guard (1...TaskRules.maxAttemptsLimit).contains(attempts) else {
-            throw MeshError(.invalidArgument, "max attempts must be in 1...\(TaskRules.maxAttemptsLimit), got \(attempts)")
-        }
-        if case .unrecognized(let value) = submission.priority { throw MeshError(.invalidArgument, "unknown priority \(value)") }
         let now = Date()
-        var envelope = TaskEnvelope(
-            taskId: TimeOrderedID.make(now: now), agentId: submission.agent.rawValue, action: submission.action, payload: submission.payload,
-            priority: submission.priority, deadlineUnixMs: submission.deadline.map { Int64($0.timeIntervalSince1970 * 1000) } ?? 0,
-            maxAttempts: UInt32(attempts), idempotencyKey: submission.idempotencyKey ?? "",
-            submittedAtUnixMs: Int64(now.timeIntervalSince1970 * 1000))
+        var envelope = try Self.envelope(submission, now: now)
         if let key = submission.idempotencyKey {
-            try TaskRules.validateIdempotencyKey(key)
             let claim = try await claimKey(agent: submission.agent, key: key, taskId: envelope.taskId)
             if let existing = claim {
                 envelope.taskId = existing.taskId
@@ -145,23 +131,100 @@ public final class TaskClient: Sendable {
         return SubmittedTask(taskId: envelope.taskId, duplicate: ack.duplicate)
     }
 
+    /// ``submit(_:)`` with a completion instead of a task, for callers that submit many: a
+    /// submission without an idempotency key is published at once and JetStream's ack reaches
+    /// `completion` on the C client's thread, with no task. A submission with a key (which
+    /// claims it in KV first) and a publish that must be retried continue in a task, with
+    /// ``submit(_:)``'s guarantees (the retry publishes under the same task id, within the
+    /// duplicate window). `completion` runs exactly once and must not block.
+    public func submit(_ submission: TaskSubmission, completion: @escaping @Sendable (Result<SubmittedTask, MeshError>) -> Void) {
+        if submission.idempotencyKey != nil {
+            Task {
+                do throws(MeshError) { completion(.success(try await submit(submission))) } catch { completion(.failure(error)) }
+            }
+            return
+        }
+        let envelope: TaskEnvelope
+        do throws(MeshError) { envelope = try Self.envelope(submission, now: Date()) } catch { return completion(.failure(error)) }
+        let retry: @Sendable () -> Void = { [self] in
+            Task {
+                do throws(MeshError) {
+                    let ack = try await publish(envelope)
+                    completion(.success(SubmittedTask(taskId: envelope.taskId, duplicate: ack.duplicate)))
+                } catch {
+                    completion(.failure(error))
+                }
+            }
+        }
+        let wire: Wire
+        do throws(MeshError) { wire = try Self.wire(envelope, subjects: subjects, shardMap: shardMap) } catch { return completion(.failure(error)) }
+        do {
+            try jetStream.publishAsync(wire.subject, payload: wire.payload, headers: wire.headers, msgId: wire.msgID, ackTimeout: timeout) { result in
+                switch result {
+                case .success(let ack): completion(.success(SubmittedTask(taskId: envelope.taskId, duplicate: ack.duplicate)))
+                case .failure(let error) where Self.isRetryable(error): retry()
+                case .failure(let error): completion(.failure(Self.meshError(error, what: "storing the task")))
+                }
+            }
+        } catch where Self.isRetryable(error) {
+            retry()
+        } catch {
+            completion(.failure(Self.meshError(error, what: "storing the task")))
+        }
+    }
+
+    /// Checks a submission and makes its envelope (a fresh time-ordered task id).
+    private static func envelope(_ submission: TaskSubmission, now: Date) throws(MeshError) -> TaskEnvelope {
+        try TaskRules.validateAction(submission.action)
+        guard submission.payload.count <= TaskRules.maxPayloadBytes else {
+            throw MeshError(.tooLarge, "a task payload is at most \(TaskRules.maxPayloadBytes) bytes, got \(submission.payload.count)")
+        }
+        let attempts = submission.maxAttempts ?? TaskRules.defaultMaxAttempts
+        guard (1...TaskRules.maxAttemptsLimit).contains(attempts) else {
+            throw MeshError(.invalidArgument, "max attempts must be in 1...\(TaskRules.maxAttemptsLimit), got \(attempts)")
+        }
+        if case .unrecognized(let value) = submission.priority { throw MeshError(.invalidArgument, "unknown priority \(value)") }
+        if let key = submission.idempotencyKey { try TaskRules.validateIdempotencyKey(key) }
+        return TaskEnvelope(
+            taskId: TimeOrderedID.make(now: now), agentId: submission.agent.rawValue, action: submission.action, payload: submission.payload,
+            priority: submission.priority, deadlineUnixMs: submission.deadline.map { Int64($0.timeIntervalSince1970 * 1000) } ?? 0,
+            maxAttempts: UInt32(attempts), idempotencyKey: submission.idempotencyKey ?? "",
+            submittedAtUnixMs: Int64(now.timeIntervalSince1970 * 1000))
+    }
+
+    /// What a task envelope is published as.
+    private struct Wire {
+        var subject: String
+        var payload: [UInt8]
+        var headers: NatsHeaders
+        var msgID: String
+    }
+
+    private static func wire(_ envelope: TaskEnvelope, subjects: Subjects, shardMap: ShardMap) throws(MeshError) -> Wire {
+        let agent = try AgentID(envelope.agentId)
+        var headers = NatsHeaders()
+        headers[MeshHeader.messageType] = TaskEnvelope.messageType.rawValue
+        return Wire(
+            subject: subjects.task(shard: shardMap.shard(of: agent), agent: agent), payload: envelope.serializedBytes(), headers: headers,
+            msgID: envelope.rerun == 0 ? envelope.taskId : "\(envelope.taskId).rerun-\(envelope.rerun)")
+    }
+
+    /// A publish JetStream did not answer (or could not take yet): worth retrying.
+    private static func isRetryable(_ error: NatsError) -> Bool {
+        error.code == .timeout || error.code == .notConnected || error.code == .noResponders
+    }
+
     /// Publishes a task envelope as it is (its id is the `Nats-Msg-Id`), retrying within
     /// ``retryHorizon``. Used by ``submit(_:)`` and the dead-letter re-run.
     private func publish(_ envelope: TaskEnvelope) async throws(MeshError) -> PubAck {
-        let agent = try AgentID(envelope.agentId)
-        let subject = subjects.task(shard: shardMap.shard(of: agent), agent: agent)
-        var headers = NatsHeaders()
-        headers[MeshHeader.messageType] = TaskEnvelope.messageType.rawValue
-        let bytes = envelope.serializedBytes()
-        let msgID = envelope.rerun == 0 ? envelope.taskId : "\(envelope.taskId).rerun-\(envelope.rerun)"
+        let wire = try Self.wire(envelope, subjects: subjects, shardMap: shardMap)
         let started = ContinuousClock.now
         var delay: Duration = .milliseconds(50)
         while true {
             do {
-                return try await jetStream.publish(subject, payload: bytes, headers: headers, msgId: msgID, timeout: timeout)
+                return try await jetStream.publish(wire.subject, payload: wire.payload, headers: wire.headers, msgId: wire.msgID, timeout: timeout)
             } catch {
-                let retryable = error.code == .timeout || error.code == .notConnected || error.code == .noResponders
-                guard retryable, ContinuousClock.now - started + delay < Self.retryHorizon else {
+                guard Self.isRetryable(error), ContinuousClock.now - started + delay < Self.retryHorizon else {
                     throw Self.meshError(error, what: "storing the task")
                 }
                 try? await Task.sleep(for: delay)

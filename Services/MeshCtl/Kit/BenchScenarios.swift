@@ -348,9 +348,11 @@ struct ScenarioRunner {
         let client = try TaskClient(connection: session.nats, subjects: session.subjects, shardMap: session.shardMap)
         let tracker = TaskCompletions()
         let events = try session.nats.subscribe(session.subjects.event(.taskSucceeded), maxPendingMessages: 1_000_000, maxPendingBytes: 1 << 30) { message in
-            guard let event = try? Event(serializedBytes: message.payload), let record = TaskEvents.record(of: event), record.agentId.hasPrefix("bench-task-")
+            // The task id is an attribute: the record in the payload need not be decoded.
+            guard let event = try? Event(serializedBytes: message.payload), event.domain == "task", event.agentId.hasPrefix("bench-task-"),
+                let taskId = event.attributes["task"]
             else { return }
-            tracker.succeeded(record.taskId)
+            tracker.succeeded(taskId)
         }
         defer { try? events.unsubscribe() }
         try session.nats.flush(timeout: .seconds(5))
@@ -358,13 +360,17 @@ struct ScenarioRunner {
         defer { sweeper.cancel() }
         let payload = [UInt8](repeating: 0x41, count: settings.payloadBytes)
         let since = Date().addingTimeInterval(-1)
-        let measurement = await generator(name, profile).run { index in
-            let submitted = try await client.submit(TaskSubmission(agent: ids[index % ids.count], action: "echo", payload: payload))
-            try await tracker.wait(submitted.taskId)
+        let measurement = await generator(name, profile).run { index, done in
+            client.submit(TaskSubmission(agent: ids[index % ids.count], action: "echo", payload: payload)) { result in
+                switch result {
+                case .success(let submitted): tracker.wait(submitted.taskId, then: done)
+                case .failure(let error): done(error)
+                }
+            }
         }
         // The history (PostgreSQL, written off the hot path) must catch up with every task.
         let succeeded = measurement.recorder.total - measurement.recorder.totalErrors
-        var notes = ["latency: submit (JetStream, idempotency key) → executed by the worker → its task.succeeded event seen"]
+        var notes = ["latency: submit (JetStream; TaskClient, callback form) → executed by the worker → its task.succeeded event seen"]
         let clock = ContinuousClock()
         let waitStart = clock.now
         var recorded = 0
@@ -531,35 +537,36 @@ final class FanoutTracker: Sendable {
 }
 
 /// Tasks waiting for their `task.succeeded` event; the event may arrive before the
-/// submit call returns.
+/// submit call returns. Each waiter is a completion, called once on the thread that saw the
+/// event (or the sweeper's, on expiry).
 final class TaskCompletions: Sendable {
+    typealias Done = @Sendable ((any Error)?) -> Void
+
     enum Entry {
-        case waiting(CheckedContinuation<Void, any Error>, ContinuousClock.Instant)
+        case waiting(Done, ContinuousClock.Instant)
         case done(ContinuousClock.Instant)
     }
 
     let entries = Mutex<[String: Entry]>([:])
 
-    func wait(_ taskId: String) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let early = entries.withLock { table -> Bool in
-                if case .done = table[taskId] {
-                    table.removeValue(forKey: taskId)
-                    return true
-                }
-                table[taskId] = .waiting(continuation, .now)
-                return false
+    func wait(_ taskId: String, then done: @escaping Done) {
+        let early = entries.withLock { table -> Bool in
+            if case .done = table[taskId] {
+                table.removeValue(forKey: taskId)
+                return true
             }
-            if early { continuation.resume() }
+            table[taskId] = .waiting(done, .now)
+            return false
         }
+        if early { done(nil) }
     }
 
     func succeeded(_ taskId: String) {
-        let waiter: CheckedContinuation<Void, any Error>? = entries.withLock { table in
+        let waiter: Done? = entries.withLock { table in
             switch table[taskId] {
-            case .waiting(let continuation, _):
+            case .waiting(let done, _):
                 table.removeValue(forKey: taskId)
-                return continuation
+                return done
             case .done:
                 return nil
             case nil:
@@ -567,17 +574,17 @@ final class TaskCompletions: Sendable {
                 return nil
             }
         }
-        waiter?.resume()
+        waiter?(nil)
     }
 
     func expire(olderThan age: Duration) {
         let now = ContinuousClock.now
-        let expired: [CheckedContinuation<Void, any Error>] = entries.withLock { table in
-            var out: [CheckedContinuation<Void, any Error>] = []
+        let expired: [Done] = entries.withLock { table in
+            var out: [Done] = []
             for (key, entry) in table {
                 switch entry {
-                case .waiting(let continuation, let since) where now - since > age:
-                    out.append(continuation)
+                case .waiting(let done, let since) where now - since > age:
+                    out.append(done)
                     table.removeValue(forKey: key)
                 case .done(let since) where now - since > age:
                     table.removeValue(forKey: key)
@@ -587,7 +594,7 @@ final class TaskCompletions: Sendable {
             }
             return out
         }
-        for continuation in expired { continuation.resume(throwing: MeshError(.timeout, "the task did not succeed within \(age)")) }
+        for done in expired { done(MeshError(.timeout, "the task did not succeed within \(age)")) }
     }
 }
 
