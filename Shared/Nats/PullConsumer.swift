@@ -388,8 +388,8 @@ public struct JetStreamMetadata: Sendable, Equatable {
 /// A message delivered by a JetStream consumer. It owns the C message until it is
 /// released, so it can be acknowledged later from any task; acknowledge it once.
 public final class JetStreamMessage: @unchecked Sendable, CustomStringConvertible {
-    // @unchecked: `msg` is only touched under `lock`; the other stored properties are
-    // immutable values; `jetStream` keeps the connection (needed by acks) alive.
+    // @unchecked: `msg` and the cached parts are only touched under `lock`; the other stored
+    // properties are immutable values; `jetStream` keeps the connection (needed by acks) alive.
     private let msg: OpaquePointer
     private let lock = NSLock()
     private let jetStream: JetStream
@@ -397,29 +397,46 @@ public final class JetStreamMessage: @unchecked Sendable, CustomStringConvertibl
     public let subject: String
     /// The payload.
     public let payload: [UInt8]
-    /// The headers.
-    public let headers: NatsHeaders
-    /// Delivery metadata; nil only for a malformed reply subject.
-    public let metadata: JetStreamMetadata?
+    private var parsedHeaders: NatsHeaders?
+    private var parsedMetadata: JetStreamMetadata??
+
+    /// The headers, read from the C message on first use (most consumers never look).
+    public var headers: NatsHeaders {
+        lock.withLock {
+            if let parsedHeaders { return parsedHeaders }
+            let headers = NatsHeaders(cMessage: msg)
+            parsedHeaders = headers
+            return headers
+        }
+    }
+
+    /// Delivery metadata, read from the reply subject on first use; nil only for a malformed
+    /// reply subject.
+    /// The corresponding C function is `natsMsg_GetMetaData`.
+    public var metadata: JetStreamMetadata? {
+        lock.withLock {
+            if let parsedMetadata { return parsedMetadata }
+            var metadata: JetStreamMetadata?
+            var meta: UnsafeMutablePointer<jsMsgMetaData>? = nil
+            if natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta {
+                metadata = JetStreamMetadata(
+                    streamSequence: meta.pointee.Sequence.Stream, consumerSequence: meta.pointee.Sequence.Consumer,
+                    numDelivered: meta.pointee.NumDelivered, numPending: meta.pointee.NumPending,
+                    timestamp: Date(timeIntervalSince1970: Double(meta.pointee.Timestamp) / 1e9),
+                    stream: meta.pointee.Stream.map { String(cString: $0) } ?? "",
+                    consumer: meta.pointee.Consumer.map { String(cString: $0) } ?? "")
+                jsMsgMetaData_Destroy(meta)
+            }
+            parsedMetadata = .some(metadata)
+            return metadata
+        }
+    }
 
     init(msg: OpaquePointer, jetStream: JetStream) {
         self.msg = msg
         self.jetStream = jetStream
         subject = String(cString: natsMsg_GetSubject(msg))
         payload = copyBytes(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))
-        headers = NatsHeaders(cMessage: msg)
-        var meta: UnsafeMutablePointer<jsMsgMetaData>? = nil
-        if natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta {
-            metadata = JetStreamMetadata(
-                streamSequence: meta.pointee.Sequence.Stream, consumerSequence: meta.pointee.Sequence.Consumer,
-                numDelivered: meta.pointee.NumDelivered, numPending: meta.pointee.NumPending,
-                timestamp: Date(timeIntervalSince1970: Double(meta.pointee.Timestamp) / 1e9),
-                stream: meta.pointee.Stream.map { String(cString: $0) } ?? "",
-                consumer: meta.pointee.Consumer.map { String(cString: $0) } ?? "")
-            jsMsgMetaData_Destroy(meta)
-        } else {
-            metadata = nil
-        }
     }
 
     deinit {
