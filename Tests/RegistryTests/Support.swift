@@ -4,6 +4,7 @@ import MeshClient
 import MeshCore
 import MeshProto
 import MeshTesting
+import MeshRuntime
 import Nats
 
 /// A real nats-server and PostgreSQL, `mesh-registry` processes against them, and a
@@ -84,4 +85,40 @@ func code(_ body: () async throws -> Void) async -> String? {
 
 func spec(_ id: String, kind: String = "echo", labels: [String: String] = [:], config: String = "") -> AgentSpec {
     AgentSpec(id: id, kind: kind, config: Array(config.utf8), labels: labels)
+}
+
+/// A nats-server with the mesh's streams and buckets, a connection and a task client: what
+/// the tests of task submission and of the waiting-task recorder share.
+final class TaskStreams: Sendable {
+    let server: NatsServer
+    let nats: NatsConnection
+    let js: JetStream
+    let subjects: Subjects
+    let shardMap: ShardMap
+    let tasks: TaskClient
+
+    static func start() async throws -> TaskStreams {
+        let server = try await NatsServer.start()
+        var options = NatsOptions()
+        options.servers = [server.url]
+        let nats = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+        let js = try nats.jetStream()
+        let subjects = try Subjects()
+        let resources = try await ClusterResources.ensure(js, subjects: subjects, replicas: 1, shardCount: 64, logger: Logger(label: "test"))
+        return try TaskStreams(server: server, nats: nats, js: js, subjects: subjects, shardMap: resources.shardMap)
+    }
+
+    private init(server: NatsServer, nats: NatsConnection, js: JetStream, subjects: Subjects, shardMap: ShardMap) throws {
+        self.server = server
+        self.nats = nats
+        self.js = js
+        self.subjects = subjects
+        self.shardMap = shardMap
+        tasks = try TaskClient(connection: nats, subjects: subjects, shardMap: shardMap)
+    }
+
+    func stop() {
+        nats.close()
+        server.stop()
+    }
 }

@@ -34,16 +34,9 @@ struct TaskSubmitTests {
     }
 
     @Test func callbackSubmissionsStoreTheTaskOnceAndCompleteOnce() async throws {
-        let server = try await NatsServer.start()
-        defer { server.stop() }
-        var options = NatsOptions()
-        options.servers = [server.url]
-        let nats = try await NatsConnection.connect(options, logger: Logger(label: "test"))
-        defer { nats.close() }
-        let js = try nats.jetStream()
-        let subjects = try Subjects()
-        let resources = try await ClusterResources.ensure(js, subjects: subjects, replicas: 1, shardCount: 64, logger: Logger(label: "test"))
-        let tasks = try TaskClient(connection: nats, subjects: subjects, shardMap: resources.shardMap)
+        let streams = try await TaskStreams.start()
+        defer { streams.stop() }
+        let (js, subjects, tasks) = (streams.js, streams.subjects, streams.tasks)
         let agent = try AgentID("submitter-1")
 
         // Without a key: published at once; the stream holds the envelope under its id.
@@ -52,7 +45,7 @@ struct TaskSubmitTests {
         let submitted = try #require(try plain.first?.get())
         #expect(!submitted.duplicate)
         let stored = try #require(try await js.storedMessages(stream: subjects.tasksStream, from: 1, batch: 10).first)
-        #expect(stored.subject == subjects.task(shard: resources.shardMap.shard(of: agent), agent: agent))
+        #expect(stored.subject == subjects.task(shard: streams.shardMap.shard(of: agent), agent: agent))
         let envelope = try TaskEnvelope(serializedBytes: stored.payload)
         #expect(envelope.taskId == submitted.taskId && envelope.payload == [7, 8] && envelope.priority == .low && envelope.maxAttempts == 5)
 

@@ -15,16 +15,9 @@ import Testing
 @Suite(.enabled(if: TestEnvironment.natsAvailable), .serialized)
 struct WaitingTaskTests {
     @Test func tasksStillStoredPastTheLagAreRecordedOnceAcrossInstances() async throws {
-        let server = try await NatsServer.start()
-        defer { server.stop() }
-        var options = NatsOptions()
-        options.servers = [server.url]
-        let nats = try await NatsConnection.connect(options, logger: Logger(label: "test"))
-        defer { nats.close() }
-        let js = try nats.jetStream()
-        let subjects = try Subjects()
-        let resources = try await ClusterResources.ensure(js, subjects: subjects, replicas: 1, shardCount: 64, logger: Logger(label: "test"))
-        let tasks = try TaskClient(connection: nats, subjects: subjects, shardMap: resources.shardMap)
+        let streams = try await TaskStreams.start()
+        defer { streams.stop() }
+        let (nats, js, subjects, tasks) = (streams.nats, streams.js, streams.subjects, streams.tasks)
         let seen = Mutex<[TaskRecord]>([])
         let events = try nats.subscribe(subjects.event(.taskSubmitted)) { message in
             if let event = try? Event(serializedBytes: message.payload), let record = TaskEvents.record(of: event) {
