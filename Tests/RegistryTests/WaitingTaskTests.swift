@@ -54,6 +54,16 @@ struct WaitingTaskTests {
         #expect(records.first { $0.taskId == ids[3] }?.agentId == "waiting-3")
         let stored = try js.streamInfo(subjects.eventsStream).state.messages
         #expect(stored == 4, "two instances, one stored event per task (Nats-Msg-Id); \(stored) stored")
+
+        // The stream created again numbers from 1 anew: the recorder starts over with it.
+        try js.deleteStream(subjects.tasksStream)
+        _ = try await ClusterResources.ensure(js, subjects: subjects, replicas: 1, shardCount: 64, logger: logger)
+        #expect(try await first.recordWaiting(now: later) == 0)
+        let fresh = try await tasks.submit(TaskSubmission(agent: try AgentID("waiting-4"), action: "run")).taskId
+        let afterwards = Date().addingTimeInterval(Double(WaitingTaskRecorder.lag.totalMilliseconds) / 1000 + 1)
+        #expect(try await first.recordWaiting(now: afterwards) == 1)
+        let recordedFresh = await TestEnvironment.waitUntil(timeout: .seconds(5)) { seen.withLock { $0.contains { $0.taskId == fresh } } }
+        #expect(recordedFresh)
     }
 
     /// End to end: `mesh-registry` lists a task nobody runs as `submitted` in the history.

@@ -67,6 +67,14 @@ final class WaitingTaskRecorder: Sendable {
         defer { cursor.withLock { $0 = max($0, next) } }
         while true {
             let messages = try await js.storedMessages(stream: subjects.tasksStream, from: next, batch: Self.batch)
+            if messages.isEmpty, next > 1 {
+                // Nothing new, or the stream was created again and numbers from 1 anew.
+                let (js, stream) = (js, subjects.tasksStream)
+                let last = try await BlockingIO.run { () throws(NatsError) in try js.streamInfo(stream).state.lastSeq }
+                if last + 1 < next { next = 1 }
+                cursor.withLock { $0 = next }
+                return recorded
+            }
             for message in messages {
                 // The server's clock: a submitter's own submission time is not trusted here.
                 guard let stored = message.headers["Nats-Time-Stamp"].flatMap(parseRFC3339) else {
