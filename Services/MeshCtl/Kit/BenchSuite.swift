@@ -186,6 +186,35 @@ enum BenchSuite {
         return entries
     }
 
+    /// Waits until the mesh's processes are nearly idle (together < ``settledCPU`` of one core
+    /// over a ``settleWindow``), at most ``settleTimeout``: a scenario started while the mesh
+    /// still places shards after its start, or writes the history of the previous scenario,
+    /// would measure that work too — the raw references at the start of `bench all` ran at a
+    /// tenth of their speed that way. Only for a mesh whose processes are known (local).
+    static func settle(_ processes: [MeshProcess]) async {
+        guard !processes.isEmpty else { return }
+        func cpuSeconds() -> Double { processes.reduce(0) { $0 + (ProcessStats.read(pid: $1.pid)?.cpuSeconds ?? 0) } }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var busy = 1.0
+        while clock.now - start < settleTimeout {
+            let before = cpuSeconds()
+            try? await Task.sleep(for: settleWindow)
+            busy = (cpuSeconds() - before) / settleWindow.totalSeconds
+            if busy < settledCPU { break }
+        }
+        let waited = clock.now - start
+        if waited > .seconds(1) {
+            let state = busy < settledCPU ? "settled" : "still busy"
+            FileHandle.standardError.write(Data(String(format: "bench: the mesh %@ after %.1f s (%.0f %% CPU)\n", state, waited.totalSeconds, busy * 100).utf8))
+        }
+    }
+
+    static let settleWindow: Duration = .milliseconds(500)
+    static let settleTimeout: Duration = .seconds(20)
+    /// Idle: the heartbeats, snapshots and watches of a mesh at rest use a few percent.
+    static let settledCPU = 0.25
+
     /// Runs `entries` `runs` times.
     static func measure(_ entries: [SuiteEntry], target: ResolvedBenchTarget, settings: ScenarioSettings, runs: Int) async throws -> BenchDocument {
         let needsMesh = entries.contains { $0.scenario != .failover }
@@ -203,6 +232,7 @@ enum BenchSuite {
                 if let name = entry.name { settings.name = name }
                 if settings.profile == nil || !entry.scenario.takesProfile { settings.profile = entry.profile }
                 FileHandle.standardError.write(Data("bench: run \(run)/\(runs): \(settings.name ?? entry.scenario.rawValue)\n".utf8))
+                await settle(target.processes)
                 // A scenario that fails is recorded and the suite goes on: one broken
                 // scenario must not cost the figures of the others.
                 do {
