@@ -412,18 +412,19 @@ public final class JetStream: @unchecked Sendable {
         return StoredMessage(subject: message.subject, payload: message.payload, headers: message.headers, sequence: sequence)
     }
 
-    /// Up to `batch` messages of a stream from `sequence` on, in stream order, skipping
-    /// deleted sequences (JetStream's batched direct get, ADR-31: one request to
-    /// `$JS.API.DIRECT.GET.<stream>` with `{"seq":N,"batch":B}`, answered by one message per
-    /// stored message and an end-of-batch status). The stream needs `allow_direct`.
+    /// Up to `batch` messages (and about `maxBytes`) of a stream from `sequence` on, in
+    /// stream order, skipping deleted sequences (JetStream's batched direct get, ADR-31: one
+    /// request to `$JS.API.DIRECT.GET.<stream>` with `{"seq":N,"batch":B,"max_bytes":M}`,
+    /// answered by one message per stored message and an end-of-batch status; at least one
+    /// message comes whatever its size). The stream needs `allow_direct`.
     /// - Returns: `[]` when nothing is stored at or after `sequence`.
     /// - Throws: `.invalidArgument` (batch outside 1...1000), `.noResponders` (no such
     ///   stream, or direct get not allowed), `.timeout`.
     /// The corresponding C function is `natsConnection_PublishRequest` (and an inbox
     /// subscription for the answers).
-    public func storedMessages(stream: String, from sequence: UInt64, batch: Int, timeout: Duration = .seconds(5)) async throws(NatsError)
-        -> [StoredMessage]
-    {
+    public func storedMessages(
+        stream: String, from sequence: UInt64, batch: Int, maxBytes: Int = 8 << 20, timeout: Duration = .seconds(5)
+    ) async throws(NatsError) -> [StoredMessage] {
         try SubjectRules.validateName(stream, kind: "stream", "JetStream.storedMessages")
         guard (1...1_000).contains(batch) else {
             throw NatsError(code: .invalidArgument, operation: "JetStream.storedMessages", detail: "batch must be in 1...1000")
@@ -433,7 +434,8 @@ public final class JetStream: @unchecked Sendable {
         let subscription = try connection.subscribe(inbox, maxPendingMessages: batch + 16, maxPendingBytes: 256 << 20) { collector.add($0) }
         defer { try? subscription.unsubscribe() }
         try connection.publish(
-            "\(apiPrefix).DIRECT.GET.\(stream)", payload: Array(#"{"seq":\#(max(1, sequence)),"batch":\#(batch)}"#.utf8), reply: inbox)
+            "\(apiPrefix).DIRECT.GET.\(stream)", payload: Array(#"{"seq":\#(max(1, sequence)),"batch":\#(batch),"max_bytes":\#(max(1, maxBytes))}"#.utf8),
+            reply: inbox)
         return try await collector.result(timeout: timeout)
     }
 

@@ -148,6 +148,9 @@ struct JetStreamTests {
         #expect(first.map { Support.string($0.payload) } == ["m-1", "m-2", "m-5", "m-6"])
         #expect(try await js.storedMessages(stream: "DIRECT", from: 9, batch: 100).map(\.sequence) == [9, 10])
         #expect(try await js.storedMessages(stream: "DIRECT", from: 11, batch: 100).isEmpty)
+        // A byte budget ends the batch early (each message here is a few bytes plus headers).
+        let small = try await js.storedMessages(stream: "DIRECT", from: 1, batch: 100, maxBytes: 1)
+        #expect(small.map(\.sequence) == [1])
         await #expect(throws: NatsError(code: .invalidArgument, operation: "")) { _ = try await js.storedMessages(stream: "DIRECT", from: 1, batch: 0) }
 
         // Without allow_direct (or without the stream) nothing answers.
