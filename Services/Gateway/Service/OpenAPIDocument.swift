@@ -1177,6 +1177,7 @@ enum OpenAPIDocument {
       "get": {
         "operationId": "getTask",
         "summary": "One task from the history (viewer)",
+        "description": "A task is in the history once it has run (with its outcome, or `running`), or once it has waited about a second without running (`submitted`); until then the answer is 404.",
         "responses": {
           "200": {
             "description": "The task.",
