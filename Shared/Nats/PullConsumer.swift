@@ -273,17 +273,21 @@ final class PullInbox: @unchecked Sendable {
             let now = ContinuousClock.now
             let outcome = state.withLock { state -> Bool? in
                 if state.waiter != nil { return false }
-                if !state.buffer.isEmpty || state.failure != nil || state.closed || state.refused || state.request == nil || deadline <= now { return true }
+                // Checked under the lock that ``wake()`` takes: a cancellation either is seen
+                // here or finds the waiter registered.
+                if !state.buffer.isEmpty || state.failure != nil || state.closed || state.refused || state.request == nil || deadline <= now
+                    || Task.isCancelled
+                {
+                    return true
+                }
                 state.waiter = continuation
                 state.waitUntil = deadline
+                // Under the lock, so the timer always holds the current waiter's deadline
+                // (an earlier waiter's late schedule cannot replace it).
+                timer.schedule(deadline: .now() + .nanoseconds(Int(max(0, (deadline - now).nanoseconds))))
                 return nil
             }
-            if let outcome {
-                continuation.resume(returning: outcome)
-                return
-            }
-            let nanoseconds = max(0, (deadline - now).nanoseconds)
-            timer.schedule(deadline: .now() + .nanoseconds(Int(nanoseconds)))
+            if let outcome { continuation.resume(returning: outcome) }
         }
     }
 
