@@ -30,11 +30,10 @@ struct BatchInsertPlan {
         let quotedColumns = try columns.map { (name) throws(StoreError) in try SQLIdentifier.quoted(name) }
         prefix = "INSERT INTO \(quotedTable) (\(quotedColumns.joined(separator: ", "))) SELECT * FROM unnest("
         if let onConflict {
-            let clause = onConflict
-            guard clause.contains(where: { !$0.isWhitespace }), !clause.contains(";") else {
+            guard onConflict.contains(where: { !$0.isWhitespace }), !onConflict.contains(";") else {
                 throw StoreError(.invalidArgument, operation: "batchInsert", context: "onConflict must be one clause")
             }
-            suffix = ") ON CONFLICT \(clause)"
+            suffix = ") ON CONFLICT \(onConflict)"
         } else {
             suffix = ")"
         }

@@ -136,9 +136,6 @@ final class PGConnectionHandle: @unchecked Sendable {
     ///
     /// The corresponding C function is `PQexecParams`.
     func execute(_ sql: String, _ parameters: [PostgresValue]) throws(StoreError) -> QueryResult {
-        guard parameters.count <= 65_535 else {
-            throw StoreError(.invalidArgument, operation: "PQexecParams", context: "more than 65535 parameters")
-        }
         var encoded: [EncodedParameter] = []
         encoded.reserveCapacity(parameters.count)
         for (index, parameter) in parameters.enumerated() { encoded.append(try parameter.encoded(index: index)) }

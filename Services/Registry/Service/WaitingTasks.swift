@@ -64,7 +64,7 @@ final class WaitingTaskRecorder: Sendable {
         let cutoff = now.addingTimeInterval(-Double(Self.lag.totalMilliseconds) / 1000)
         var next = cursor.withLock { $0 }
         var recorded = 0
-        defer { cursor.withLock { $0 = max($0, next) } }
+        defer { cursor.withLock { $0 = next } }
         while true {
             let messages = try await js.storedMessages(stream: subjects.tasksStream, from: next, batch: Self.batch)
             if messages.isEmpty, next > 1 {
@@ -72,7 +72,6 @@ final class WaitingTaskRecorder: Sendable {
                 let (js, stream) = (js, subjects.tasksStream)
                 let last = try await BlockingIO.run { () throws(NatsError) in try js.streamInfo(stream).state.lastSeq }
                 if last + 1 < next { next = 1 }
-                cursor.withLock { $0 = next }
                 return recorded
             }
             for message in messages {
