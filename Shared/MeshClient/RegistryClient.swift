@@ -79,6 +79,17 @@ public final class RegistryClient: Sendable {
         return try Self.record(of: reply)
     }
 
+    /// ``get(_:)`` without a task: `completion` runs once, on the thread that has the
+    /// outcome (a NATS delivery thread, or the request timer's), and must not block.
+    public func get(_ id: AgentID, completion: @escaping @Sendable (Result<AgentRecord, MeshError>) -> Void) {
+        ServiceRequest.call(
+            connection, subjects.registry(shard: shardMap.shard(of: id), verb: .get), GetAgentRequest(agentId: id.rawValue), timeout: timeout,
+            service: "the registry"
+        ) { (result: Result<AgentReply, MeshError>) in
+            completion(result.flatMap { reply in Result { () throws(MeshError) in try Self.record(of: reply) } })
+        }
+    }
+
     /// Deletes an agent (its worker stops it and removes its state).
     /// - Parameter expectedRevision: when > 0, only if the record is still at this revision.
     /// - Returns: the record as it was deleted.

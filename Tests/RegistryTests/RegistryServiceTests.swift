@@ -45,6 +45,27 @@ struct RegistryServiceTests {
         #expect(try await registry.create(spec("counter-1")).spec.generation == 1)
     }
 
+    /// The callback form of get: a record, `not_found`, and `unavailable` once nobody serves;
+    /// each completes exactly once (a second resume of the continuation would trap).
+    @Test func callbackGetCompletesOnceWithEachOutcome() async throws {
+        let harness = try await RegistryHarness.start()
+        defer { harness.stop() }
+        let process = try await harness.startRegistry()
+        let registry = harness.client
+        func get(_ id: String) async throws -> Result<AgentRecord, MeshError> {
+            let id = try AgentID(id)
+            return await withCheckedContinuation { done in registry.get(id) { done.resume(returning: $0) } }
+        }
+        let created = try await registry.create(spec("callback-1", labels: ["team": "a"]))
+        #expect(try await get("callback-1").get() == created)
+        func failure(_ result: Result<AgentRecord, MeshError>) -> MeshError.Code? {
+            if case .failure(let error) = result { error.code } else { nil }
+        }
+        #expect(failure(try await get("callback-2")) == .notFound)
+        process.kill9()
+        #expect(failure(try await get("callback-1")) == .unavailable)
+    }
+
     /// Creates and deletes are answered when JetStream acknowledges them, many in flight at
     /// once: racing writes of one id leave exactly one winner, every other write lands once.
     @Test func concurrentCreatesAndDeletesOfOneIdHaveOneWinnerAndManyDistinctOnesAllLand() async throws {

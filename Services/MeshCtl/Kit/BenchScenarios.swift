@@ -259,7 +259,12 @@ struct ScenarioRunner {
         progress("\(name): creating \(settings.agents) agents")
         let ids = try await session.echoAgents(prefix: "bench-look", count: settings.agents)
         let registry = session.registry
-        let overNATS = await generator("\(name)/nats", profile).run { index in _ = try await registry.get(ids[index % ids.count]) }
+        // As the raw cnats request/reply reference, each request goes from the previous reply's callback.
+        let overNATS = await generator("\(name)/nats", profile).run { index, done in
+            registry.get(ids[index % ids.count]) { result in
+                if case .failure(let error) = result { done(error) } else { done(nil) }
+            }
+        }
         let js = try session.nats.jetStream()
         let directory = try AgentDirectory(
             agents: try js.keyValue(session.subjects.agentsBucket), status: try js.keyValue(session.subjects.statusBucket), logger: Logger(label: "meshctl"))
@@ -275,7 +280,7 @@ struct ScenarioRunner {
         return [
             overNATS.result(
                 name: "\(name)/nats", scenario: BenchScenario.registryLookup.rawValue, run: settings.run, parameters: parameters, profile: profile,
-                notes: ["latency: registry get request/reply over NATS (queue group registry)"]),
+                notes: ["latency: registry get request/reply over NATS (queue group registry; RegistryClient callback form)"]),
             cached.result(
                 name: "\(name)/cache", scenario: BenchScenario.registryLookup.rawValue, run: settings.run, parameters: parameters, profile: profile,
                 notes: ["latency: lookup in the client-side directory fed by the KV watch (no network)"]),
