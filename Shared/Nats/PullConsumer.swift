@@ -213,6 +213,9 @@ final class PullInbox: @unchecked Sendable {
         var waiter: CheckedContinuation<Bool, Never>?
         /// The waiter's deadline (the timer wakes it then).
         var waitUntil: ContinuousClock.Instant?
+        /// When the timer fires next (nil: not armed). A wait re-arms it only for an earlier
+        /// deadline; a timer that fires before its waiter is due re-arms itself for it.
+        var armedUntil: ContinuousClock.Instant?
     }
 
     let jetStream: JetStream
@@ -282,9 +285,11 @@ final class PullInbox: @unchecked Sendable {
                 }
                 state.waiter = continuation
                 state.waitUntil = deadline
-                // Under the lock, so the timer always holds the current waiter's deadline
-                // (an earlier waiter's late schedule cannot replace it).
-                timer.schedule(deadline: .now() + .nanoseconds(Int(max(0, (deadline - now).nanoseconds))))
+                // Re-arming costs a wake-up of the dispatch manager thread, and a busy consumer
+                // waits many times per second with about the same deadline: the timer is
+                // moved only for an earlier one. Under the lock, so an earlier waiter's late
+                // schedule cannot replace a later one.
+                if state.armedUntil.map({ deadline < $0 }) ?? true { arm(&state, for: deadline, now: now) }
                 return nil
             }
             if let outcome { continuation.resume(returning: outcome) }
@@ -296,12 +301,25 @@ final class PullInbox: @unchecked Sendable {
         state.withLock { Self.takeWaiter(&$0) }?.resume(returning: true)
     }
 
+    /// The timer fired: wakes a waiter that is due, or arms the timer for one that is not
+    /// yet (a later fetch's wait, or a timer that fired a moment early).
     private func wakeIfDue() {
         let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
-            guard let until = state.waitUntil, until <= .now else { return nil }
+            state.armedUntil = nil
+            guard let until = state.waitUntil else { return nil }
+            let now = ContinuousClock.now
+            guard until <= now else {
+                arm(&state, for: until, now: now)
+                return nil
+            }
             return Self.takeWaiter(&state)
         }
         waiter?.resume(returning: true)
+    }
+
+    private func arm(_ state: inout State, for deadline: ContinuousClock.Instant, now: ContinuousClock.Instant) {
+        state.armedUntil = deadline
+        timer.schedule(deadline: .now() + .nanoseconds(Int(max(0, (deadline - now).nanoseconds))))
     }
 
     private static func takeWaiter(_ state: inout State) -> CheckedContinuation<Bool, Never>? {
