@@ -269,6 +269,35 @@ public struct BenchRatio: Codable, Sendable, Hashable {
         self.metric = metric
         self.value = value
     }
+
+    /// The rate of `bench all`'s constant-rate `actions` run and of its raw reference
+    /// `nats-raw/request-reply-10k`: the load of the actions latency goal.
+    public static let constantActionRate = 10_000
+
+    /// The mesh ÷ raw ratios of `results` (medians over runs), for those whose two sides
+    /// are present: actions throughput (closed-loop runs only) and, at
+    /// ``constantActionRate``, p99; tasks throughput; registry get p99.
+    public static func standard(_ results: [BenchResult]) -> [BenchRatio] {
+        func median(_ name: String, _ metric: BenchMetric, profile: (String) -> Bool) -> Double? {
+            Statistics.median(results.filter { $0.name == name && profile($0.profile) }.map { $0.value(of: metric) })
+        }
+        var ratios: [BenchRatio] = []
+        /// `profile` selects the numerator's runs.
+        func add(_ label: String, _ numerators: [String], _ denominator: String, _ metric: BenchMetric, profile: (String) -> Bool = { _ in true }) {
+            guard let numerator = numerators.first(where: { median($0, metric, profile: profile) != nil }),
+                let top = median(numerator, metric, profile: profile), let bottom = median(denominator, metric, profile: { _ in true }), bottom > 0
+            else { return }
+            ratios.append(BenchRatio(name: label, numerator: numerator, denominator: denominator, metric: metric, value: top / bottom))
+        }
+        add("actions ÷ raw cnats request/reply (throughput)", ["actions/max", "actions"], "nats-raw/request-reply", .throughput) { $0.hasPrefix("max") }
+        add("tasks ÷ raw JetStream publish → consume + ack (throughput)", ["tasks"], "nats-raw/jetstream", .throughput)
+        add("registry get over NATS ÷ raw cnats request/reply, 1 in flight (p99)", ["registry-lookup/nats"], "nats-raw/request-reply-1", .p99)
+        let rate = constantActionRate
+        add("actions ÷ raw cnats request/reply, both at a constant \(rate)/s (p99)", ["actions"], "nats-raw/request-reply-\(rate / 1_000)k", .p99) {
+            $0 == LoadProfile.constant(rate: Double(rate)).description
+        }
+        return ratios
+    }
 }
 
 /// A result file: what one `meshctl bench …` invocation measured. Its JSON Schema is

@@ -24,12 +24,16 @@ public enum RawNatsBenchmark {
     ///   its garbage-collector thread), as a plain cnats program does. By default they are
     ///   freed at once, as the mesh frees them (``NatsLibrary/destroy(_:)``): the best cnats
     ///   does on this machine, the conservative reference for mesh ÷ raw ratios.
+    /// - Parameter rate: open loop instead: request `k` is sent at `k ÷ rate` seconds from
+    ///   the start whatever the replies (the calling thread sleeps until each instant), and
+    ///   its latency counts from that instant — as the mesh's constant-rate profiles measure;
+    ///   `inFlight` is then ignored.
     /// - Returns: `count` operations with their round-trip latencies.
-    public static func requestReply(url: String, payloadSize: Int, count: Int, inFlight: Int, plainDestroy: Bool = false) throws(NatsError)
-        -> RawBenchResult
-    {
-        guard count > 0, inFlight > 0, payloadSize >= 0 else {
-            throw NatsError(code: .invalidArgument, operation: "RawNatsBenchmark.requestReply", detail: "count and inFlight must be positive")
+    public static func requestReply(
+        url: String, payloadSize: Int, count: Int, inFlight: Int, rate: Int? = nil, plainDestroy: Bool = false
+    ) throws(NatsError) -> RawBenchResult {
+        guard count > 0, inFlight > 0, payloadSize >= 0, (rate ?? 1) > 0 else {
+            throw NatsError(code: .invalidArgument, operation: "RawNatsBenchmark.requestReply", detail: "count, inFlight and rate must be positive")
         }
         try NatsLibrary.open()
         let responder = try rawConnect(url, name: "bench-responder")
@@ -47,7 +51,7 @@ public enum RawNatsBenchmark {
         _ = natsSubscription_SetPendingLimits(service, -1, -1)
         try natsCall("natsConnection_Flush") { natsConnection_Flush(responder) }
 
-        let context = RequestReplyContext(nc: requester, subject: subject, payloadSize: payloadSize, count: count, freeNow: freeNow)
+        let context = RequestReplyContext(nc: requester, subject: subject, payloadSize: payloadSize, count: count, freeNow: freeNow, openLoop: rate != nil)
         let closure = Unmanaged.passRetained(context).toOpaque()
         var inbox: OpaquePointer? = nil
         let status = natsConnection_Subscribe(&inbox, requester, context.prefix + "*", rawReplyHandler, closure)
@@ -63,7 +67,15 @@ public enum RawNatsBenchmark {
         try natsCall("natsConnection_Flush") { natsConnection_Flush(requester) }
 
         let started = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<min(inFlight, count) { context.sendNext() }
+        if let rate {
+            for index in 0..<count {
+                let intended = started + UInt64(index) * 1_000_000_000 / UInt64(rate)
+                sleep(untilUptime: intended)
+                context.sendNext(intendedAt: intended)
+            }
+        } else {
+            for _ in 0..<min(inFlight, count) { context.sendNext() }
+        }
         let finished = context.done.wait(timeout: .now() + .seconds(60 + count / 1_000))
         let elapsed = DispatchTime.now().uptimeNanoseconds - started
         _ = natsSubscription_Unsubscribe(inbox)
@@ -124,6 +136,17 @@ public enum RawNatsBenchmark {
         return RawBenchResult(count: count, elapsed: .nanoseconds(Int64(elapsed)), latenciesNanos: context.latencies())
     }
 
+    /// Sleeps until `uptime` (`DispatchTime` nanoseconds); returns at once when less than
+    /// 20 µs remain.
+    private static func sleep(untilUptime uptime: UInt64) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard uptime > now + 20_000 else { return }
+        let remaining = uptime - now
+        var request = timespec(tv_sec: Int(remaining / 1_000_000_000), tv_nsec: Int(remaining % 1_000_000_000))
+        var rest = timespec()
+        while nanosleep(&request, &rest) == -1 && errno == EINTR { request = rest }
+    }
+
     private static func rawConnect(_ url: String, name: String, sendAsap: Bool = true) throws(NatsError) -> OpaquePointer {
         var opts: OpaquePointer? = nil
         try natsCall("natsOptions_Create") { natsOptions_Create(&opts) }
@@ -156,10 +179,13 @@ private final class RequestReplyContext: @unchecked Sendable {
     let done = DispatchSemaphore(value: 0)
     /// Free replies with `NatsLibrary.destroy` (else `natsMsg_Destroy`).
     let freeNow: Bool
+    /// Requests are sent on a schedule, not from the previous reply.
+    let openLoop: Bool
 
-    init(nc: OpaquePointer, subject: String, payloadSize: Int, count: Int, freeNow: Bool) {
+    init(nc: OpaquePointer, subject: String, payloadSize: Int, count: Int, freeNow: Bool, openLoop: Bool) {
         self.nc = nc
         self.freeNow = freeNow
+        self.openLoop = openLoop
         self.subject = subject
         self.prefix = NatsConnection.makeInbox() + "."
         self.prefixLength = prefix.utf8.count
@@ -176,7 +202,8 @@ private final class RequestReplyContext: @unchecked Sendable {
 
     var completedCount: Int { lock.withLock { completed } }
 
-    func sendNext() {
+    /// Sends the next request; its latency counts from `intendedAt` (default: now).
+    func sendNext(intendedAt: UInt64? = nil) {
         let token: Int? = lock.withLock {
             guard next < count else { return nil }
             defer { next += 1 }
@@ -184,7 +211,7 @@ private final class RequestReplyContext: @unchecked Sendable {
         }
         guard let token else { return }
         let reply = prefix + String(token)
-        sentAt[token] = DispatchTime.now().uptimeNanoseconds
+        sentAt[token] = intendedAt ?? DispatchTime.now().uptimeNanoseconds
         payload.withUnsafeBytes { bytes in
             _ = natsConnection_PublishRequest(nc, subject, reply, bytes.baseAddress, Int32(bytes.count))
         }
@@ -197,7 +224,7 @@ private final class RequestReplyContext: @unchecked Sendable {
             completed += 1
             return completed == count
         }
-        if finished { done.signal() } else { sendNext() }
+        if finished { done.signal() } else if !openLoop { sendNext() }
     }
 
     func latencies() -> [UInt64] {

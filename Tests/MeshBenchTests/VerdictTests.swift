@@ -156,3 +156,40 @@ import Testing
         #expect(notice.severity == .notice && notice.exitCode == 0)
     }
 }
+
+@Suite struct RatioTests {
+    /// A result whose every latency sample is `latencyMicros` and whose throughput is `rate`.
+    static func result(_ name: String, profile: String, rate: Double, latencyMicros: UInt64) -> BenchResult {
+        var histogram = LogLinearHistogram()
+        for _ in 0..<100 { histogram.record(latencyMicros * 1_000) }
+        return BenchResult(
+            name: name, scenario: "s", parameters: [:], profile: profile, startedAt: Date(), warmupSeconds: 0, durationSeconds: 10,
+            operations: Int(rate * 10), errors: 0, histogram: histogram, timeline: [])
+    }
+
+    @Test func eachRatioComparesRunsOfTheRightProfile() throws {
+        let constant = LoadProfile.constant(rate: Double(BenchRatio.constantActionRate)).description
+        let results = [
+            Self.result("nats-raw/request-reply", profile: "max:256", rate: 100_000, latencyMicros: 2_000),
+            Self.result("nats-raw/request-reply-1", profile: "max:1", rate: 5_000, latencyMicros: 200),
+            Self.result("nats-raw/request-reply-10k", profile: constant, rate: 10_000, latencyMicros: 800),
+            Self.result("actions", profile: constant, rate: 10_000, latencyMicros: 1_600),
+            Self.result("registry-lookup/nats", profile: "max:1", rate: 4_000, latencyMicros: 300),
+        ]
+        func ratio(_ prefix: String, in results: [BenchResult]) -> BenchRatio? {
+            BenchRatio.standard(results).first { $0.name.hasPrefix(prefix) }
+        }
+        // A constant-rate run is no throughput figure: without a closed-loop run there is no ratio.
+        #expect(ratio("actions ÷ raw cnats request/reply (throughput)", in: results) == nil)
+        let paced = try #require(ratio("actions ÷ raw cnats request/reply, both at a constant", in: results))
+        #expect(paced.denominator == "nats-raw/request-reply-10k" && paced.metric == .p99 && abs(paced.value - 2) < 0.1)
+        let registry = try #require(ratio("registry get", in: results))
+        #expect(abs(registry.value - 1.5) < 0.1)
+
+        let withMax = results + [Self.result("actions/max", profile: "max:256", rate: 60_000, latencyMicros: 4_000)]
+        #expect(abs((ratio("actions ÷ raw cnats request/reply (throughput)", in: withMax)?.value ?? 0) - 0.6) < 0.001)
+        // An `actions` run at another rate has no latency reference.
+        let other = results.map { $0.name == "actions" ? Self.result("actions", profile: "constant:20000", rate: 20_000, latencyMicros: 1_600) : $0 }
+        #expect(ratio("actions ÷ raw cnats request/reply, both at a constant", in: other) == nil)
+    }
+}

@@ -423,7 +423,7 @@ struct BenchReport: AsyncParsableCommand {
         do { documents = try loadResultFiles(files) } catch { throw inputError(error) }
         guard var merged = documents.first else { throw inputError(MeshError(.invalidArgument, "no result file")) }
         merged.results = documents.flatMap(\.results)
-        merged.ratios = BenchSuite.ratios(merged.results)
+        merged.ratios = BenchRatio.standard(merged.results)
         try Data(HTMLReport.render(merged).utf8).write(to: URL(fileURLWithPath: html), options: .atomic)
         say(BenchSuite.summary(merged))
     }

@@ -462,18 +462,20 @@ struct ScenarioRunner {
     func natsRaw(name: String) async throws -> [BenchResult] {
         let url = session.natsURL
         let payload = settings.payloadBytes
-        func result(_ variant: String, _ raw: RawBenchResult, inFlight: Int, notes: String) -> BenchResult {
+        func result(_ variant: String, _ raw: RawBenchResult, inFlight: Int = 1, profile: LoadProfile? = nil, notes: String) -> BenchResult {
             var histogram = LogLinearHistogram()
             for value in raw.latenciesNanos { histogram.record(value) }
             return BenchResult(
                 name: "\(name)/\(variant)", scenario: BenchScenario.natsRaw.rawValue, run: settings.run,
-                parameters: ["payloadBytes": String(payload), "count": String(raw.count)], profile: LoadProfile.max(inFlight: inFlight).description,
+                parameters: ["payloadBytes": String(payload), "count": String(raw.count)], profile: (profile ?? .max(inFlight: inFlight)).description,
                 startedAt: Date(), warmupSeconds: 0, durationSeconds: raw.elapsed.totalSeconds, operations: raw.count, errors: 0, histogram: histogram,
                 timeline: [], resources: .none, notes: [notes])
         }
         progress("\(name): cnats request/reply")
         let requestReply = try RawNatsBenchmark.requestReply(url: url, payloadSize: payload, count: 50_000, inFlight: 256)
         let single = try RawNatsBenchmark.requestReply(url: url, payloadSize: 64, count: 5_000, inFlight: 1)
+        let rate = BenchRatio.constantActionRate
+        let paced = try RawNatsBenchmark.requestReply(url: url, payloadSize: payload, count: rate * 5, inFlight: 1, rate: rate)
         progress("\(name): cnats publish/subscribe")
         let publish = try RawNatsBenchmark.publishSubscribe(url: url, payloadSize: max(8, payload), count: 300_000)
         progress("\(name): JetStream publish → consume + ack")
@@ -487,6 +489,9 @@ struct ScenarioRunner {
         return [
             result("request-reply", requestReply, inFlight: 256, notes: "C responder (SendAsap), pipelined requests, 256 in flight"),
             result("request-reply-1", single, inFlight: 1, notes: "one request at a time"),
+            result(
+                "request-reply-\(rate / 1_000)k", paced, profile: .constant(rate: Double(rate)),
+                notes: "open loop at a constant \(rate)/s for 5 s, latency from each request's scheduled instant (the reference of actions at that rate)"),
             result("publish", publish, inFlight: 1, notes: "publish → one subscriber in a C callback; latency publish → delivery"),
             jsResult,
         ]

@@ -161,7 +161,7 @@ enum BenchSuite {
 /// failover on a mesh of its own.
     static let all: [SuiteEntry] = [
         SuiteEntry(scenario: .natsRaw),
-        SuiteEntry(scenario: .actions, name: "actions", profile: .constant(rate: 10_000)),
+        SuiteEntry(scenario: .actions, name: "actions", profile: .constant(rate: Double(BenchRatio.constantActionRate))),
         SuiteEntry(scenario: .actions, name: "actions/max", profile: .max(inFlight: 256)),
         SuiteEntry(scenario: .lifecycle), SuiteEntry(scenario: .registryLookup), SuiteEntry(scenario: .events), SuiteEntry(scenario: .tasks),
         SuiteEntry(scenario: .gatewayHTTP),
@@ -251,24 +251,8 @@ enum BenchSuite {
             }
         }
         return BenchDocument(
-            createdAt: Date(), gitRevision: gitRevision(), machine: .current, target: target.label, results: results, ratios: ratios(results),
+            createdAt: Date(), gitRevision: gitRevision(), machine: .current, target: target.label, results: results, ratios: BenchRatio.standard(results),
             failures: failures)
-    }
-
-    /// The mesh ÷ raw ratios of a document's results (medians over runs).
-    static func ratios(_ results: [BenchResult]) -> [BenchRatio] {
-        func median(_ name: String, _ metric: BenchMetric) -> Double? { Statistics.median(results.filter { $0.name == name }.map { $0.value(of: metric) }) }
-        var ratios: [BenchRatio] = []
-        func add(_ label: String, _ numerators: [String], _ denominator: String, _ metric: BenchMetric) {
-            guard let numerator = numerators.first(where: { median($0, metric) != nil }), let top = median(numerator, metric),
-                let bottom = median(denominator, metric), bottom > 0
-            else { return }
-            ratios.append(BenchRatio(name: label, numerator: numerator, denominator: denominator, metric: metric, value: top / bottom))
-        }
-        add("actions ÷ raw cnats request/reply (throughput)", ["actions/max", "actions"], "nats-raw/request-reply", .throughput)
-        add("tasks ÷ raw JetStream publish → consume + ack (throughput)", ["tasks"], "nats-raw/jetstream", .throughput)
-        add("registry get over NATS ÷ raw cnats request/reply, 1 in flight (p99)", ["registry-lookup/nats"], "nats-raw/request-reply-1", .p99)
-        return ratios
     }
 
     /// `MESH_GIT_REVISION`, else `git rev-parse HEAD` in the working directory, else "unknown".
