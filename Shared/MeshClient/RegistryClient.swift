@@ -82,10 +82,8 @@ public final class RegistryClient: Sendable {
     /// ``get(_:)`` without a task: `completion` runs once, on the thread that has the
     /// outcome (a NATS delivery thread, or the request timer's), and must not block.
     public func get(_ id: AgentID, completion: @escaping @Sendable (Result<AgentRecord, MeshError>) -> Void) {
-        ServiceRequest.call(
-            connection, subjects.registry(shard: shardMap.shard(of: id), verb: .get), GetAgentRequest(agentId: id.rawValue), timeout: timeout,
-            service: "the registry"
-        ) { (result: Result<AgentReply, MeshError>) in
+        call(subjects.registry(shard: shardMap.shard(of: id), verb: .get), GetAgentRequest(agentId: id.rawValue)) {
+            (result: Result<AgentReply, MeshError>) in
             completion(result.flatMap { reply in Result { () throws(MeshError) in try Self.record(of: reply) } })
         }
     }
@@ -163,8 +161,17 @@ public final class RegistryClient: Sendable {
     // MARK: Internals
 
     private func call<Request: MeshMessage, Reply: MeshMessage>(_ subject: String, _ request: Request) async throws(MeshError) -> Reply {
-        try await ServiceRequest.call(connection, subject, request, timeout: timeout, service: "the registry")
+        try await ServiceRequest.call(connection, subject, request, timeout: timeout, service: Self.service)
     }
+
+    private func call<Request: MeshMessage, Reply: MeshMessage>(
+        _ subject: String, _ request: Request, completion: @escaping @Sendable (Result<Reply, MeshError>) -> Void
+    ) {
+        ServiceRequest.call(connection, subject, request, timeout: timeout, service: Self.service, completion: completion)
+    }
+
+    /// Who answers, in error messages.
+    private static let service = "the registry"
 
     static func record(of reply: AgentReply) throws(MeshError) -> AgentRecord {
         if let error = reply.error { throw meshError(error) }
@@ -172,7 +179,7 @@ public final class RegistryClient: Sendable {
         return record
     }
 
-    static func meshError(_ reply: ErrorReply) -> MeshError { MeshError(reply: reply, context: "the registry") }
+    static func meshError(_ reply: ErrorReply) -> MeshError { MeshError(reply: reply, context: service) }
 
     static func meshError(_ error: NatsError, what: String) -> MeshError { ServiceRequest.meshError(error, what: what) }
 
