@@ -1,6 +1,7 @@
 #ifndef MESH_CNATS_SHIM_H
 #define MESH_CNATS_SHIM_H
 #include <stdlib.h>
+#include <dlfcn.h>
 #include <nats/nats.h>
 
 /// Frees memory that cnats documents as caller-owned (header key/value arrays).
@@ -55,6 +56,25 @@ static inline void meshnats_msg_destroy(natsMsg *msg)
         ((struct meshnats_gc_item *)msg)->freeCb = NULL;
     natsMsg_Destroy(msg);
 }
+
+/// cnats' internal publish, `natsConn_publish` (src/conn.h; the same signature from 3.0
+/// through 3.13): the public publish functions call it with `directFlush` false, which on a
+/// connection without SendAsap leaves the write to the flusher thread (≤ 1 ms later);
+/// `directFlush` true writes the connection's whole buffer to the socket at once.
+typedef natsStatus (*meshnats_publish_fn)(natsConnection *nc, natsMsg *msg, const char *reply, bool directFlush);
+
+/// Looks `natsConn_publish` up in the loaded library: NULL unless the library is major
+/// version 3 and exports it (its shared builds do).
+static inline meshnats_publish_fn meshnats_find_internal_publish(void)
+{
+    if ((nats_GetVersionNumber() >> 16) != 3)
+        return NULL;
+    return (meshnats_publish_fn)dlsym(RTLD_DEFAULT, "natsConn_publish");
+}
+
+/// A connected callback that does nothing: with one, a retried first connect returns at
+/// once (`natsOptions_SetRetryOnFailedConnect`) instead of blocking until connected.
+static inline void meshnats_ignore_connected(natsConnection *nc, void *closure) { (void)nc; (void)closure; }
 
 /// Reference responder for the raw benchmark: echoes the request payload to its reply
 /// subject from the cnats delivery thread, with no Swift code in the path. A non-NULL

@@ -46,6 +46,7 @@ public enum LogFormat: String, Sendable, ExpressibleByArgument, CaseIterable {
 /// | `--shard-count` | `MESH_SHARD_COUNT` | `64` (only when the cluster is created) |
 /// | `--log-level` | `MESH_LOG_LEVEL` | `info` |
 /// | `--log-format` | `MESH_LOG_FORMAT` | `json` |
+/// | `--nats-coalescing-link` | `MESH_NATS_COALESCING_LINK` | `on`: requests, replies and batch acknowledgements go on a second NATS connection whose writes are coalesced under load (`NatsOptions.coalescingLink`); `off`: one connection |
 ///
 /// NATS credentials come only from the environment (`MESH_NATS_USER`, `MESH_NATS_PASSWORD`,
 /// `MESH_NATS_TOKEN`) so they never show in a process list; they are never printed.
@@ -83,6 +84,14 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("log-format"), help: "json|text (env MESH_LOG_FORMAT).")
     public var logFormat: LogFormat = MeshEnvironment.string("MESH_LOG_FORMAT").flatMap(LogFormat.init(rawValue:)) ?? .json
 
+    @Option(
+        name: .customLong("nats-coalescing-link"),
+        help: "on|off: requests, replies and batch acknowledgements on a second NATS connection whose writes are coalesced under load (env MESH_NATS_COALESCING_LINK).")
+    public var natsCoalescingLink: String = MeshEnvironment.string("MESH_NATS_COALESCING_LINK") ?? "on"
+
+    /// Whether ``natsCoalescingLink`` is `on`.
+    public var usesCoalescingLink: Bool { natsCoalescingLink == "on" }
+
     public init() {}
 
     public func validate() throws {
@@ -101,6 +110,7 @@ public struct CommonOptions: ParsableArguments, Sendable {
         guard (1...ShardMap.maxShardCount).contains(shardCount) else {
             throw ValidationError("--shard-count must be in 1...\(ShardMap.maxShardCount)")
         }
+        guard ["on", "off"].contains(natsCoalescingLink) else { throw ValidationError("--nats-coalescing-link must be on or off") }
         guard LogLevelParser.parse(logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         let servers = natsServers
         guard !servers.isEmpty, servers.allSatisfy({ $0.hasPrefix("nats://") || $0.hasPrefix("tls://") }) else {

@@ -167,6 +167,7 @@ public enum ServiceHost {
         natsOptions.useGlobalMessageDelivery = sharedDeliveryThreads
         natsOptions.servers = options.natsServers
         natsOptions.name = name
+        natsOptions.coalescingLink = options.usesCoalescingLink
         natsOptions.user = MeshEnvironment.string("MESH_NATS_USER")
         natsOptions.password = MeshEnvironment.string("MESH_NATS_PASSWORD")
         natsOptions.token = MeshEnvironment.string("MESH_NATS_TOKEN")

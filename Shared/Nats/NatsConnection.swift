@@ -177,11 +177,14 @@ public final class NatsConnection: @unchecked Sendable {
     /// The logger given at connect.
     public let logger: Logger
     private let muxState = Mutex<RequestMux?>(nil)
+    /// The link carrying requests and responses, when it could be made.
+    let link: CoalescingLink?
 
-    private init(nc: OpaquePointer, core: ConnectionCore) {
+    private init(nc: OpaquePointer, core: ConnectionCore, link: CoalescingLink?) {
         self.nc = nc
         self.core = core
         self.logger = core.logger
+        self.link = link
     }
 
     deinit {
@@ -263,7 +266,9 @@ public final class NatsConnection: @unchecked Sendable {
             throw error
         }
         logger.debug("nats connected", metadata: ["nats.name": "\(options.name)"])
-        return NatsConnection(nc: nc, core: core)
+        // Last: it reuses `opts` with buffered writes and its own callbacks.
+        let link = options.coalescingLink ? CoalescingLink.connect(opts, options: options, core: ConnectionCore(logger: logger)) : nil
+        return NatsConnection(nc: nc, core: core, link: link)
     }
 
     /// Connection events from now on (each access returns a new stream; it buffers the
@@ -322,14 +327,28 @@ public final class NatsConnection: @unchecked Sendable {
         }
     }
 
-    /// Answers a request: publishes to `message.reply`.
+    /// Answers a request: publishes to `message.reply`, on the coalescing link
+    /// (``NatsOptions/coalescingLink``): at once, or — from a message callback whose
+    /// subscription has more requests queued — together with the following replies.
     /// - Throws: `.invalidArgument` when the message has no reply subject.
-    /// The corresponding C function is `natsConnection_Publish` (cnats has no `natsMsg_Respond`).
+    /// The corresponding C function is `natsConn_publish` (cnats-internal; cnats has no
+    /// `natsMsg_Respond`), or `natsConnection_Publish` without the link.
     public func respond(to message: NatsMessage, payload: [UInt8], headers: NatsHeaders? = nil) throws(NatsError) {
         guard let reply = message.reply, !reply.isEmpty else {
             throw NatsError(code: .invalidArgument, operation: "respond", detail: "message has no reply subject")
         }
-        try publishUnchecked(reply, payload: payload, headers: headers, reply: nil)
+        try publishRequestReply(reply, payload: payload, headers: headers, reply: nil)
+    }
+
+    /// A request or a response: on the coalescing link when there is one, else like
+    /// ``publishUnchecked(_:payload:headers:reply:)``.
+    @inline(__always)
+    func publishRequestReply(_ subject: String, payload: [UInt8], headers: NatsHeaders?, reply: String?) throws(NatsError) {
+        if let link {
+            try link.publish(subject, payload: payload, headers: headers, reply: reply)
+        } else {
+            try publishUnchecked(subject, payload: payload, headers: headers, reply: reply)
+        }
     }
 
     /// Sends a request and waits for the first reply without blocking a thread: all
@@ -430,6 +449,7 @@ public final class NatsConnection: @unchecked Sendable {
             try natsCall("natsConnection_DrainTimeout") { natsConnection_DrainTimeout(nc, timeout.timeoutMilliseconds) }
         }
         let closed = await core.closedSignal.wait(timeout: timeout + .seconds(1))
+        link?.flushAndClose(timeout: .seconds(1))
         guard closed else { throw NatsError(code: .timeout, operation: "natsConnection_DrainTimeout", detail: "not closed in time") }
     }
 
@@ -438,6 +458,7 @@ public final class NatsConnection: @unchecked Sendable {
     /// The corresponding C function is `natsConnection_Close`.
     public func close() {
         natsConnection_Close(nc)
+        if let link { natsConnection_Close(link.nc) }
     }
 
     /// Waits until the connection is closed (e.g. after `close()` or a failed drain).
@@ -462,16 +483,22 @@ public final class NatsConnection: @unchecked Sendable {
         return String(cString: inbox)
     }
 
-    /// Connection counters.
+    /// Connection counters (both links together).
     /// The corresponding C functions are `natsConnection_GetStats` and `natsStatistics_GetCounts`.
     public var statistics: NatsStatistics {
         var result = NatsStatistics(inMsgs: 0, outMsgs: 0, inBytes: 0, outBytes: 0, reconnects: 0)
         var stats: OpaquePointer? = nil
         guard natsStatistics_Create(&stats) == NATS_OK, let stats else { return result }
         defer { natsStatistics_Destroy(stats) }
-        guard natsConnection_GetStats(nc, stats) == NATS_OK else { return result }
-        _ = natsStatistics_GetCounts(
-            stats, &result.inMsgs, &result.inBytes, &result.outMsgs, &result.outBytes, &result.reconnects)
+        for handle in [nc, link?.nc].compactMap({ $0 }) where natsConnection_GetStats(handle, stats) == NATS_OK {
+            var part = NatsStatistics(inMsgs: 0, outMsgs: 0, inBytes: 0, outBytes: 0, reconnects: 0)
+            _ = natsStatistics_GetCounts(stats, &part.inMsgs, &part.inBytes, &part.outMsgs, &part.outBytes, &part.reconnects)
+            result.inMsgs += part.inMsgs
+            result.inBytes += part.inBytes
+            result.outMsgs += part.outMsgs
+            result.outBytes += part.outBytes
+            result.reconnects += part.reconnects
+        }
         return result
     }
 

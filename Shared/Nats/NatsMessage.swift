@@ -22,6 +22,11 @@ public struct NatsOptions: Sendable, CustomStringConvertible {
     /// Flush every publish immediately instead of batching (`natsOptions_SetSendAsap`).
     /// Default true: replies and requests go out without the flusher's delay.
     public var sendAsap: Bool = true
+    /// Carry requests and responses on a second connection whose writes are coalesced
+    /// under load (one `send` for a burst of replies instead of one each; a lone request or
+    /// reply still leaves at once). Default true. Requests and responses are then not
+    /// ordered with publishes made on the main connection. See `CoalescingLink`.
+    public var coalescingLink = true
     /// Keep trying in the background when the first connect fails (the connection is
     /// returned at once; a `.reconnected` event tells when it is up). Default false.
     public var retryOnFailedConnect = false

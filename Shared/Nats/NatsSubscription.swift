@@ -58,7 +58,8 @@ private func subOnMessage(_ nc: OpaquePointer?, _ sub: OpaquePointer?, _ msg: Op
     }
     let message = NatsMessage(cMessage: msg)
     NatsLibrary.destroy(msg)
-    Unmanaged<SubscriptionBox>.fromOpaque(closure).takeUnretainedValue().deliver(message)
+    let box = Unmanaged<SubscriptionBox>.fromOpaque(closure).takeUnretainedValue()
+    DeliveryHint.delivering(sub) { box.deliver(message) }
 }
 
 private func subOnComplete(_ closure: UnsafeMutableRawPointer?) {

@@ -475,17 +475,42 @@ public final class JetStreamMessage: @unchecked Sendable, CustomStringConvertibl
     /// The reply subject acknowledgements go to.
     private var reply: String? { natsMsg_GetReply(msg).map { String(cString: $0) } }
 
-    /// Sends `body` to the message's ack subject once (`final`), or any number of times.
-    private func acknowledge(_ body: String, final: Bool) throws(NatsError) {
+    /// Sends `body` to the message's ack subject once (`final`), or any number of times:
+    /// on the main link, or — within a batch (`flush` false for all but the last) — on the
+    /// coalescing link.
+    private func acknowledge(_ body: String, final: Bool, flush: Bool? = nil) throws(NatsError) {
         lock.lock()
         defer { lock.unlock() }
         if settled { return }
         guard let reply = natsMsg_GetReply(msg) else {
             throw NatsError(code: .invalidArgument, operation: "natsMsg_Ack", detail: "not a JetStream message")
         }
-        let status = body.withCString { text in natsConnection_Publish(jetStream.connection.nc, reply, text, Int32(strlen(text))) }
+        let status: natsStatus
+        if let flush, let link = jetStream.connection.link {
+            status = link.publish(reply, text: body, flush: flush)
+        } else {
+            status = body.withCString { text in natsConnection_Publish(jetStream.connection.nc, reply, text, Int32(strlen(text))) }
+        }
         guard status == NATS_OK else { throw NatsError(status: status, operation: "natsConnection_Publish") }
         if final { settled = true }
+    }
+
+    /// Acknowledges a batch (fire and forget), written to the server together: one `send`
+    /// for the batch on the connection's coalescing link (``NatsOptions/coalescingLink``),
+    /// else one per message. Messages acknowledged before are skipped.
+    /// - Throws: the first failure; the messages after it are still acknowledged.
+    /// The corresponding C function is `natsConn_publish` (cnats-internal; `+ACK`), or
+    /// `natsConnection_Publish` without the link.
+    public static func ack(_ messages: [JetStreamMessage]) throws(NatsError) {
+        var first: NatsError?
+        for (index, message) in messages.enumerated() {
+            do throws(NatsError) {
+                try message.acknowledge("+ACK", final: true, flush: index == messages.count - 1)
+            } catch {
+                if first == nil { first = error }
+            }
+        }
+        if let first { throw first }
     }
 
     /// Acknowledges (fire and forget).

@@ -40,7 +40,9 @@ final class RequestMux: @unchecked Sendable {
         self.prefixLength = prefix.utf8.count
         let context = Unmanaged.passRetained(self).toOpaque()
         var sub: OpaquePointer? = nil
-        let status = natsConnection_Subscribe(&sub, connection.nc, prefix + "*", muxOnMessage, context)
+        // On the link that sends the requests: the server answers "no responders" only on
+        // the connection that subscribed to the reply subject.
+        let status = natsConnection_Subscribe(&sub, connection.link?.nc ?? connection.nc, prefix + "*", muxOnMessage, context)
         guard status == NATS_OK, let sub else {
             Unmanaged<RequestMux>.fromOpaque(context).release()
             throw NatsError(status: status, operation: "natsConnection_Subscribe")
@@ -52,8 +54,10 @@ final class RequestMux: @unchecked Sendable {
             // context, so it is deliberately not released (a few bytes, only in this race).
         }
         self.sub = sub
-        connection.core.addCloseObserver { [weak self] in
-            self?.shutdown(error: NatsError(code: .connectionClosed, operation: "request", detail: "connection closed"))
+        for core in [connection.core, connection.link?.core].compactMap({ $0 }) {
+            core.addCloseObserver { [weak self] in
+                self?.shutdown(error: NatsError(code: .connectionClosed, operation: "request", detail: "connection closed"))
+            }
         }
         let thread = Thread { [self] in timerLoop() }
         thread.name = "nats-request-timer"
@@ -144,7 +148,7 @@ final class RequestMux: @unchecked Sendable {
         if newEarliest { condition.signal() }
         condition.unlock()
         do throws(NatsError) {
-            try connection.publishUnchecked(subject, payload: payload, headers: headers, reply: reply)
+            try connection.publishRequestReply(subject, payload: payload, headers: headers, reply: reply)
         } catch {
             take(token)?.resume(returning: .failure(error))
         }
@@ -207,11 +211,11 @@ private func muxOnMessage(_ nc: OpaquePointer?, _ sub: OpaquePointer?, _ msg: Op
         digits += 1
     }
     guard digits > 0, let waiter = mux.take(token) else { return }
-    if natsMsg_IsNoResponders(msg) {
-        waiter.resume(returning: .failure(NatsError(code: .noResponders, operation: "request", detail: "no responders")))
-    } else {
-        waiter.resume(returning: .success(NatsMessage(cMessage: msg)))
-    }
+    let result: Result<NatsMessage, NatsError> =
+        natsMsg_IsNoResponders(msg)
+        ? .failure(NatsError(code: .noResponders, operation: "request", detail: "no responders")) : .success(NatsMessage(cMessage: msg))
+    // A callback sending the next request from here coalesces it with the ones queued behind.
+    DeliveryHint.delivering(sub) { waiter.resume(returning: result) }
 }
 
 private func muxOnComplete(_ closure: UnsafeMutableRawPointer?) {

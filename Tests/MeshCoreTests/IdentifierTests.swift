@@ -114,23 +114,26 @@ import Testing
     @Test func parsesFlags() throws {
         let options = try CommonOptions.parse([
             "--nats-url", "nats://a:4222, nats://b:4222", "--prefix", "blue", "--instance-id", "reg-1", "--metrics-port", "9100",
-            "--log-level", "debug", "--log-format", "text",
+            "--log-level", "debug", "--log-format", "text", "--nats-coalescing-link", "off",
         ])
         #expect(options.natsServers == ["nats://a:4222", "nats://b:4222"])
         #expect(options.prefix == "blue")
         #expect(options.resolvedInstanceID(for: .registry).rawValue == "reg-1")
         #expect(options.metricsPort == 9100)
         #expect(options.logFormat == .text)
+        #expect(!options.usesCoalescingLink)
     }
 
     @Test func randomInstanceIDWhenAbsent() throws {
         let options = try CommonOptions.parse([])
         #expect(options.resolvedInstanceID(for: .agentWorker).rawValue.hasPrefix("agent-worker-"))
+        #expect(options.usesCoalescingLink)
     }
 
     @Test(arguments: [
         ["--prefix", "Bad.Prefix"], ["--instance-id", "UPPER"], ["--metrics-port", "70000"], ["--log-level", "loud"],
         ["--nats-url", "http://x"], ["--snapshot-interval-ms", "5"], ["--log-format", "xml"],
+        ["--nats-coalescing-link", "yes"],
     ])
     func rejectsBadValues(_ arguments: [String]) {
         #expect(throws: (any Error).self) { try CommonOptions.parse(arguments) }

@@ -90,7 +90,7 @@ struct PostgresMirror: Service {
     private func write(_ messages: [JetStreamMessage], failures: FailureStreak) async {
         do {
             try await store.transaction { connection in try await feed.write(messages, connection) }
-            for message in messages { try? message.ack() }
+            try? JetStreamMessage.ack(messages)
             let resumed = failures.count.withLock { count in
                 defer { count = 0 }
                 return count
