@@ -49,7 +49,7 @@ final class CoalescingLink: @unchecked Sendable {
         guard Self.internalPublish != nil else { return nil }
         let context = Unmanaged.passRetained(core).toOpaque()
         var configured = natsOptions_SetSendAsap(opts, false) == NATS_OK
-            && natsOptions_SetName(opts, options.name + ".rr") == NATS_OK
+            && natsOptions_SetName(opts, options.name + ".link") == NATS_OK
             && natsOptions_SetDisconnectedCB(opts, nil, nil) == NATS_OK
             && natsOptions_SetReconnectedCB(opts, nil, nil) == NATS_OK
             && natsOptions_SetClosedCB(opts, linkOnClosed, context) == NATS_OK

@@ -20,9 +20,10 @@ final class SubscriptionBox: Sendable {
         self.subject = subject
     }
 
-    func deliver(_ message: NatsMessage) {
+    /// Runs the handler (with ``DeliveryHint`` set from `sub`'s queue), or buffers `message`.
+    func deliver(_ message: NatsMessage, from sub: OpaquePointer?) {
         if let handler {
-            handler(message)
+            DeliveryHint.delivering(sub) { handler(message) }
             return
         }
         guard let channel else { return }
@@ -58,8 +59,7 @@ private func subOnMessage(_ nc: OpaquePointer?, _ sub: OpaquePointer?, _ msg: Op
     }
     let message = NatsMessage(cMessage: msg)
     NatsLibrary.destroy(msg)
-    let box = Unmanaged<SubscriptionBox>.fromOpaque(closure).takeUnretainedValue()
-    DeliveryHint.delivering(sub) { box.deliver(message) }
+    Unmanaged<SubscriptionBox>.fromOpaque(closure).takeUnretainedValue().deliver(message, from: sub)
 }
 
 private func subOnComplete(_ closure: UnsafeMutableRawPointer?) {
