@@ -104,6 +104,34 @@ import Testing
         withExtendedLifetime(sub) {}
     }
 
+    /// A batch acknowledgement settles every message once, with the link (one write) and
+    /// without it (one publish each); messages settled before are skipped.
+    @Test(arguments: [true, false]) func aBatchAckSettlesEveryMessageOnce(linked: Bool) async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server) { $0.coalescingLink = linked }
+        #expect((nats.link != nil) == linked)
+        let js = try nats.jetStream()
+        try js.addOrUpdateStream(StreamConfig(name: "BATCH", subjects: ["batch.>"]))
+        for index in 0..<300 { _ = try await js.publish("batch.\(index)", payload: Support.bytes("\(index)")) }
+        var config = ConsumerConfig(durableName: "batcher")
+        config.ackWait = .seconds(30)
+        try js.addOrUpdateConsumer(stream: "BATCH", config: config)
+        let pull = try js.pullSubscribe(stream: "BATCH", consumer: "batcher")
+        let messages = try await Support.fetch(pull, count: 300)
+        #expect(messages.count == 300)
+        try messages[0].ack()
+        try JetStreamMessage.ack(messages)
+        var info = try js.consumerInfo(stream: "BATCH", name: "batcher")
+        for _ in 0..<100 where info.numAckPending > 0 {
+            try await Task.sleep(for: .milliseconds(20))
+            info = try js.consumerInfo(stream: "BATCH", name: "batcher")
+        }
+        #expect(info.numAckPending == 0)
+        #expect(info.numRedelivered == 0)
+        #expect(try await pull.fetch(batch: 10, expires: .milliseconds(300)).isEmpty)
+    }
+
     @Test func requestsWorkAgainAfterTheServerRestarts() async throws {
         let server = try await NatsServer.start(jetstream: false)
         defer { server.stop() }
