@@ -6,9 +6,11 @@ import Metrics
 public import Nats
 
 /// Publishes mesh events to stream `MESH_EVENTS` (`<prefix>.evt.<domain>.<name>`), each
-/// with a time-ordered id that is also its `Nats-Msg-Id` (a retried publish is stored
-/// once). Publishing is asynchronous and never blocks the caller's hot path; a failed
-/// publish is counted (`mesh_events_failed_total`) and logged at debug.
+/// with a time-ordered id (in the event; the timeline stores an id once). Publishing is
+/// asynchronous and never blocks the caller's hot path; a failed publish is counted
+/// (`mesh_events_failed_total`) and logged at debug, never retried — so an event goes
+/// without a `Nats-Msg-Id`, and nats-server keeps no duplicate-window entry per event
+/// (three per agent created).
 ///
 /// ```swift
 /// events.publish(.agentStarted, agent: id, reason: "restored from checkpoint")
@@ -48,7 +50,7 @@ public final class EventPublisher: Sendable {
         let failed = self.failed
         let logger = self.logger
         do {
-            try js.publishAsync(subjects.event(kind), payload: event.serializedBytes(), headers: headers, msgId: id) { result in
+            try js.publishAsync(subjects.event(kind), payload: event.serializedBytes(), headers: headers, msgId: nil) { result in
                 switch result {
                 case .success: published.increment()
                 case .failure(let error):
