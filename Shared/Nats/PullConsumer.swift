@@ -486,12 +486,14 @@ public final class JetStreamMessage: @unchecked Sendable, CustomStringConvertibl
             throw NatsError(code: .invalidArgument, operation: "natsMsg_Ack", detail: "not a JetStream message")
         }
         let status: natsStatus
+        let operation: StaticString
         if let flush, let link = jetStream.connection.link {
-            status = link.publish(reply, text: body, flush: flush)
+            (status, operation) = (link.publish(reply, text: body, flush: flush), "natsConn_publish")
         } else {
             status = body.withCString { text in natsConnection_Publish(jetStream.connection.nc, reply, text, Int32(strlen(text))) }
+            operation = "natsConnection_Publish"
         }
-        guard status == NATS_OK else { throw NatsError(status: status, operation: "natsConnection_Publish") }
+        guard status == NATS_OK else { throw NatsError(status: status, operation: operation) }
         if final { settled = true }
     }
 
