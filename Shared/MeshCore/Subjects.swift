@@ -87,6 +87,9 @@ public struct Subjects: Sendable, Hashable {
     public func heartbeat(node: NodeID) -> String { "\(prefix).node.\(node.rawValue).hb" }
     /// `<prefix>.node.*.hb` — every worker's heartbeat.
     public var heartbeatWildcard: String { "\(prefix).node.*.hb" }
+    /// `<prefix>.node.<node>.probe` — a worker's liveness probe: the worker answers it while
+    /// its process is connected; once it is gone, nats-server answers "no responders".
+    public func nodeProbe(node: NodeID) -> String { "\(prefix).node.\(node.rawValue).probe" }
 
     // MARK: Events and metrics
 

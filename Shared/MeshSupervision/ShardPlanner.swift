@@ -98,6 +98,11 @@ public struct ShardPlanner: Sendable, Hashable {
         /// Silence after which a node is dead: `missesAllowed × heartbeatInterval`.
         public var deadAfter: Duration { heartbeatInterval * missesAllowed }
 
+        /// Silence after which a live node is suspect and may be probed (see
+        /// ``ShardPlanner/suspects(now:)``): one and a half heartbeat intervals, or
+        /// ``deadAfter`` when that is shorter.
+        public var suspectAfter: Duration { min(heartbeatInterval * 3 / 2, deadAfter) }
+
         /// - Throws: ``MeshError`` `invalid_argument` for a non-positive interval or miss count,
         ///   a negative hold-down, `maxHoldDown < holdDown` or a negative flap memory.
         public init(
@@ -241,6 +246,23 @@ public struct ShardPlanner: Sendable, Hashable {
         state.deaths.append(now)
         if state.deaths.count > Self.maxDeathsRemembered { state.deaths.removeFirst() }
         nodes[node] = state
+    }
+
+    /// The live nodes silent for ``Configuration/suspectAfter`` or longer (not yet for
+    /// ``Configuration/deadAfter``), sorted: candidates for a liveness probe.
+    public func suspects(now: ContinuousClock.Instant) -> [NodeID] {
+        nodes.filter { $0.value.isAlive && now - $0.value.lastHeartbeat >= configuration.suspectAfter }.keys.sorted()
+    }
+
+    /// Declares `node` dead on a probe's evidence (nothing was listening on its probe subject
+    /// at `probedAt`), unless a heartbeat arrived at or after `probedAt`: a node that
+    /// came back meanwhile stays alive. Counts as a death for the hold-down, like an expiry.
+    /// - Returns: whether the node died now.
+    @discardableResult
+    public mutating func confirmDead(_ node: NodeID, probedAt: ContinuousClock.Instant, now: ContinuousClock.Instant) -> Bool {
+        guard let state = nodes[node], state.isAlive, state.lastHeartbeat < probedAt else { return false }
+        markDead(node, at: now)
+        return true
     }
 
     /// Marks dead every live node silent for ``Configuration/deadAfter`` or longer, and forgets

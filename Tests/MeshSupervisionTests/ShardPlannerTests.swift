@@ -113,6 +113,38 @@ import Testing
         #expect(custom.deadAfter == ms(500))
     }
 
+    @Test func aSilentNodeIsSuspectAfterOneAndAHalfIntervalsAndAProbeConfirmsItsDeath() throws {
+        var planner = try ShardPlanner()
+        planner.heartbeat(w1, capacity: 1, at: at(.zero))
+        planner.heartbeat(w2, capacity: 1, at: at(.zero))
+        _ = planner.plan(now: at(.zero))
+        #expect(planner.configuration.suspectAfter == ms(375))
+        planner.heartbeat(w2, capacity: 1, at: at(ms(250)))
+        #expect(planner.suspects(now: at(ms(374))).isEmpty)
+        #expect(planner.suspects(now: at(ms(375))) == [w1])
+        #expect(planner.suspects(now: at(ms(625))) == [w1, w2])
+        // A probe sent before w1's latest heartbeat proves nothing: w1 came back meanwhile.
+        planner.heartbeat(w1, capacity: 1, at: at(ms(400)))
+        let cameBack = planner.confirmDead(w1, probedAt: at(ms(390)), now: at(ms(420)))
+        #expect(!cameBack)
+        #expect(planner.liveNodes == [w1, w2])
+        // Nothing answered a probe sent after w2's last heartbeat: dead at once, shards move.
+        let died = planner.confirmDead(w2, probedAt: at(ms(400)), now: at(ms(420)))
+        let diedAgain = planner.confirmDead(w2, probedAt: at(ms(400)), now: at(ms(420)))
+        #expect(died)
+        #expect(!diedAgain, "already dead")
+        #expect(planner.liveNodes == [w1])
+        let moves = planner.plan(now: at(ms(420)))
+        #expect(!moves.isEmpty && moves.allSatisfy { $0.from == w2 && $0.to == w1 && $0.reason == .nodeLost })
+        #expect(planner.shards(ownedBy: w1).count == 64)
+        // The death counts for the hold-down like an expiry.
+        #expect(planner.holdDown(of: w2, now: at(ms(500))) == .seconds(2))
+        #expect(planner.suspects(now: at(ms(500))).isEmpty, "a dead node is no longer suspect")
+        // With one allowed miss, a node is suspect exactly when it is dead.
+        let strict = try ShardPlanner.Configuration(heartbeatInterval: ms(100), missesAllowed: 1)
+        #expect(strict.suspectAfter == ms(100))
+    }
+
     @Test func capacityWeightsAreHonoured() throws {
         var planner = try ShardPlanner()
         planner.heartbeat(w1, capacity: 200, at: at(.zero))

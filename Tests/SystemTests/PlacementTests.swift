@@ -127,4 +127,56 @@ struct PlacementTests {
         }
         await mesh.shutdown()
     }
+
+    /// With 40 allowed misses (dead after 10 s of silence), only the liveness probe can move
+    /// a SIGKILLed worker's shards within 5 s: nats-server answers its probe subject with "no
+    /// responders" once the process is gone. A SIGSTOPped worker still holds its connection,
+    /// so its probe goes unanswered and it keeps its shards until the misses run out.
+    @Test func aKilledWorkerIsDeadOnItsProbeAndAFrozenOneOnlyAfterItsMisses() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-a", extra: ["MESH_HEARTBEAT_MISSES": "40"])
+        for index in 1...3 { try mesh.start(.agentWorker, id: "worker-\(index)") }
+
+        var options = NatsOptions()
+        options.servers = [mesh.nats.url]
+        let client = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+        defer { client.close() }
+        let js = try client.jetStream()
+        var bucket: KeyValue?
+        _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            bucket = try? js.keyValue("mesh_shards")
+            return bucket != nil
+        }
+        let shards = try #require(bucket)
+        let workers = ["worker-1", "worker-2", "worker-3"]
+        let spread = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            guard let owners = try? Self.owners(shards, count: 64), owners.count == 64 else { return false }
+            return workers.allSatisfy { worker in owners.values.contains { $0.node == worker } }
+        }
+        #expect(spread, "shards not spread: \(mesh.processes["supervisor-a"]!.logTail(maxBytes: 1_500))")
+
+        mesh.processes["worker-2"]!.kill9()
+        let movedOnProbe = await TestEnvironment.waitUntil(timeout: .seconds(5)) {
+            guard let owners = try? Self.owners(shards, count: 64), owners.count == 64 else { return false }
+            return !owners.values.contains { $0.node == "worker-2" }
+        }
+        #expect(movedOnProbe, "a killed worker kept its shards: \(mesh.processes["supervisor-a"]!.logTail(maxBytes: 1_500))")
+
+        let frozen = try #require(mesh.processes["worker-3"])
+        kill(frozen.pid, SIGSTOP)
+        defer { kill(frozen.pid, SIGCONT) }
+        let frozenShards = try Self.owners(shards, count: 64).filter { $0.value.node == "worker-3" }
+        #expect(!frozenShards.isEmpty)
+        try await Task.sleep(for: .seconds(3))
+        let stillOwned = try Self.owners(shards, count: 64).filter { $0.value.node == "worker-3" }
+        #expect(Set(stillOwned.keys) == Set(frozenShards.keys), "a frozen but connected worker lost shards on its probe")
+        let movedAfterMisses = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            guard let owners = try? Self.owners(shards, count: 64), owners.count == 64 else { return false }
+            return !owners.values.contains { $0.node == "worker-3" }
+        }
+        #expect(movedAfterMisses, "a frozen worker kept its shards after its misses ran out")
+        kill(frozen.pid, SIGCONT)
+        await mesh.shutdown()
+    }
 }

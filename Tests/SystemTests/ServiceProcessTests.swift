@@ -118,11 +118,12 @@ struct ServiceProcessTests {
     @Test func invalidConfigurationIsRejectedWithAClearMessage() async throws {
         let logs = try TestEnvironment.makeTempDirectory(prefix: "svc-bad")
         defer { try? FileManager.default.removeItem(atPath: logs) }
-        for (arguments, fragment) in [
-            (["--instance-id", "Bad.Id"], "[a-z0-9][a-z0-9_-]{0,62}"), (["--nats-url", "http://x"], "nats://"),
-            (["--metrics-port", "99999"], "--metrics-port"),
+        for (service, arguments, fragment) in [
+            ("mesh-registry", ["--instance-id", "Bad.Id"], "[a-z0-9][a-z0-9_-]{0,62}"), ("mesh-registry", ["--nats-url", "http://x"], "nats://"),
+            ("mesh-registry", ["--metrics-port", "99999"], "--metrics-port"),
+            ("mesh-supervisor", ["--heartbeat-probe", "sometimes"], "--heartbeat-probe must be on or off"),
         ] {
-            let child = try ChildProcess(executable: try MeshBinaries.path("mesh-registry"), arguments: arguments, logPath: "\(logs)/out.log")
+            let child = try ChildProcess(executable: try MeshBinaries.path(service), arguments: arguments, logPath: "\(logs)/out.log")
             let exited = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !child.isRunning }
             #expect(exited)
             #expect(await child.stop() != 0)

@@ -107,9 +107,9 @@ public enum AgentWorker {
 
     public static func services(context: ServiceContext, options: WorkerOptions) throws -> [any Service] {
         let node = WorkerNode(context: context, options: options)
-        // Heartbeat first: services stop in reverse order, so the node drains while its
-        // heartbeats (saying `draining`) still go out.
-        return [heartbeat(context: context, options: options, node: node), node]
+        // Probe responder and heartbeat first: services stop in reverse order, so the node
+        // drains while its heartbeats (saying `draining`) still go out.
+        return [NodeProbeResponder(context: context), heartbeat(context: context, options: options, node: node), node]
     }
 
     /// The heartbeat: a `NodeHeartbeat` every `--heartbeat-interval-ms`.
@@ -142,5 +142,22 @@ public enum AgentWorker {
                 try context.nats.publish(subject, payload: beat.serializedBytes(), headers: headers)
                 sent.increment()
             })
+    }
+}
+
+/// Answers the supervisor's liveness probe on `<prefix>.node.<node>.probe` (an empty reply)
+/// for as long as the process runs. Once the process is gone, its connection closes and
+/// nats-server answers the probe with "no responders", which lets the supervisor declare
+/// the node dead after 1.5 heartbeat intervals of silence instead of the full miss count.
+struct NodeProbeResponder: Service {
+    let context: ServiceContext
+
+    func run() async throws {
+        let connection = context.nats
+        let subscription = try connection.subscribe(context.subjects.nodeProbe(node: context.instanceID), queue: nil) { message in
+            try? connection.respond(to: message, payload: [])
+        }
+        defer { try? subscription.unsubscribe() }
+        try? await gracefulShutdown()
     }
 }

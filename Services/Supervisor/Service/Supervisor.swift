@@ -18,6 +18,7 @@ import Synchronization
 /// |---|---|---|
 /// | `--heartbeat-interval-ms` | `MESH_HEARTBEAT_INTERVAL_MS` | `250` (what workers send) |
 /// | `--heartbeat-misses` | `MESH_HEARTBEAT_MISSES` | `3` (a node is dead after this many) |
+/// | `--heartbeat-probe` | `MESH_HEARTBEAT_PROBE` | `on` (a node silent for 1.5 intervals is probed; "no responders" = dead at once) |
 /// | `--join-hold-down-ms` | `MESH_JOIN_HOLD_DOWN_MS` | `1000` (a joining node's wait for shards) |
 /// | `--lease-ttl-ms` | `MESH_LEASE_TTL_MS` | `2000` (leader lease) |
 /// | `--tick-ms` | `MESH_SUPERVISOR_TICK_MS` | `50` (planning period) |
@@ -27,6 +28,14 @@ public struct SupervisorOptions: ParsableArguments, Sendable {
 
     @Option(name: .customLong("heartbeat-misses"), help: "Missed heartbeats before a node is dead (env MESH_HEARTBEAT_MISSES).")
     public var heartbeatMisses: Int = MeshEnvironment.int("MESH_HEARTBEAT_MISSES", 3)
+
+    @Option(
+        name: .customLong("heartbeat-probe"),
+        help: "on|off: probe a node silent for 1.5 heartbeat intervals and declare it dead when nothing answers its probe subject (env MESH_HEARTBEAT_PROBE).")
+    public var heartbeatProbe: String = MeshEnvironment.string("MESH_HEARTBEAT_PROBE") ?? "on"
+
+    /// Whether ``heartbeatProbe`` is `on`.
+    public var probesSilentNodes: Bool { heartbeatProbe == "on" }
 
     @Option(name: .customLong("join-hold-down-ms"), help: "How long a joining node must stay alive before it gets shards (env MESH_JOIN_HOLD_DOWN_MS).")
     public var joinHoldDownMs: Int = MeshEnvironment.int("MESH_JOIN_HOLD_DOWN_MS", 1000)
@@ -42,6 +51,7 @@ public struct SupervisorOptions: ParsableArguments, Sendable {
     public func validate() throws {
         guard (10...60_000).contains(heartbeatIntervalMs) else { throw ValidationError("--heartbeat-interval-ms must be in 10...60000") }
         guard (1...100).contains(heartbeatMisses) else { throw ValidationError("--heartbeat-misses must be in 1...100") }
+        guard ["on", "off"].contains(heartbeatProbe) else { throw ValidationError("--heartbeat-probe must be on or off") }
         guard (0...600_000).contains(joinHoldDownMs) else { throw ValidationError("--join-hold-down-ms must be in 0...600000") }
         guard (500...60_000).contains(leaseTTLMs) else { throw ValidationError("--lease-ttl-ms must be in 500...60000") }
         guard (10...5_000).contains(tickMs) else { throw ValidationError("--tick-ms must be in 10...5000") }
@@ -52,7 +62,10 @@ public struct SupervisorOptions: ParsableArguments, Sendable {
 /// epoch); the others stand by with a warm view of the nodes and take over when the
 /// lease expires.
 ///
-/// The leader tracks node liveness from heartbeats on `<prefix>.node.*.hb`, assigns shards
+/// The leader tracks node liveness from heartbeats on `<prefix>.node.*.hb` (a node silent
+/// for 1.5 intervals is probed on `<prefix>.node.<node>.probe`: when nats-server answers "no
+/// responders", the node's process is gone and it is dead at once; otherwise it is dead
+/// after `--heartbeat-misses` intervals of silence), assigns shards
 /// to live workers by capacity-weighted rendezvous hashing (``ShardPlanner``), and writes
 /// each change to KV `mesh_shards` (key = shard number, value = `ShardAssignment` with an
 /// epoch that increases on every move) by compare-and-set, so a deposed leader can never
@@ -78,6 +91,10 @@ final class SupervisorLoop: Service, @unchecked Sendable {
     /// Operator requests (`nodes`, `drain`), answered by the loop when it leads.
     private let requests = Mutex<[(SupervisorVerb, NatsMessage)]>([])
     private let requestLimit = 1_000
+    /// Liveness probes that found nothing listening: the node and when the probe was sent.
+    private let deadOnProbe = Mutex<[(NodeID, ContinuousClock.Instant)]>([])
+    /// When each suspect node was last probed (touched only by `run`'s loop).
+    private var probed: [NodeID: ContinuousClock.Instant] = [:]
     private let moves = Counter(label: "mesh_shard_moves_total")
     private let leaderGauge = Gauge(label: "mesh_supervisor_leader")
     private let planLatency = Timer(label: "mesh_supervisor_plan_duration")
@@ -169,6 +186,11 @@ final class SupervisorLoop: Service, @unchecked Sendable {
                         await answer(verb, message, planner: &planner, table: &table, epoch: epoch, cluster: resources.cluster, events: events)
                     }
                     let started = clock.now
+                    for (node, probedAt) in deadOnProbe.withLock({ found in defer { found.removeAll() }; return found })
+                    where planner.confirmDead(node, probedAt: probedAt, now: now) {
+                        events.publish(.nodeLost, node: node, reason: "no heartbeat for \(configuration.suspectAfter) and nothing answers its probe")
+                    }
+                    if options.probesSilentNodes { probe(planner.suspects(now: now), now: now) }
                     let deadBefore = Set(planner.nodes.filter { $0.value.isAlive }.keys)
                     let planned = planner.plan(now: now)
                     for node in deadBefore where planner.nodes[node]?.isAlive == false {
@@ -197,6 +219,24 @@ final class SupervisorLoop: Service, @unchecked Sendable {
         }
         lease.release()
         leaderGauge.record(0)
+    }
+
+    /// Probes each suspect node not probed within the last half heartbeat interval. A probe
+    /// answered "no responders" (the node's process has no connection) is queued for
+    /// ``ShardPlanner/confirmDead(_:probedAt:now:)`` on the next tick; an answer or a timeout
+    /// changes nothing (the node lives or dies by its heartbeats).
+    private func probe(_ suspects: [NodeID], now: ContinuousClock.Instant) {
+        let suspect = Set(suspects)
+        probed = probed.filter { suspect.contains($0.key) }
+        let interval = configuration.heartbeatInterval
+        for node in suspects where probed[node].map({ now - $0 >= interval / 2 }) ?? true {
+            probed[node] = now
+            context.nats.request(context.subjects.nodeProbe(node: node), payload: [], timeout: interval) { [self] result in
+                if case .failure(let error) = result, error.code == .noResponders {
+                    deadOnProbe.withLock { $0.append((node, now)) }
+                }
+            }
+        }
     }
 
     /// Answers one operator request (the loop leads).
