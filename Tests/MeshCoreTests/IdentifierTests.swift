@@ -92,6 +92,7 @@ import Testing
         #expect(subjects.registry(verb: .list) == "mesh.reg.list")
         #expect(subjects.supervisor(verb: .drain) == "mesh.sup.drain")
         #expect(subjects.heartbeat(node: node) == "mesh.node.worker-1.hb")
+        #expect(subjects.nodeProbe(node: node) == "mesh.node.worker-1.probe")
         #expect(subjects.event(domain: "agent", name: "started") == "mesh.evt.agent.started")
         #expect(subjects.metrics(service: .registry, instance: node) == "mesh.metrics.mesh-registry.worker-1")
         #expect(subjects.tasksStream == "MESH_TASKS")
