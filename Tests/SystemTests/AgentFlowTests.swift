@@ -207,6 +207,72 @@ struct AgentFlowTests {
         await mesh.shutdown()
     }
 
+    /// A worker frozen (SIGSTOP: alive, still connected, silent) with changes it has not
+    /// checkpointed yet (its checkpoint period is long here) is declared dead after its
+    /// misses and its shards move; its successor restores the last checkpoints (none) and
+    /// changes them. When the frozen worker wakes up and learns of the move, it must drop its
+    /// stale agents without checkpointing them: otherwise it would overwrite its successor's
+    /// state, and the agents, once their shards come back to it, would answer with its counts.
+    @Test func aWorkerDeclaredDeadDoesNotOverwriteItsSuccessorsCheckpoints() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-1", extra: ["MESH_HEARTBEAT_MISSES": "2"])
+        try mesh.start(.agentWorker, id: "worker-1")
+        try mesh.start(.agentWorker, id: "worker-2", extra: ["MESH_CHECKPOINT_INTERVAL_MS": "60000"])
+        try await mesh.connect()
+        let ids = (0..<60).map { "stale-\($0)" }
+        for id in ids { try mesh.create(id, kind: "counter") }
+        let shards = try mesh.client.jetStream().keyValue("mesh_shards")
+        func owners() -> [Int: String] {
+            var owners: [Int: String] = [:]
+            for shard in 0..<64 {
+                if let owner = (try? shards.get(String(shard))).flatMap({ $0 }).flatMap({ try? ShardAssignment(serializedBytes: $0.value) })?.nodeId {
+                    owners[shard] = owner
+                }
+            }
+            return owners
+        }
+        let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            let current = owners()
+            return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
+        }
+        #expect(spread, "shards not spread over both workers")
+        let shardMap = try ShardMap()
+        let frozenShards = Set(owners().filter { $0.value == "worker-2" }.keys)
+        let victims = ids.filter { frozenShards.contains(shardMap.shard(of: try! AgentID($0))) }
+        #expect(!victims.isEmpty, "worker-2 hosts none of the agents")
+
+        for id in ids { #expect(try await mesh.act(id, "add", #"{"by":1}"#, timeout: .seconds(30)) == #"{"value":1}"#) }
+        let frozen = try #require(mesh.processes["worker-2"])
+        kill(frozen.pid, SIGSTOP)
+        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !owners().values.contains("worker-2") }
+        #expect(moved, "a frozen worker kept its shards")
+        // The frozen worker still holds its subscriptions, so NATS gives it a share of the
+        // requests (queue group per shard): those are not executed and time out (at most
+        // once). Each add is sent until worker-1 answers it.
+        for id in victims {
+            var reply: String?
+            for _ in 0..<20 where reply == nil {
+                do { reply = try await mesh.act(id, "add", #"{"by":10}"#, timeout: .seconds(1)) } catch let error as MeshError where error.code == .timeout {}
+            }
+            #expect(reply == #"{"value":10}"#, "agent \(id)")
+        }
+        try await Task.sleep(for: .milliseconds(500))  // worker-1 checkpoints the new counts
+        kill(frozen.pid, SIGCONT)
+
+        // Awake, worker-2 heartbeats again and, after its hold-down, wins its shards back:
+        // a planned move, so worker-1 hands them over and worker-2 restores from KV.
+        let back = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            let current = owners()
+            return frozenShards.allSatisfy { current[$0] == "worker-2" }
+        }
+        #expect(back, "worker-2 did not get its shards back: \(mesh.processes["supervisor-1"]!.logTail(maxBytes: 1_500))")
+        for id in victims {
+            #expect(try await mesh.act(id, "get", timeout: .seconds(15)) == #"{"value":10}"#, "agent \(id) lost its successor's count")
+        }
+        await mesh.shutdown()
+    }
+
     /// Adds acknowledged and attempted per agent by ``Mesh/keepAdding(to:while:)``.
     actor Tally {
         var acked: [String: Int] = [:]

@@ -249,8 +249,14 @@ final class WorkerNode: Service, @unchecked Sendable {
             }
             await take(shard, epoch: owner.epoch, handedOverBy: owner.previousAlive ? owner.previous : nil)
         } else if current != nil {
+            // Only a planned move away from this node (or an unassignment, with no successor
+            // to overwrite) hands the agents' newest state over. A node that was declared dead
+            // meanwhile — frozen, or cut off from NATS — learns of the move late: its
+            // successor already restored the last checkpoints and may have changed them
+            // since, so this node's stale cells are dropped without a checkpoint.
+            let planned = owner.node == nil || (owner.previous == node && owner.previousAlive)
             await release(
-                shard, reason: "shard \(shard) moved to \(owner.node?.rawValue ?? "no node") (epoch \(owner.epoch))", handOver: true,
+                shard, reason: "shard \(shard) moved to \(owner.node?.rawValue ?? "no node") (epoch \(owner.epoch))", handOver: planned,
                 toEpoch: owner.node == nil ? nil : owner.epoch)
         }
     }
