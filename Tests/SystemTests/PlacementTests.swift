@@ -28,6 +28,24 @@ struct PlacementTests {
                 executable: try MeshBinaries.path(service.rawValue), arguments: [], logPath: "\(logs)/\(id).log", environment: environment)
         }
 
+        /// A client connection and the `mesh_shards` bucket, once the supervisor created it.
+        func connectToShards() async throws -> (client: NatsConnection, js: JetStream, shards: KeyValue) {
+            var options = NatsOptions()
+            options.servers = [nats.url]
+            let client = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+            let js = try client.jetStream()
+            var bucket: KeyValue?
+            _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+                bucket = try? js.keyValue("mesh_shards")
+                return bucket != nil
+            }
+            guard let bucket else {
+                client.close()
+                throw MeshError(.unavailable, "the supervisor did not create mesh_shards")
+            }
+            return (client, js, bucket)
+        }
+
         /// Stops every process (SIGTERM to all at once, then waits without blocking a thread).
         func shutdown() async {
             for process in processes.values where process.isRunning { kill(process.pid, SIGTERM) }
@@ -58,20 +76,8 @@ struct PlacementTests {
         try mesh.start(.supervisor, id: "supervisor-a")
         try mesh.start(.supervisor, id: "supervisor-b")
         for index in 1...3 { try mesh.start(.agentWorker, id: "worker-\(index)") }
-
-        var options = NatsOptions()
-        options.servers = [mesh.nats.url]
-        let client = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+        let (client, js, shards) = try await mesh.connectToShards()
         defer { client.close() }
-        let js = try client.jetStream()
-        let shards = try await {
-            var bucket: KeyValue?
-            _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
-                bucket = try? js.keyValue("mesh_shards")
-                return bucket != nil
-            }
-            return try #require(bucket)
-        }()
 
         // Every shard owned, spread evenly over the three workers. A worker that joins a
         // moment after the others takes its shards over a few rounds of assignment: the
@@ -138,17 +144,8 @@ struct PlacementTests {
         try mesh.start(.supervisor, id: "supervisor-a", extra: ["MESH_HEARTBEAT_MISSES": "40"])
         for index in 1...3 { try mesh.start(.agentWorker, id: "worker-\(index)") }
 
-        var options = NatsOptions()
-        options.servers = [mesh.nats.url]
-        let client = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+        let (client, _, shards) = try await mesh.connectToShards()
         defer { client.close() }
-        let js = try client.jetStream()
-        var bucket: KeyValue?
-        _ = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
-            bucket = try? js.keyValue("mesh_shards")
-            return bucket != nil
-        }
-        let shards = try #require(bucket)
         let workers = ["worker-1", "worker-2", "worker-3"]
         let spread = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
             guard let owners = try? Self.owners(shards, count: 64), owners.count == 64 else { return false }
