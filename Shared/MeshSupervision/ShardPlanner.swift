@@ -248,8 +248,8 @@ public struct ShardPlanner: Sendable, Hashable {
         nodes[node] = state
     }
 
-    /// The live nodes silent for ``Configuration/suspectAfter`` or longer (not yet for
-    /// ``Configuration/deadAfter``), sorted: candidates for a liveness probe.
+    /// The live nodes silent for ``Configuration/suspectAfter`` or longer, sorted:
+    /// candidates for a liveness probe.
     public func suspects(now: ContinuousClock.Instant) -> [NodeID] {
         nodes.filter { $0.value.isAlive && now - $0.value.lastHeartbeat >= configuration.suspectAfter }.keys.sorted()
     }

@@ -81,8 +81,8 @@ public enum Supervisor {
 
 /// The supervisor's single loop: lease, liveness, planning and KV writes.
 final class SupervisorLoop: Service, @unchecked Sendable {
-    // @unchecked: `planner`, `revisions`, `lease` and `leading` are touched only by `run`'s
-    // loop; heartbeats arrive on a NATS thread into the `inbox` mutex.
+    // @unchecked: `planner`, `revisions`, `lease`, `leading` and `probed` are touched only by
+    // `run`'s loop; heartbeats and probe outcomes arrive on NATS threads into mutexes.
     private let context: ServiceContext
     private let options: SupervisorOptions
     private let configuration: ShardPlanner.Configuration
