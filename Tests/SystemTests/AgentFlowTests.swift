@@ -273,6 +273,46 @@ struct AgentFlowTests {
         await mesh.shutdown()
     }
 
+    /// A spec update restarts the agent (its old cell stops and checkpoints, a new one starts
+    /// from that checkpoint): actions sent meanwhile are retried, never answered `not_found`,
+    /// and the state carries over every restart.
+    @Test func specUpdatesRestartTheAgentWithoutANotFoundInBetween() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-1")
+        try mesh.start(.agentWorker, id: "worker-1")
+        try await mesh.connect()
+        try mesh.create("updated-1", kind: "counter")
+        #expect(try await mesh.act("updated-1", "add", #"{"by":1}"#, timeout: .seconds(30)) == #"{"value":1}"#)
+
+        let gets = Task { () -> (answers: Int, failures: [String]) in
+            var answers = 0
+            var failures: [String] = []
+            while !Task.isCancelled {
+                do {
+                    let reply = try await mesh.act("updated-1", "get", timeout: .seconds(5))
+                    if reply != #"{"value":1}"# { failures.append(reply) }
+                    answers += 1
+                } catch {
+                    if !Task.isCancelled { failures.append("\(error)") }
+                }
+            }
+            return (answers, failures)
+        }
+        for generation in 2...41 {
+            var record = AgentRecord()
+            record.spec = AgentSpec(id: "updated-1", kind: "counter", generation: UInt64(generation), labels: ["round": String(generation)])
+            _ = try mesh.agents.put("updated-1", record.serializedBytes())
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        gets.cancel()
+        let (answers, failures) = await gets.value
+        #expect(failures.count == 0, "\(failures.count) of \(answers + failures.count) gets failed, e.g. \(failures.prefix(3))")
+        #expect(answers > 40)
+        await mesh.shutdown()
+    }
+
     /// Adds acknowledged and attempted per agent by ``Mesh/keepAdding(to:while:)``.
     actor Tally {
         var acked: [String: Int] = [:]

@@ -403,7 +403,12 @@ final class WorkerNode: Service, @unchecked Sendable {
         specs[agent] = record.spec
         guard ownsShard(of: agent) else { return }
         if let previous, previous.generation == record.spec.generation, routing.withLock({ $0.cells[agent] != nil }) { return }
-        if previous != nil { await stopCell(agent) }
+        if previous != nil {
+            // Restarting for the new spec: while the old cell stops and checkpoints, requests
+            // get `unavailable` (retried by the client), not `not_found`. `start` clears it.
+            routing.withLock { _ = $0.starting.insert(agent) }
+            await stopCell(agent)
+        }
         await start(agent, reason: previous == nil ? "agent created" : "spec updated to generation \(record.spec.generation)", placed: previous == nil)
     }
 
