@@ -50,6 +50,18 @@ struct AgentFlowTests {
             _ = try agents.put(id, record.serializedBytes())
         }
 
+        /// The owner of each assigned shard, from KV `mesh_shards`.
+        func shardOwners() throws -> [Int: String] {
+            let shards = try client.jetStream().keyValue("mesh_shards")
+            var owners: [Int: String] = [:]
+            for shard in 0..<64 {
+                if let owner = (try? shards.get(String(shard))).flatMap({ $0 }).flatMap({ try? ShardAssignment(serializedBytes: $0.value) })?.nodeId {
+                    owners[shard] = owner
+                }
+            }
+            return owners
+        }
+
         /// Runs `meshctl ARGUMENTS --nats-url <this mesh>` to its end.
         func meshctl(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
             let out = "\(logs)/meshctl-\(UUID().uuidString).out"
@@ -183,17 +195,11 @@ struct AgentFlowTests {
         // A fourth worker joins: after its hold-down it owns about a quarter of the shards;
         // the agents there move to it with their counters (handed over by a final checkpoint).
         try mesh.start(.agentWorker, id: "worker-4")
-        let shards = try mesh.client.jetStream().keyValue("mesh_shards")
         let joined = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
-            let owned = (0..<64).filter { shard in
-                (try? shards.get(String(shard))).flatMap { $0 }.flatMap { try? ShardAssignment(serializedBytes: $0.value) }?.nodeId == "worker-4"
-            }
-            return owned.count >= 8
+            ((try? mesh.shardOwners()) ?? [:]).values.filter { $0 == "worker-4" }.count >= 8
         }
         #expect(joined, "worker-4 got no shards")
-        let ownedByNew = (0..<64).filter { shard in
-            (try? shards.get(String(shard))).flatMap { $0 }.flatMap { try? ShardAssignment(serializedBytes: $0.value) }?.nodeId == "worker-4"
-        }
+        let ownedByNew = try mesh.shardOwners().filter { $0.value == "worker-4" }
         #expect(abs(ownedByNew.count - 16) <= 8, "worker-4 owns \(ownedByNew.count) shards")
         for (index, id) in ids.enumerated() {
             #expect(try await mesh.act(id, "get", timeout: .seconds(15)) == #"{"value":\#(index)}"#, "agent \(id) lost state")
@@ -222,16 +228,7 @@ struct AgentFlowTests {
         try await mesh.connect()
         let ids = (0..<60).map { "stale-\($0)" }
         for id in ids { try mesh.create(id, kind: "counter") }
-        let shards = try mesh.client.jetStream().keyValue("mesh_shards")
-        func owners() -> [Int: String] {
-            var owners: [Int: String] = [:]
-            for shard in 0..<64 {
-                if let owner = (try? shards.get(String(shard))).flatMap({ $0 }).flatMap({ try? ShardAssignment(serializedBytes: $0.value) })?.nodeId {
-                    owners[shard] = owner
-                }
-            }
-            return owners
-        }
+        func owners() -> [Int: String] { (try? mesh.shardOwners()) ?? [:] }
         let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
             let current = owners()
             return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
