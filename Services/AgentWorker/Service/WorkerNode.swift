@@ -28,6 +28,8 @@ import Synchronization
 /// - Agent state survives a move or a crash up to its last checkpoint: changed state is
 ///   written to KV `mesh_state` every `--checkpoint-interval-ms` (default 100 ms) and on
 ///   every clean hand-over (drain, shutdown, shard moved away while this node lives).
+/// - A checkpoint never replaces one written by a newer owner of the shard: writes are
+///   fenced by the shard epoch (``StateCheckpoints``).
 final class WorkerNode: Service, @unchecked Sendable {
     // @unchecked: `agents`, `groups` and the other `var`s are touched only by the control
     // loop; `routing`, `dirty` and `input` are locked or thread-safe.
@@ -60,12 +62,16 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// Set when the node stops: heartbeats say so and the supervisor moves its shards away.
     let isDraining = Atomic<Bool>(false)
     private let dirty = Mutex<Set<AgentID>>([])
+    /// The `mesh_state` revision of each hosted agent's checkpoint as last read or written
+    /// here (0: none), so that a checkpoint is one compare-and-set (see ``StateCheckpoints``).
+    private let stateRevisions = Mutex<[AgentID: UInt64]>([:])
     /// Status records are written in the order the control loop decides them.
     private let statusWrites = DispatchQueue(label: "mesh.worker.status")
     private let input: AsyncStream<Input>
     private let inputContinuation: AsyncStream<Input>.Continuation
     private var runtime: AgentRuntime!
     private var resources: ClusterResources!
+    private var checkpoints: StateCheckpoints!
     private var events: EventPublisher!
     private var supervisor: SupervisorClient!
 
@@ -89,6 +95,7 @@ final class WorkerNode: Service, @unchecked Sendable {
     private let agentGauge = Gauge(label: "mesh_agents_hosted")
     private let shardGauge = Gauge(label: "mesh_shards_owned")
     private let checkpointsWritten = Counter(label: "mesh_checkpoints_written_total")
+    private let checkpointsFenced = Counter(label: "mesh_checkpoints_fenced_total")
 
     init(context: ServiceContext, options: WorkerOptions) {
         self.context = context
@@ -110,6 +117,7 @@ final class WorkerNode: Service, @unchecked Sendable {
             try await ClusterResources.ensure(
                 js, subjects: subjects, replicas: common.jetStreamReplicas, shardCount: common.shardCount, logger: logger)
         }
+        checkpoints = StateCheckpoints(bucket: resources.state)
         events = EventPublisher(js: js, subjects: context.subjects, node: node, logger: logger)
         supervisor = SupervisorClient(connection: context.nats, subjects: context.subjects, timeout: .seconds(1))
         let input = inputContinuation
@@ -253,7 +261,8 @@ final class WorkerNode: Service, @unchecked Sendable {
             // to overwrite) hands the agents' newest state over. A node that was declared dead
             // meanwhile — frozen, or cut off from NATS — learns of the move late: its
             // successor already restored the last checkpoints and may have changed them
-            // since, so this node's stale cells are dropped without a checkpoint.
+            // since, so this node's stale cells are dropped without a checkpoint. (Had it
+            // tried, the epoch fence of ``StateCheckpoints`` would refuse the write.)
             let planned = owner.node == nil || (owner.previous == node && owner.previousAlive)
             await release(
                 shard, reason: "shard \(shard) moved to \(owner.node?.rawValue ?? "no node") (epoch \(owner.epoch))", handOver: planned,
@@ -315,11 +324,11 @@ final class WorkerNode: Service, @unchecked Sendable {
     private func release(_ shard: Int, reason: String, handOver: Bool, toEpoch: UInt64? = nil) async {
         let subscription = subscriptions.removeValue(forKey: shard)
         taskRunners.withLock { $0.removeValue(forKey: shard) }?.stop()
-        let cells = routing.withLock { routing -> [AgentCell] in
-            routing.epochs[shard] = nil
+        let (cells, epoch) = routing.withLock { routing -> ([AgentCell], UInt64?) in
+            let epoch = routing.epochs.removeValue(forKey: shard)
             let moving = routing.cells.filter { resources.shardMap.shard(of: $0.key) == shard }
             for id in moving.keys { routing.cells[id] = nil }
-            return Array(moving.values)
+            return (Array(moving.values), epoch)
         }
         // A drain, not an unsubscribe: requests already delivered here are still answered
         // (`unavailable`, so the client retries at the new owner) instead of vanishing with
@@ -332,7 +341,8 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
         for cell in cells {
             await cell.stop(.reject)
-            if handOver { await checkpoint(cell) }
+            if handOver, let epoch { await checkpoint(cell, epoch: epoch) }
+            stateRevisions.withLock { $0[cell.id] = nil }
             events.publish(.agentStopped, agent: cell.id, reason: reason)
         }
         if handOver, let toEpoch {
@@ -412,9 +422,12 @@ final class WorkerNode: Service, @unchecked Sendable {
         await start(agent, reason: previous == nil ? "agent created" : "spec updated to generation \(record.spec.generation)", placed: previous == nil)
     }
 
-    private func ownsShard(of agent: AgentID) -> Bool {
+    private func ownsShard(of agent: AgentID) -> Bool { ownedEpoch(of: agent) != nil }
+
+    /// The epoch at which this node holds the agent's shard; nil when it does not.
+    private func ownedEpoch(of agent: AgentID) -> UInt64? {
         let shard = resources.shardMap.shard(of: agent)
-        return routing.withLock { $0.epochs[shard] != nil }
+        return routing.withLock { $0.epochs[shard] }
     }
 
     /// Creates (or re-creates) an agent's cell from its spec and last checkpoint.
@@ -445,7 +458,7 @@ final class WorkerNode: Service, @unchecked Sendable {
     private func stopCell(_ agent: AgentID) async {
         guard let cell = routing.withLock({ $0.cells.removeValue(forKey: agent) }) else { return }
         await cell.stop(.drain)
-        await checkpoint(cell)
+        if let epoch = ownedEpoch(of: agent) { await checkpoint(cell, epoch: epoch) }
     }
 
     private func remove(_ agent: AgentID, reason: String) async {
@@ -459,6 +472,7 @@ final class WorkerNode: Service, @unchecked Sendable {
             // creates queued behind them) for two KV round trips each.
             // The status delete goes behind the status writes already queued for the agent.
             try? resources.state.deleteAsync(agent.rawValue)
+            stateRevisions.withLock { $0[agent] = nil }
             let status = resources.status
             statusWrites.async { try? status.deleteAsync(agent.rawValue) }
         }
@@ -560,19 +574,34 @@ final class WorkerNode: Service, @unchecked Sendable {
     private func flushCheckpoints() async {
         let ids = dirty.withLock { ids in defer { ids.removeAll() }; return ids }
         for id in ids {
-            guard let cell = routing.withLock({ $0.cells[id] }) else { continue }
-            await checkpoint(cell)
+            guard let cell = routing.withLock({ $0.cells[id] }), let epoch = ownedEpoch(of: id) else { continue }
+            await checkpoint(cell, epoch: epoch)
         }
     }
 
-    private func checkpoint(_ cell: AgentCell) async {
+    /// Writes the cell's changed state, fenced by `epoch` (the shard epoch this node holds,
+    /// or held until the hand-over): a checkpoint of a newer owner is never overwritten.
+    private func checkpoint(_ cell: AgentCell, epoch: UInt64) async {
         guard cell.needsCheckpoint else { return }
         do {
             let checkpoint = try await cell.checkpoint()
             if let snapshot = checkpoint.state {
-                let (bucket, key) = (resources.state, cell.id.rawValue)
-                _ = try await BlockingIO.run { () throws(NatsError) -> UInt64 in try bucket.put(key, snapshot) }
-                checkpointsWritten.increment()
+                let (checkpoints, agent) = (self.checkpoints!, cell.id)
+                let known = stateRevisions.withLock { $0[agent] }
+                let outcome = try await BlockingIO.run { () throws(NatsError) -> StateCheckpoints.WriteOutcome in
+                    try checkpoints.write(agent, state: snapshot, epoch: epoch, knownRevision: known)
+                }
+                switch outcome {
+                case .written(let revision):
+                    stateRevisions.withLock { $0[agent] = revision }
+                    checkpointsWritten.increment()
+                case .fenced(let newer):
+                    // This node lost the shard and has not heard yet; the move will come.
+                    checkpointsFenced.increment()
+                    context.logger.info(
+                        "checkpoint refused: a newer shard owner wrote this agent's state",
+                        metadata: ["mesh.agent.id": "\(agent)", "mesh.shard.epoch": "\(epoch)", "mesh.shard.epoch.newer": "\(newer)"])
+                }
             }
             cell.markCheckpointed(version: checkpoint.version)
         } catch {
@@ -585,12 +614,11 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// failure restores all its agents at once; one read at a time would add a round trip
     /// per agent to the failover).
     private func loadStates(_ agents: [AgentID]) async -> [AgentID: [UInt8]] {
-        let bucket = resources.state
-        return await withTaskGroup(of: (AgentID, [UInt8]?).self) { group in
+        await withTaskGroup(of: (AgentID, [UInt8]?).self) { group in
             var states: [AgentID: [UInt8]] = [:]
             for (index, agent) in agents.enumerated() {
                 if index >= Self.concurrentStateReads, let (done, state) = await group.next() { states[done] = state }
-                group.addTask { (agent, await BlockingIO.run { (try? bucket.get(agent.rawValue)).flatMap { $0?.value } }) }
+                group.addTask { (agent, await self.loadState(agent)) }
             }
             for await (done, state) in group { states[done] = state }
             return states
@@ -600,10 +628,19 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// Checkpoint reads in flight while a shard is taken over.
     static let concurrentStateReads = 32
 
-    /// The agent's last checkpoint, read off the cooperative pool.
+    /// The agent's last checkpoint, read off the cooperative pool; its revision is
+    /// remembered for the next checkpoint (a failed read leaves it unknown).
     private func loadState(_ agent: AgentID) async -> [UInt8]? {
-        let bucket = resources.state
-        return await BlockingIO.run { (try? bucket.get(agent.rawValue)).flatMap { $0?.value } }
+        let checkpoints = self.checkpoints!
+        let read = await BlockingIO.run { () -> Result<StateCheckpoints.Stored?, NatsError> in
+            do throws(NatsError) { return .success(try checkpoints.read(agent)) } catch { return .failure(error) }
+        }
+        guard case .success(let stored) = read else {
+            stateRevisions.withLock { $0[agent] = nil }
+            return nil
+        }
+        stateRevisions.withLock { $0[agent] = stored?.revision ?? 0 }
+        return stored?.state
     }
 
     private func writeStatus(_ agent: AgentID, spec: AgentSpec?, status: AgentStatus, error: MeshError?) {
