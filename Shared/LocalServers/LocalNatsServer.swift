@@ -25,6 +25,11 @@ public final class LocalNatsServer: Sendable {
         return LocalHost.which("nats-server")
     }
 
+    /// Seconds between nats-server's pings to each client.
+    public static let pingInterval = 2
+    /// Unanswered pings after which nats-server closes a client's connection.
+    public static let pingMax = 2
+
     /// Writes the config and starts the server; returns once it accepts connections.
     /// - Parameters:
     ///   - directory: created if missing; keeps the JetStream store across restarts.
@@ -44,6 +49,12 @@ public final class LocalNatsServer: Sendable {
             listen: 127.0.0.1:\(port)
             http: 127.0.0.1:\(monitorPort)
             max_payload: 8MB
+            # A client that stops answering pings (a frozen or paused process keeps its TCP
+            # connection) is disconnected after about three intervals, so its subscriptions
+            # stop taking a share of their queue groups' requests (nats-server's default:
+            # minutes). The same settings are in Deploy/nats/nats.conf.
+            ping_interval: "\(Self.pingInterval)s"
+            ping_max: \(Self.pingMax)
 
             """
         if jetstream {

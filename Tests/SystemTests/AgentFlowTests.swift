@@ -270,6 +270,64 @@ struct AgentFlowTests {
         await mesh.shutdown()
     }
 
+    /// A frozen worker keeps its TCP connection, so its subscriptions stay in their shards'
+    /// queue groups and take a share of the requests after its shards moved. nats-server
+    /// disconnects a client that stops answering its pings within a few seconds (mesh
+    /// setting `ping_interval: 2s`, `ping_max: 2`; the default is minutes): then every
+    /// request reaches the new owner.
+    @Test func aFrozenWorkerStopsTakingRequestsSoonAfterItsShardsMove() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-1")
+        try mesh.start(.agentWorker, id: "worker-1")
+        try mesh.start(.agentWorker, id: "worker-2")
+        try await mesh.connect()
+        let ids = (0..<60).map { "frozen-\($0)" }
+        for id in ids { try mesh.create(id, kind: "counter") }
+        func owners() -> [Int: String] { (try? mesh.shardOwners()) ?? [:] }
+        let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            let current = owners()
+            return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
+        }
+        #expect(spread, "shards not spread over both workers")
+        let shardMap = try ShardMap()
+        let frozenShards = Set(owners().filter { $0.value == "worker-2" }.keys)
+        let victims = ids.filter { frozenShards.contains(shardMap.shard(of: try! AgentID($0))) }
+        #expect(victims.count >= 10, "worker-2 hosts too few of the agents")
+        for id in ids { #expect(try await mesh.act(id, "get", timeout: .seconds(30)) == #"{"value":0}"#) }
+
+        let frozen = try #require(mesh.processes["worker-2"])
+        let frozenAt = ContinuousClock.now
+        kill(frozen.pid, SIGSTOP)
+        defer { kill(frozen.pid, SIGCONT) }
+        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !owners().values.contains("worker-2") }
+        #expect(moved, "a frozen worker kept its shards")
+        // One attempt per request (not idempotent: never sent twice): a request that NATS
+        // gives the frozen worker times out.
+        func timedOut() async -> Int {
+            var count = 0
+            for id in victims {
+                do {
+                    _ = try await mesh.actions.act(try AgentID(id), action: "get", timeout: .seconds(1), idempotent: false)
+                } catch let error as MeshError where error.code == .timeout {
+                    count += 1
+                } catch {
+                    Issue.record("agent \(id): \(error)")
+                }
+            }
+            return count
+        }
+        var passes: [Int] = []
+        let served = await TestEnvironment.waitUntil(timeout: .seconds(40)) {
+            passes.append(await timedOut())
+            return passes.last == 0
+        }
+        #expect(served, "requests still time out 40 s after the freeze; timeouts per pass of \(victims.count): \(passes)")
+        print("frozen worker: every request answered \(ContinuousClock.now - frozenAt) after the freeze; timeouts per pass: \(passes)")
+        kill(frozen.pid, SIGCONT)
+        await mesh.shutdown()
+    }
+
     /// A spec update restarts the agent (its old cell stops and checkpoints, a new one starts
     /// from that checkpoint): actions sent meanwhile are retried, never answered `not_found`,
     /// and the state carries over every restart.
