@@ -12,8 +12,15 @@ public import Nats
 /// sees a shard move, only a slower answer. Anything that may have executed (a timeout,
 /// `busy`) is returned as it is: the client never runs an action twice.
 ///
+/// Stamping is what keeps a stale owner from acknowledging work: a worker that lost a shard
+/// without knowing it yet (frozen, or slow to see the move) still holds the old epoch and
+/// refuses a request stamped with the newer one, so the request is sent again and the new
+/// owner runs it. A client whose directory lags behind gets `stale_epoch` with the owner's
+/// epoch and stamps that one on its next attempt.
+///
 /// ```swift
-/// let client = ActionClient(connection: nats, subjects: subjects, shardMap: shardMap, shards: directory)
+/// let client = try await ActionClient.watchingShards(connection: nats, subjects: subjects, shardMap: shardMap)
+/// defer { client.stop() }
 /// let reply = try await client.act(try AgentID("counter-1"), action: "add", payload: Array(#"{"by":1}"#.utf8))
 /// ```
 public final class ActionClient: Sendable {
@@ -36,6 +43,22 @@ public final class ActionClient: Sendable {
         self.shardMap = shardMap
         self.shards = shards
     }
+
+    /// A client with a shard directory of its own (a watch of KV `mesh_shards`, loaded before
+    /// this returns) that stamps every request with the epoch it knows. ``stop()`` ends the
+    /// watch.
+    /// - Throws: `NatsError` when the bucket cannot be read (JetStream unavailable, or no
+    ///   mesh set up yet).
+    public static func watchingShards(connection: NatsConnection, subjects: Subjects, shardMap: ShardMap) async throws(NatsError) -> ActionClient {
+        let kv = try connection.jetStream().keyValue(subjects.shardsBucket)
+        let directory = try ShardDirectory(kv: kv, shardCount: shardMap.shardCount)
+        Task { await directory.run() }
+        await directory.waitUntilLoaded()
+        return ActionClient(connection: connection, subjects: subjects, shardMap: shardMap, shards: directory)
+    }
+
+    /// Stops the shard directory's watch (when the client has one).
+    public func stop() { shards?.stop() }
 
     /// Runs `action` on `agent` and returns its reply payload.
     /// - Throws: ``MeshError``: the agent's own error reply (`not_found`, `busy`,
@@ -66,10 +89,12 @@ public final class ActionClient: Sendable {
         connection.request(call.subject, payload: call.request(), headers: call.headers, timeout: timeout) { [self] result in
             switch call.outcome(result, idempotent: false) {
             case .done(let outcome): completion(outcome)
-            case .retry(let error):
+            case .retry(let error, let ownerEpoch):
                 retries.increment()
                 Task {
-                    do throws(MeshError) { completion(.success(try await attempts(call, idempotent: false, after: error))) } catch {
+                    do throws(MeshError) {
+                        completion(.success(try await attempts(call, idempotent: false, after: (error, ownerEpoch))))
+                    } catch {
                         completion(.failure(error))
                     }
                 }
@@ -84,10 +109,12 @@ public final class ActionClient: Sendable {
     }
 
     /// Sends `call` until it is answered, fails for good, or its deadline passes.
-    /// - Parameter after: the "try again" answer of an attempt already made.
-    private func attempts(_ call: Call, idempotent: Bool, after first: MeshError? = nil) async throws(MeshError) -> [UInt8] {
+    /// - Parameter after: the "try again" answer of an attempt already made, with the epoch
+    ///   its owner reported.
+    private func attempts(_ call: Call, idempotent: Bool, after first: (MeshError, UInt64)? = nil) async throws(MeshError) -> [UInt8] {
         var backoff = Duration.milliseconds(5)
-        var retryError = first
+        var retryError = first?.0
+        var ownerEpoch = first?.1 ?? 0
         while true {
             if let error = retryError {
                 let pause = min(error.retryAfter ?? backoff, call.deadline - ContinuousClock.now)
@@ -100,14 +127,18 @@ public final class ActionClient: Sendable {
             guard remaining > .zero else { throw retryError ?? call.timedOut }
             let attempt = idempotent ? min(remaining, Self.idempotentAttemptTimeout) : remaining
             let result: Result<NatsMessage, NatsError>
-            do { result = .success(try await connection.request(call.subject, payload: call.request(), headers: call.headers, timeout: attempt)) } catch {
+            do {
+                let request = call.request(atLeast: ownerEpoch)
+                result = .success(try await connection.request(call.subject, payload: request, headers: call.headers, timeout: attempt))
+            } catch {
                 result = .failure(error)
             }
             switch call.outcome(result, idempotent: idempotent) {
             case .done(let outcome): return try outcome.get()
-            case .retry(let error):
+            case .retry(let error, let epoch):
                 retries.increment()
                 retryError = error
+                ownerEpoch = max(ownerEpoch, epoch)
             }
         }
     }
@@ -143,18 +174,20 @@ public final class ActionClient: Sendable {
 
         var timedOut: MeshError { MeshError(.timeout, "no answer from agent \(agent) within \(timeout)") }
 
-        /// The request of the next attempt (stamped with the shard epoch known now).
-        func request() -> [UInt8] {
+        /// The request of the next attempt, stamped with the shard epoch known now (at least
+        /// `atLeast`, an epoch an owner reported; 0 without a directory: "any owner").
+        func request(atLeast: UInt64 = 0) -> [UInt8] {
             ActionRequest(
                 requestId: requestID, agentId: agent.rawValue, action: action, payload: payload, deadlineUnixMs: deadlineUnixMs,
-                shardEpoch: shards?.owner(of: shard).epoch ?? 0
+                shardEpoch: shards.map { max($0.owner(of: shard).epoch, atLeast) } ?? 0
             ).serializedBytes()
         }
 
         enum Outcome {
             case done(Result<[UInt8], MeshError>)
-            /// Not executed; worth another attempt.
-            case retry(MeshError)
+            /// Not executed; worth another attempt. `ownerEpoch`: the newer epoch a
+            /// `stale_epoch` answer reported (0 otherwise).
+            case retry(MeshError, ownerEpoch: UInt64)
         }
 
         /// What an attempt's answer means: the reply payload, a final error, or "try again".
@@ -168,12 +201,13 @@ public final class ActionClient: Sendable {
                 if reply.status == .ok { return .done(.success(reply.payload)) }
                 let error = MeshError(reply: reply.error, context: "agent \(agent)")
                 guard [.unavailable, .staleEpoch].contains(error.code) else { return .done(.failure(error)) }
-                return .retry(error)
+                return .retry(error, ownerEpoch: error.code == .staleEpoch ? reply.shardEpoch : 0)
             case .failure(let error):
                 switch error.code {
-                case .noResponders: return .retry(MeshError(.unavailable, "no worker serves agent \(agent)'s shard \(shard) yet"))
+                case .noResponders:
+                    return .retry(MeshError(.unavailable, "no worker serves agent \(agent)'s shard \(shard) yet"), ownerEpoch: 0)
                 case .timeout where idempotent && ContinuousClock.now < deadline:
-                    return .retry(MeshError(.timeout, "no answer from agent \(agent) within \(timeout)", retryAfter: .milliseconds(1)))
+                    return .retry(MeshError(.timeout, "no answer from agent \(agent) within \(timeout)", retryAfter: .milliseconds(1)), ownerEpoch: 0)
                 case .timeout: return .done(.failure(timedOut))
                 default: return .done(.failure(MeshError(.unavailable, "cannot reach the mesh: \(error)")))
                 }

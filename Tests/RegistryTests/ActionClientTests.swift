@@ -3,6 +3,7 @@ import Logging
 import MeshClient
 import MeshCore
 import MeshProto
+import MeshRuntime
 import MeshTesting
 import Nats
 import Synchronization
@@ -17,21 +18,23 @@ struct ActionClientTests {
     /// records the request ids it saw.
     final class Owner: Sendable {
         final class Seen: Sendable {
-            let ids = Mutex<[String]>([])
+            let requests = Mutex<[ActionRequest]>([])
         }
         private let seen = Seen()
         private let subscription: NatsHandlerSubscription
-        var requestIDs: [String] { seen.ids.withLock { $0 } }
+        var requestIDs: [String] { seen.requests.withLock { $0.map(\.requestId) } }
+        /// The shard epoch each attempt was stamped with.
+        var epochs: [UInt64] { seen.requests.withLock { $0.map(\.shardEpoch) } }
 
-        init(_ connection: NatsConnection, subject: String, answer: @escaping @Sendable (Int) -> ActionReply) throws {
+        init(_ connection: NatsConnection, subject: String, answer: @escaping @Sendable (Int, ActionRequest) -> ActionReply) throws {
             let seen = self.seen
             subscription = try connection.subscribe(subject) { message in
                 guard let request = try? ActionRequest(serializedBytes: message.payload) else { return }
-                let attempt = seen.ids.withLock { ids in
-                    ids.append(request.requestId)
-                    return ids.count
+                let attempt = seen.requests.withLock { requests in
+                    requests.append(request)
+                    return requests.count
                 }
-                var reply = answer(attempt)
+                var reply = answer(attempt, request)
                 reply.requestId = request.requestId
                 if reply.status == .ok { reply.payload = request.payload }
                 try? connection.respond(to: message, payload: reply.serializedBytes())
@@ -61,7 +64,7 @@ struct ActionClientTests {
         // Unavailable (shard in transit) twice, then served: one success, three attempts, one request id.
         let moving = try AgentID("moving")
         let unavailable = ActionReply(status: .error, error: ErrorReply(code: "unavailable", message: "shard in transit", retryAfterMs: 5))
-        let movingOwner = try Owner(connection, subject: subject(moving)) { $0 <= 2 ? unavailable : ActionReply(status: .ok) }
+        let movingOwner = try Owner(connection, subject: subject(moving)) { attempt, _ in attempt <= 2 ? unavailable : ActionReply(status: .ok) }
         let served = await Self.act(client, moving, payload: Array("hello".utf8), timeout: .seconds(5))
         #expect(try served.get() == Array("hello".utf8))
         let ids = movingOwner.requestIDs
@@ -69,7 +72,7 @@ struct ActionClientTests {
 
         // Busy may have been queued: never sent again.
         let busy = try AgentID("busy-one")
-        let busyOwner = try Owner(connection, subject: subject(busy)) { _ in
+        let busyOwner = try Owner(connection, subject: subject(busy)) { _, _ in
             ActionReply(status: .error, error: ErrorReply(code: "busy", message: "mailbox full"))
         }
         let refused = await Self.act(client, busy, payload: [], timeout: .seconds(5))
@@ -82,5 +85,49 @@ struct ActionClientTests {
         if case .failure(let error) = orphan { #expect(error.code == .unavailable, "\(error)") } else { Issue.record("expected a failure") }
         #expect(connection.requestsInFlight == 0)
         withExtendedLifetime((movingOwner, busyOwner)) {}
+    }
+
+    /// With a shard directory, every attempt carries the epoch the client knows; an owner
+    /// that answers `stale_epoch` reports its own, newer one, which the next attempt carries
+    /// (a directory that lags behind costs one round trip, not the call).
+    @Test func attemptsCarryTheKnownEpochAndAStaleEpochAnswerRaisesIt() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        var options = NatsOptions()
+        options.servers = [server.url]
+        let connection = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+        defer { connection.close() }
+        let subjects = try Subjects()
+        let resources = try await ClusterResources.ensure(
+            try connection.jetStream(), subjects: subjects, replicas: 1, shardCount: 64, logger: Logger(label: "test"))
+        let shardMap = resources.shardMap
+        let agent = try AgentID("stamped")
+        let shard = shardMap.shard(of: agent)
+        _ = try resources.shards.put(String(shard), ShardAssignment(shard: UInt32(shard), nodeId: "worker-1", epoch: 3).serializedBytes())
+
+        let client = try await ActionClient.watchingShards(connection: connection, subjects: subjects, shardMap: shardMap)
+        defer { client.stop() }
+        let owner = try Owner(connection, subject: subjects.action(shard: shard, agent: agent)) { _, request in
+            guard request.shardEpoch >= 9 else {
+                return ActionReply(
+                    status: .error, error: ErrorReply(code: "stale_epoch", message: "shard at epoch 9", retryAfterMs: 1), shardEpoch: 9)
+            }
+            return ActionReply(status: .ok, shardEpoch: 9)
+        }
+        #expect(try await client.act(agent, action: "echo", payload: Array("a".utf8)) == Array("a".utf8))
+        #expect(owner.epochs == [3, 9])
+        // The callback form does the same.
+        #expect(try await Self.act(client, agent, payload: Array("b".utf8), timeout: .seconds(5)).get() == Array("b".utf8))
+        #expect(owner.epochs == [3, 9, 3, 9])
+
+        // Once the directory learns epoch 9, the first attempt carries it.
+        _ = try resources.shards.put(String(shard), ShardAssignment(shard: UInt32(shard), nodeId: "worker-2", epoch: 9).serializedBytes())
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(5)) {
+            (try? await client.act(agent, action: "echo", payload: [])) != nil && owner.epochs.last == 9 && owner.epochs.suffix(2) != [3, 9]
+        })
+        // Without a directory, "any owner" (0).
+        let plain = ActionClient(connection: connection, subjects: subjects, shardMap: shardMap)
+        _ = try? await plain.act(agent, action: "echo", payload: [], timeout: .milliseconds(200))
+        #expect(owner.epochs.last == 0)
     }
 }

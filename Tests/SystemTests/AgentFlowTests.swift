@@ -328,6 +328,70 @@ struct AgentFlowTests {
         await mesh.shutdown()
     }
 
+    /// Writes that reach a frozen worker after its shards moved wait in its connection; when
+    /// it wakes it must not run and acknowledge them on its stale agents (their state is
+    /// dropped when it learns of the move, so an acknowledged write would be lost). The
+    /// client stamps each request with the shard epoch it knows (its `ShardDirectory`), and
+    /// the stale worker refuses the newer epoch: the client sends the write again and the
+    /// new owner runs it.
+    @Test func aWokenWorkerDoesNotAcknowledgeWritesForShardsItLost() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-1")
+        try mesh.start(.agentWorker, id: "worker-1")
+        try mesh.start(.agentWorker, id: "worker-2")
+        try await mesh.connect()
+        let ids = (0..<60).map { "woken-\($0)" }
+        for id in ids { try mesh.create(id, kind: "counter") }
+        func owners() -> [Int: String] { (try? mesh.shardOwners()) ?? [:] }
+        let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            let current = owners()
+            return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
+        }
+        #expect(spread, "shards not spread over both workers")
+        let shardMap = try ShardMap()
+        let frozenShards = Set(owners().filter { $0.value == "worker-2" }.keys)
+        let victims = ids.filter { frozenShards.contains(shardMap.shard(of: try! AgentID($0))) }
+        #expect(victims.count >= 10, "worker-2 hosts too few of the agents")
+        for id in ids { #expect(try await mesh.act(id, "get", timeout: .seconds(30)) == #"{"value":0}"#) }
+        let client = try await ActionClient.watchingShards(connection: mesh.client, subjects: try Subjects(), shardMap: shardMap)
+        defer { client.stop() }
+
+        let frozen = try #require(mesh.processes["worker-2"])
+        kill(frozen.pid, SIGSTOP)
+        defer { kill(frozen.pid, SIGCONT) }
+        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !owners().values.contains("worker-2") }
+        #expect(moved, "a frozen worker kept its shards")
+        // Two adds per victim, all at once, while worker-2 still holds its subscriptions
+        // (nats-server disconnects it only after about 4 s): some wait in its connection.
+        let adds = Task {
+            await withTaskGroup(of: (String, Bool).self) { group in
+                for id in victims + victims {
+                    group.addTask {
+                        do {
+                            _ = try await client.act(try AgentID(id), action: "add", payload: Array(#"{"by":1}"#.utf8), timeout: .seconds(10))
+                            return (id, true)
+                        } catch {
+                            return (id, false)
+                        }
+                    }
+                }
+                var acknowledged: [String: Int] = [:]
+                for await (id, ok) in group where ok { acknowledged[id, default: 0] += 1 }
+                return acknowledged
+            }
+        }
+        try await Task.sleep(for: .milliseconds(1_500))
+        kill(frozen.pid, SIGCONT)
+        let acknowledged = await adds.value
+        #expect(acknowledged.values.reduce(0, +) > 0, "no add was acknowledged")
+        for id in victims {
+            let value = try await mesh.act(id, "get", timeout: .seconds(15))
+            #expect(value == #"{"value":\#(acknowledged[id] ?? 0)}"#, "agent \(id): \(acknowledged[id] ?? 0) adds acknowledged")
+        }
+        await mesh.shutdown()
+    }
+
     /// A spec update restarts the agent (its old cell stops and checkpoints, a new one starts
     /// from that checkpoint): actions sent meanwhile are retried, never answered `not_found`,
     /// and the state carries over every restart.

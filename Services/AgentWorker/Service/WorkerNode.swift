@@ -121,10 +121,11 @@ final class WorkerNode: Service, @unchecked Sendable {
         events = EventPublisher(js: js, subjects: context.subjects, node: node, logger: logger)
         supervisor = SupervisorClient(connection: context.nats, subjects: context.subjects, timeout: .seconds(1))
         let input = inputContinuation
+        let shards = try ShardDirectory(kv: resources.shards, shardCount: resources.shardMap.shardCount)
         runtime = AgentRuntime(
             registry: .builtIn(options.kindOptions), logger: logger,
             dispatcher: MeshDispatcher(
-                client: ActionClient(connection: context.nats, subjects: context.subjects, shardMap: resources.shardMap),
+                client: ActionClient(connection: context.nats, subjects: context.subjects, shardMap: resources.shardMap, shards: shards),
                 registry: RegistryClient(connection: context.nats, subjects: context.subjects, shardMap: resources.shardMap)),
             onFailure: { failure in input.yield(.failed(failure.agentID, failure.description)) },
             onStateChange: { [weak self] cell in _ = self?.dirty.withLock { $0.insert(cell.id) } })
@@ -136,7 +137,6 @@ final class WorkerNode: Service, @unchecked Sendable {
             isCancelled: { [weak self] id in self?.cancelledTasks.withLock { $0.contains(id) } ?? false })
         let cancelWatch = try resources.taskCancel.watch()
 
-        let shards = try ShardDirectory(kv: resources.shards, shardCount: resources.shardMap.shardCount)
         shards.onChange { shard, owner in input.yield(.shard(shard, owner)) }
         let specWatch = try resources.agents.watch()
 

@@ -38,6 +38,9 @@ public enum Gateway {
         let shardMap = try await StartupRetry.run("read the cluster's shard map", logger: context.logger) {
             try await BlockingIO.run { try ClusterResources.readShardMap(js, subjects: subjects) }
         }
+        let actions = try await StartupRetry.run("watch the shard table", logger: context.logger) {
+            try await ActionClient.watchingShards(connection: context.nats, subjects: subjects, shardMap: shardMap)
+        }
         let keys = APIKeyStore(store: store, cacheTTL: .milliseconds(options.keyCacheTTLMs))
         if !options.bootstrapKeyFile.isEmpty {
             let file = options.bootstrapKeyFile
@@ -50,7 +53,7 @@ public enum Gateway {
             context: context, options: options, store: store, keys: keys, audit: audit,
             registry: RegistryClient(connection: context.nats, subjects: subjects, shardMap: shardMap),
             readiness: RegistryClient(connection: context.nats, subjects: subjects, shardMap: shardMap, timeout: .seconds(1)),
-            actions: ActionClient(connection: context.nats, subjects: subjects, shardMap: shardMap),
+            actions: actions,
             supervisor: SupervisorClient(connection: context.nats, subjects: subjects),
             tasks: try TaskClient(connection: context.nats, subjects: subjects, shardMap: shardMap),
             live: LiveEvents(

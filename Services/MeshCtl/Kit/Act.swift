@@ -90,7 +90,11 @@ struct Act: AsyncParsableCommand {
         }
         let (nats, subjects, shardMap) = try await connection.connect()
         defer { nats.close() }
-        let client = ActionClient(connection: nats, subjects: subjects, shardMap: shardMap)
+        let client: ActionClient
+        do { client = try await ActionClient.watchingShards(connection: nats, subjects: subjects, shardMap: shardMap) } catch {
+            throw CLIError("unavailable: cannot read the mesh's shard table (\(error.code)); is the mesh running?")
+        }
+        defer { client.stop() }
         do {
             let reply = try await client.act(try AgentID(agent), action: action, payload: Array(data.utf8), timeout: .milliseconds(timeoutMs))
             say(String(decoding: reply, as: UTF8.self))

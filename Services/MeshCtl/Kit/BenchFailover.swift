@@ -127,8 +127,8 @@ struct BenchFailover: AsyncParsableCommand {
         let subjects = try Subjects()
         let (agentsKV, shards) = (try js.keyValue(subjects.agentsBucket), try js.keyValue(subjects.shardsBucket))
         let shardMap = try ShardMap()
-        let actions = ActionClient(connection: client, subjects: subjects, shardMap: shardMap)
         let table = try ShardDirectory(kv: shards, shardCount: shardMap.shardCount)
+        let actions = ActionClient(connection: client, subjects: subjects, shardMap: shardMap, shards: table)
         let watching = Task { await table.run() }
         defer {
             table.stop()

@@ -91,13 +91,16 @@ final class BenchSession: Sendable {
         self.subjects = subjects
         self.shardMap = shardMap
         registry = RegistryClient(connection: nats, subjects: subjects, shardMap: shardMap)
-        actions = ActionClient(connection: nats, subjects: subjects, shardMap: shardMap)
+        actions = try await ActionClient.watchingShards(connection: nats, subjects: subjects, shardMap: shardMap)
         self.gatewayURL = gatewayURL
         self.apiKey = apiKey
         self.processes = processes
     }
 
-    func close() { nats.close() }
+    func close() {
+        actions.stop()
+        nats.close()
+    }
 
     // MARK: Helpers
 
