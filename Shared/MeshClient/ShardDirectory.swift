@@ -27,12 +27,15 @@ public final class ShardDirectory: Service, Sendable {
         /// True when the previous owner was alive when the shard moved (a join, a drain or
         /// a rebalance, not a lost node), so it hands the agents' newest state over.
         public var previousAlive: Bool
+        /// Why the shard got this owner; nil when the assignment names no known reason.
+        public var reason: ShardMoveReason?
 
-        public init(node: NodeID?, epoch: UInt64, previous: NodeID? = nil, previousAlive: Bool = false) {
+        public init(node: NodeID?, epoch: UInt64, previous: NodeID? = nil, previousAlive: Bool = false, reason: ShardMoveReason? = nil) {
             self.node = node
             self.epoch = epoch
             self.previous = previous
             self.previousAlive = previousAlive
+            self.reason = reason
         }
     }
 
@@ -93,9 +96,10 @@ public final class ShardDirectory: Service, Sendable {
         let owner: Owner
         if entry.operation == .put, let assignment = try? ShardAssignment(serializedBytes: entry.value) {
             let previous = try? NodeID(assignment.previousNodeId)
+            let reason = ShardMoveReason(rawValue: assignment.reason)
             owner = Owner(
                 node: try? NodeID(assignment.nodeId), epoch: assignment.epoch, previous: previous,
-                previousAlive: previous != nil && ShardMoveReason(rawValue: assignment.reason)?.previousOwnerAlive == true)
+                previousAlive: previous != nil && reason?.previousOwnerAlive == true, reason: reason)
         } else {
             owner = Owner(node: nil, epoch: 0)
         }

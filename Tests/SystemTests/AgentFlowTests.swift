@@ -87,6 +87,23 @@ struct AgentFlowTests {
             return String(decoding: reply, as: UTF8.self)
         }
 
+        /// Every event of `id`'s timeline in stream `MESH_EVENTS`, oldest first.
+        func timeline(_ id: String) async throws -> [Event] {
+            let js = try client.jetStream()
+            var config = ConsumerConfig(durableName: "timeline-\(UUID().uuidString.prefix(8))", filterSubject: "mesh.evt.agent.>")
+            config.ackPolicy = .none
+            let consumer = try js.addOrUpdateConsumer(stream: "MESH_EVENTS", config: config)
+            defer { try? js.deleteConsumer(stream: "MESH_EVENTS", name: consumer.name) }
+            let pull = try js.pullSubscribe(consumer)
+            defer { try? pull.unsubscribe() }
+            var events: [Event] = []
+            while true {
+                let batch = try await pull.fetch(batch: 1_000, expires: .milliseconds(500))
+                if batch.isEmpty { return events }
+                events += batch.compactMap { try? Event(serializedBytes: $0.payload) }.filter { $0.agentId == id }
+            }
+        }
+
         /// Stops every process (SIGTERM to all at once, then waits without blocking a thread).
         func shutdown() async {
             client?.close()
@@ -177,6 +194,20 @@ struct AgentFlowTests {
             if reply == #"{"value":7}"# { recovered += 1 } else { Issue.record("agent \(id) lost state: \(reply)") }
         }
         #expect(recovered == ids.count)
+
+        // The timeline of a moved agent: placed and started (and maybe moved while the
+        // workers joined), running on worker-2, then migrated from it (its node was lost)
+        // and started again, restored, on its new owner.
+        let timeline = try await mesh.timeline(victims[0])
+        let shown = Comment(rawValue: "\(timeline.map { ($0.type, $0.nodeId, $0.attributes) })")
+        #expect(timeline.first?.type == "placed" && timeline.count >= 4, shown)
+        let last = timeline.suffix(2)
+        #expect(last.map(\.type) == ["migrated", "started"], shown)
+        if let migrated = last.first, let started = last.last {
+            #expect(migrated.nodeId != "worker-2" && !migrated.nodeId.isEmpty && started.nodeId == migrated.nodeId, shown)
+            #expect(migrated.attributes["from"] == "worker-2" && migrated.attributes["cause"] == "node_lost", shown)
+            #expect(started.reason.hasSuffix("state restored"), shown)
+        }
         await mesh.shutdown()
     }
 
@@ -500,6 +531,15 @@ struct AgentFlowTests {
         #expect((afterDrain["worker-2"]?["shards"] as? [Int]) == [], "\(afterDrain)")
         #expect(afterDrain["worker-2"]?["drained"] as? Bool == true)
         try await Self.expectNothingLost(mesh, drainTally, base: { base[$0]! }, "a drain")
+        // Each agent of worker-2 was stopped there and migrated to another node (cause: drain).
+        var drainedAgent: String?
+        for id in ids where drainedAgent == nil {
+            if try await mesh.timeline(id).contains(where: { $0.type == "migrated" && $0.attributes["from"] == "worker-2" }) { drainedAgent = id }
+        }
+        let drainedTimeline = try await mesh.timeline(try #require(drainedAgent, "no agent migrated from worker-2"))
+        let migrated = drainedTimeline.filter { $0.type == "migrated" }
+        #expect(migrated.count == 1 && migrated.first?.attributes["cause"] == "drain", "\(migrated.map(\.attributes))")
+        #expect(drainedTimeline.contains { $0.type == "stopped" && $0.nodeId == "worker-2" })
         #expect(try await mesh.meshctl(["nodes", "drain", "no-such-node"]).status != 0)
         #expect(try await mesh.meshctl(["nodes", "drain", "Bad.Node"]).status != 0)
 

@@ -35,7 +35,9 @@ final class WorkerNode: Service, @unchecked Sendable {
     // loop; `routing`, `dirty` and `input` are locked or thread-safe.
 
     enum Input: Sendable {
-        case shard(Int, ShardDirectory.Owner)
+        /// A shard's owner changed; `atStart`: an assignment this node held already when it
+        /// started (a restart with the same id), not a move to it.
+        case shard(Int, ShardDirectory.Owner, atStart: Bool = false)
         case spec(KeyValueEntry)
         case failed(AgentID, String)
         case restartDue([AgentID], group: String, reason: String)
@@ -155,7 +157,7 @@ final class WorkerNode: Service, @unchecked Sendable {
             }
             await shards.waitUntilLoaded()
             // Shards already assigned to this node (a restart with the same id) are taken now.
-            for (shard, owner) in shards.all.enumerated() where owner.node == node { input.yield(.shard(shard, owner)) }
+            for (shard, owner) in shards.all.enumerated() where owner.node == node { input.yield(.shard(shard, owner, atStart: true)) }
             group.addTask { [weak self] in
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(self?.options.checkpointIntervalMs ?? 100))
@@ -202,7 +204,7 @@ final class WorkerNode: Service, @unchecked Sendable {
 
     private func handle(_ event: Input) async {
         switch event {
-        case .shard(let shard, let owner): await shardChanged(shard, owner)
+        case .shard(let shard, let owner, let atStart): await shardChanged(shard, owner, atStart: atStart)
         case .spec(let entry): await specChanged(entry)
         case .failed(let agent, let reason): await agentFailed(agent, reason: reason)
         case .restartDue(let agents, let group, let reason): await restart(agents, group: group, reason: reason)
@@ -247,7 +249,7 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
     }
 
-    private func shardChanged(_ shard: Int, _ owner: ShardDirectory.Owner) async {
+    private func shardChanged(_ shard: Int, _ owner: ShardDirectory.Owner, atStart: Bool) async {
         let current = routing.withLock { $0.epochs[shard] }
         if owner.node == node {
             guard current.map({ owner.epoch > $0 }) ?? true else { return }
@@ -255,7 +257,10 @@ final class WorkerNode: Service, @unchecked Sendable {
                 routing.withLock { $0.epochs[shard] = owner.epoch }  // re-assigned to us with a newer epoch
                 return
             }
-            await take(shard, epoch: owner.epoch, handedOverBy: owner.previousAlive ? owner.previous : nil)
+            let movedFrom = atStart ? nil : owner.previous.flatMap { $0 == node ? nil : $0 }
+            await take(
+                shard, epoch: owner.epoch, handedOverBy: owner.previousAlive ? owner.previous : nil,
+                arrival: movedFrom.map { .migrated(from: $0, cause: owner.reason) } ?? .placed)
         } else if current != nil {
             // Only a planned move away from this node (or an unassignment, with no successor
             // to overwrite) hands the agents' newest state over. A node that was declared dead
@@ -274,9 +279,12 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// agent is up), then the subscription, then the agents restored from their checkpoints;
     /// its task consumer opens after the shards taken in the same batch (a lost node's
     /// shards arrive together) have their agents answering.
-    /// - Parameter handedOverBy: the live previous owner (a planned move): its hand-over
-    ///   marker is awaited first, so the agents start from the state it had when it let go.
-    private func take(_ shard: Int, epoch: UInt64, handedOverBy previous: NodeID? = nil) async {
+    /// - Parameters:
+    ///   - handedOverBy: the live previous owner (a planned move): its hand-over marker is
+    ///     awaited first, so the agents start from the state it had when it let go.
+    ///   - arrival: how the agents came here, for their timeline (`placed`, or `migrated`
+    ///     from the shard's previous owner).
+    private func take(_ shard: Int, epoch: UInt64, handedOverBy previous: NodeID? = nil, arrival: Arrival) async {
         let agents = specs.keys.filter { resources.shardMap.shard(of: $0) == shard }.sorted()
         routing.withLock {
             $0.epochs[shard] = epoch
@@ -292,7 +300,7 @@ final class WorkerNode: Service, @unchecked Sendable {
         if let previous, previous != node, !agents.isEmpty { await awaitHandOver(shard, epoch: epoch, from: previous) }
         let snapshots = await loadStates(agents)
         for agent in agents {
-            await start(agent, reason: "shard \(shard) taken over at epoch \(epoch)", placed: true, preloaded: .some(snapshots[agent]))
+            await start(agent, reason: "shard \(shard) taken over at epoch \(epoch)", arrival: arrival, preloaded: .some(snapshots[agent]))
         }
         inputContinuation.yield(.startTasks(shard, epoch: epoch))
         updateGauges()
@@ -419,7 +427,7 @@ final class WorkerNode: Service, @unchecked Sendable {
             routing.withLock { _ = $0.starting.insert(agent) }
             await stopCell(agent)
         }
-        await start(agent, reason: previous == nil ? "agent created" : "spec updated to generation \(record.spec.generation)", placed: previous == nil)
+        await start(agent, reason: previous == nil ? "agent created" : "spec updated to generation \(record.spec.generation)", arrival: previous == nil ? .placed : nil)
     }
 
     private func ownsShard(of agent: AgentID) -> Bool { ownedEpoch(of: agent) != nil }
@@ -433,7 +441,17 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// Creates (or re-creates) an agent's cell from its spec and last checkpoint.
     /// - Parameter preloaded: the agent's checkpoint when the caller read it already
     ///   (`.some(nil)`: it has none); `nil` reads it now.
-    private func start(_ agent: AgentID, reason: String, placed: Bool, preloaded: [UInt8]?? = nil) async {
+    /// How an agent came to this node, for its timeline.
+    enum Arrival {
+        /// Its first placement (a new agent, an unassigned shard, this node restarted).
+        case placed
+        /// Its shard moved here from `from` (`cause`: the assignment's reason).
+        case migrated(from: NodeID, cause: ShardMoveReason?)
+    }
+
+    /// - Parameter arrival: the `placed` or `migrated` event to record before `started`;
+    ///   nil for a restart in place (a new spec).
+    private func start(_ agent: AgentID, reason: String, arrival: Arrival?, preloaded: [UInt8]?? = nil) async {
         defer { _ = routing.withLock { $0.starting.remove(agent) } }
         guard let spec = specs[agent], ownsShard(of: agent) else { return }
         let shard = resources.shardMap.shard(of: agent)
@@ -443,7 +461,14 @@ final class WorkerNode: Service, @unchecked Sendable {
             let cell = try runtime.makeCell(spec: spec, restoringFrom: snapshot)
             routing.withLock { $0.cells[agent] = cell }
             try joinGroup(agent, spec: spec)
-            if placed { events.publish(.agentPlaced, agent: agent, reason: reason, attributes: ["shard": "\(shard)"]) }
+            switch arrival {
+            case .placed: events.publish(.agentPlaced, agent: agent, reason: reason, attributes: ["shard": "\(shard)"])
+            case .migrated(let from, let cause):
+                events.publish(
+                    .agentMigrated, agent: agent, reason: "\(reason), from \(from) (\(cause?.rawValue ?? "moved"))",
+                    attributes: ["shard": "\(shard)", "from": from.rawValue, "cause": cause?.rawValue ?? ""])
+            case nil: break
+            }
             events.publish(.agentStarted, agent: agent, reason: snapshot == nil ? reason : "\(reason); state restored")
             writeStatus(agent, spec: spec, status: .running, error: nil)
         } catch {
