@@ -26,22 +26,30 @@ public import Nats
 public final class ActionClient: Sendable {
     /// The longest action name.
     public static let maxActionNameBytes = 128
-    /// How long one attempt of an idempotent action waits before it is sent again.
+    /// How long one attempt of an idempotent action waits by default before it is sent again.
     public static let idempotentAttemptTimeout = Duration.seconds(1)
 
     private let connection: NatsConnection
     private let subjects: Subjects
     private let shardMap: ShardMap
     private let shards: ShardDirectory?
+    private let attemptTimeout: Duration
     private let retries = Counter(label: "mesh_action_client_retries_total")
 
-    /// - Parameter shards: the shard directory for epoch stamping; nil sends epoch 0
-    ///   ("any owner"), which the owner accepts.
-    public init(connection: NatsConnection, subjects: Subjects, shardMap: ShardMap, shards: ShardDirectory? = nil) {
+    /// - Parameters:
+    ///   - shards: the shard directory for epoch stamping; nil sends epoch 0 ("any owner"),
+    ///     which the owner accepts.
+    ///   - idempotentAttemptTimeout: how long one attempt of an idempotent action waits
+    ///     before it is sent again.
+    public init(
+        connection: NatsConnection, subjects: Subjects, shardMap: ShardMap, shards: ShardDirectory? = nil,
+        idempotentAttemptTimeout: Duration = ActionClient.idempotentAttemptTimeout
+    ) {
         self.connection = connection
         self.subjects = subjects
         self.shardMap = shardMap
         self.shards = shards
+        self.attemptTimeout = idempotentAttemptTimeout
     }
 
     /// A client with a shard directory of its own (a watch of KV `mesh_shards`, loaded before
@@ -65,9 +73,11 @@ public final class ActionClient: Sendable {
     ///   `invalid_argument`, …), `timeout` when no answer came within `timeout`,
     ///   `unavailable` when the agent's shard had no owner until the deadline.
     /// - Parameter idempotent: the action may safely run twice (a read, say): an attempt
-    ///   unanswered for ``idempotentAttemptTimeout`` is sent again. A request in flight to a
-    ///   worker that crashes is lost without a reply; by default the call then waits out
-    ///   `timeout`, as the action may have run (actions are at most once).
+    ///   unanswered for ``idempotentAttemptTimeout`` is sent again, and with a shard
+    ///   directory also as soon as the agent's shard moves (a request in flight to a worker
+    ///   that crashes is lost without a reply; the move is the first sign of it). Otherwise
+    ///   the call waits out `timeout` in that case, as the action may have run (actions are
+    ///   at most once).
     public func act(
         _ agent: AgentID, action: String, payload: [UInt8] = [], timeout: Duration = .seconds(5), idempotent: Bool = false
     ) async throws(MeshError) -> [UInt8] {
@@ -125,13 +135,38 @@ public final class ActionClient: Sendable {
             let remaining = call.deadline - ContinuousClock.now
             // Out of time after a "try again": that answer says more than a timeout.
             guard remaining > .zero else { throw retryError ?? call.timedOut }
-            let attempt = idempotent ? min(remaining, Self.idempotentAttemptTimeout) : remaining
+            let attempt = idempotent ? min(remaining, attemptTimeout) : remaining
+            let request = call.request(atLeast: ownerEpoch)
             let result: Result<NatsMessage, NatsError>
-            do {
-                let request = call.request(atLeast: ownerEpoch)
-                result = .success(try await connection.request(call.subject, payload: request, headers: call.headers, timeout: attempt))
-            } catch {
-                result = .failure(error)
+            if idempotent, let shards {
+                // Sent again as soon as the shard moves: an owner that died with the request
+                // never answers it.
+                let epoch = shards.owner(of: call.shard).epoch
+                let first = await withTaskGroup(of: Result<NatsMessage, NatsError>?.self) { group in
+                    group.addTask { [connection] in
+                        do throws(NatsError) { return .success(try await connection.request(call.subject, payload: request, headers: call.headers, timeout: attempt)) } catch {
+                            return .failure(error)
+                        }
+                    }
+                    group.addTask {
+                        await shards.waitForMove(of: call.shard, from: epoch)
+                        return nil
+                    }
+                    defer { group.cancelAll() }
+                    return await group.next() ?? nil
+                }
+                guard let first else {
+                    retries.increment()
+                    retryError = MeshError(.unavailable, "agent \(call.agent)'s shard \(call.shard) moved", retryAfter: .milliseconds(1))
+                    continue
+                }
+                result = first
+            } else {
+                do {
+                    result = .success(try await connection.request(call.subject, payload: request, headers: call.headers, timeout: attempt))
+                } catch {
+                    result = .failure(error)
+                }
             }
             switch call.outcome(result, idempotent: idempotent) {
             case .done(let outcome): return try outcome.get()

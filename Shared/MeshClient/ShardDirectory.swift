@@ -44,6 +44,8 @@ public final class ShardDirectory: Service, Sendable {
     private let owners: Mutex<[Owner]>
     private let watcher: KeyValueWatcher
     private let listeners = Mutex<[@Sendable (Int, Owner) -> Void]>([])
+    /// Callers of ``waitForMove(of:from:)`` by shard, each under a token of its own.
+    private let moveWaiters = Mutex<(next: UInt64, byShard: [Int: [UInt64: CheckedContinuation<Void, Never>]])>((0, [:]))
 
     private let loaded = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
@@ -109,7 +111,39 @@ public final class ShardDirectory: Service, Sendable {
             owners[shard] = owner
             return true
         }
-        if changed { for listener in listeners.withLock({ $0 }) { listener(shard, owner) } }
+        guard changed else { return }
+        for listener in listeners.withLock({ $0 }) { listener(shard, owner) }
+        let waiting = moveWaiters.withLock { $0.byShard.removeValue(forKey: shard) } ?? [:]
+        for waiter in waiting.values { waiter.resume() }
+    }
+
+    /// Returns once `shard`'s epoch is no longer `epoch` (at once when it is not), or when
+    /// the calling task is cancelled.
+    public func waitForMove(of shard: Int, from epoch: UInt64) async {
+        guard (0..<shardCount).contains(shard) else { return }
+        let token = moveWaiters.withLock { state -> UInt64 in
+            state.next += 1
+            return state.next
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waiting = moveWaiters.withLock { state -> Bool in
+                    // Checked under the waiters' lock: a move applied before this point is
+                    // seen here, one applied after it finds the waiter.
+                    guard !Task.isCancelled, owner(of: shard).epoch == epoch else { return false }
+                    state.byShard[shard, default: [:]][token] = continuation
+                    return true
+                }
+                if !waiting { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = moveWaiters.withLock { state -> CheckedContinuation<Void, Never>? in
+                let waiter = state.byShard[shard]?.removeValue(forKey: token)
+                if state.byShard[shard]?.isEmpty == true { state.byShard[shard] = nil }
+                return waiter
+            }
+            waiter?.resume()
+        }
     }
 
     /// The owner of `shard` as last seen.

@@ -26,7 +26,9 @@ struct ActionClientTests {
         /// The shard epoch each attempt was stamped with.
         var epochs: [UInt64] { seen.requests.withLock { $0.map(\.shardEpoch) } }
 
-        init(_ connection: NatsConnection, subject: String, answer: @escaping @Sendable (Int, ActionRequest) -> ActionReply) throws {
+        /// - Parameter answer: the reply to attempt N; nil leaves it unanswered (an owner
+        ///   that died with it).
+        init(_ connection: NatsConnection, subject: String, answer: @escaping @Sendable (Int, ActionRequest) -> ActionReply?) throws {
             let seen = self.seen
             subscription = try connection.subscribe(subject) { message in
                 guard let request = try? ActionRequest(serializedBytes: message.payload) else { return }
@@ -34,7 +36,7 @@ struct ActionClientTests {
                     requests.append(request)
                     return requests.count
                 }
-                var reply = answer(attempt, request)
+                guard var reply = answer(attempt, request) else { return }
                 reply.requestId = request.requestId
                 if reply.status == .ok { reply.payload = request.payload }
                 try? connection.respond(to: message, payload: reply.serializedBytes())
@@ -129,5 +131,54 @@ struct ActionClientTests {
         let plain = ActionClient(connection: connection, subjects: subjects, shardMap: shardMap)
         _ = try? await plain.act(agent, action: "echo", payload: [], timeout: .milliseconds(200))
         #expect(owner.epochs.last == 0)
+    }
+
+    /// An idempotent call re-sends an unanswered attempt as soon as the agent's shard moves
+    /// (its owner died with the request), not only after its attempt timeout; a call that is
+    /// not idempotent never does.
+    @Test func anIdempotentAttemptIsSentAgainWhenItsShardMoves() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        var options = NatsOptions()
+        options.servers = [server.url]
+        let connection = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+        defer { connection.close() }
+        let subjects = try Subjects()
+        let resources = try await ClusterResources.ensure(
+            try connection.jetStream(), subjects: subjects, replicas: 1, shardCount: 64, logger: Logger(label: "test"))
+        let shardMap = resources.shardMap
+        let directory = try ShardDirectory(kv: resources.shards, shardCount: shardMap.shardCount)
+        let watching = Task { await directory.run() }
+        defer { watching.cancel() }
+        await directory.waitUntilLoaded()
+        // An attempt timeout far beyond the calls' own: only the move can send again.
+        let client = ActionClient(
+            connection: connection, subjects: subjects, shardMap: shardMap, shards: directory, idempotentAttemptTimeout: .seconds(600))
+        func assign(_ agent: AgentID, epoch: UInt64) throws {
+            let shard = shardMap.shard(of: agent)
+            _ = try resources.shards.put(String(shard), ShardAssignment(shard: UInt32(shard), nodeId: "worker-\(epoch)", epoch: epoch).serializedBytes())
+        }
+
+        let read = try AgentID("read-me")
+        try assign(read, epoch: 1)
+        let reader = try Owner(connection, subject: subjects.action(shard: shardMap.shard(of: read), agent: read)) { attempt, _ in
+            attempt == 1 ? nil : ActionReply(status: .ok)
+        }
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(5)) { directory.owner(of: shardMap.shard(of: read)).epoch == 1 })
+        let call = Task { try await client.act(read, action: "get", payload: Array("x".utf8), timeout: .seconds(20), idempotent: true) }
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(5)) { reader.requestIDs.count == 1 })
+        try assign(read, epoch: 2)
+        #expect(try await call.value == Array("x".utf8))
+        #expect(reader.epochs == [1, 2] && Set(reader.requestIDs).count == 1, "\(reader.epochs)")
+
+        let write = try AgentID("write-me")
+        try assign(write, epoch: 1)
+        let writer = try Owner(connection, subject: subjects.action(shard: shardMap.shard(of: write), agent: write)) { _, _ in nil }
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(5)) { directory.owner(of: shardMap.shard(of: write)).epoch == 1 })
+        let add = Task { try await client.act(write, action: "add", payload: [], timeout: .seconds(2)) }
+        #expect(await TestEnvironment.waitUntil(timeout: .seconds(5)) { writer.requestIDs.count == 1 })
+        try assign(write, epoch: 2)
+        await #expect(throws: MeshError.self) { _ = try await add.value }
+        #expect(writer.requestIDs.count == 1, "a call that is not idempotent was sent twice")
     }
 }
