@@ -438,9 +438,6 @@ final class WorkerNode: Service, @unchecked Sendable {
         return routing.withLock { $0.epochs[shard] }
     }
 
-    /// Creates (or re-creates) an agent's cell from its spec and last checkpoint.
-    /// - Parameter preloaded: the agent's checkpoint when the caller read it already
-    ///   (`.some(nil)`: it has none); `nil` reads it now.
     /// How an agent came to this node, for its timeline.
     enum Arrival {
         /// Its first placement (a new agent, an unassigned shard, this node restarted).
@@ -449,8 +446,12 @@ final class WorkerNode: Service, @unchecked Sendable {
         case migrated(from: NodeID, cause: ShardMoveReason?)
     }
 
-    /// - Parameter arrival: the `placed` or `migrated` event to record before `started`;
-    ///   nil for a restart in place (a new spec).
+    /// Creates (or re-creates) an agent's cell from its spec and last checkpoint.
+    /// - Parameters:
+    ///   - arrival: the `placed` or `migrated` event to record before `started`; nil for a
+    ///     restart in place (a new spec).
+    ///   - preloaded: the agent's checkpoint when the caller read it already (`.some(nil)`:
+    ///     it has none); `nil` reads it now.
     private func start(_ agent: AgentID, reason: String, arrival: Arrival?, preloaded: [UInt8]?? = nil) async {
         defer { _ = routing.withLock { $0.starting.remove(agent) } }
         guard let spec = specs[agent], ownsShard(of: agent) else { return }
