@@ -55,6 +55,8 @@ public final class ServiceContext: Sendable {
     public let startedAt: Date
     /// What `/metrics` serves (the process's registry unless the service installs its own).
     public let metricsExposition = MetricsExpositionHook()
+    /// Whether the process's task pool still runs tasks (`/health` answers 503 when not).
+    public let liveness: PoolLiveness
 
     init(
         descriptor: ServiceDescriptor, options: CommonOptions, instanceID: NodeID, subjects: Subjects, logger: Logger,
@@ -69,6 +71,7 @@ public final class ServiceContext: Sendable {
         self.micro = micro
         self.store = store
         self.startedAt = startedAt
+        self.liveness = PoolLiveness(logger: logger)
     }
 }
 
@@ -128,6 +131,7 @@ public enum ServiceHost {
             micro: micro, store: store, startedAt: startedAt)
 
         var services: [any Service] = [
+            context.liveness,
             ConnectionEventLogger(nats: nats, logger: logger),
             SnapshotPublisher(context: context, observability: observability).service,
         ]
@@ -136,7 +140,7 @@ public enum ServiceHost {
                 MetricsHTTPServer(
                     host: options.metricsHost, port: options.metricsPort, logger: logger,
                     metrics: { context.metricsExposition.render(fallback: observability.prometheusExposition) },
-                    health: { nats.isConnected }))
+                    health: { nats.isConnected && context.liveness.isLive }))
         }
         services += try await makeServices(context)
 

@@ -35,6 +35,7 @@ final class GatewayAPI: Sendable {
     let logger: Logger
     let observability: Observability
     let startedAt: Date
+    let liveness: PoolLiveness
     private let timers: [Operation: Metrics.Timer]
     private let counters = Mutex<[String: Counter]>([:])
 
@@ -61,6 +62,7 @@ final class GatewayAPI: Sendable {
         self.logger = context.logger
         self.observability = Observability.bootstrap(options: context.options)
         self.startedAt = context.startedAt
+        self.liveness = context.liveness
         var timers: [Operation: Metrics.Timer] = [:]
         for operation in Operation.allCases {
             timers[operation] = Metrics.Timer(
@@ -243,7 +245,8 @@ final class GatewayAPI: Sendable {
                 ],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: Dashboard.html)))
         case .health:
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: healthBody())))
+            let (status, body) = health()
+            return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         case .ready:
             return try await ready()
         case .metrics:
@@ -407,9 +410,12 @@ final class GatewayAPI: Sendable {
         JSONSyntax.isValid(reply) ? "application/json" : "application/octet-stream"
     }
 
-    /// The `/health` answer, written by hand: the liveness probe is the gateway's most frequent request.
-    func healthBody() -> [UInt8] {
-        Array(#"{"status":"ok","uptime_seconds":\#(Int(Date().timeIntervalSince(startedAt)))}"#.utf8)
+    /// The `/health` answer, written by hand: the liveness probe is the gateway's most frequent
+    /// request. 503 while the process's task pool is stalled (``PoolLiveness``).
+    func health() -> (HTTPResponse.Status, [UInt8]) {
+        let uptime = Int(Date().timeIntervalSince(startedAt))
+        guard liveness.isLive else { return (.serviceUnavailable, Array(#"{"status":"unavailable","uptime_seconds":\#(uptime)}"#.utf8)) }
+        return (.ok, Array(#"{"status":"ok","uptime_seconds":\#(uptime)}"#.utf8))
     }
 
     // MARK: The fast path (FastPathHandler)
@@ -472,8 +478,9 @@ final class GatewayAPI: Sendable {
     func answer(_ route: FastRoute, body: [UInt8], completion: @escaping @Sendable (FastResponse) -> Void) {
         switch route.kind {
         case .health:
-            record(Self.healthRoute, status: 200, principal: nil, target: nil, requestID: route.requestID, started: route.started)
-            completion(FastResponse(status: .ok, contentType: "application/json", body: healthBody(), requestID: route.requestID))
+            let (status, body) = health()
+            record(Self.healthRoute, status: Int(status.code), principal: nil, target: nil, requestID: route.requestID, started: route.started)
+            completion(FastResponse(status: status, contentType: "application/json", body: body, requestID: route.requestID))
         case .action(let id, let name, let timeoutMs, let principal):
             actions.act(id, action: name, payload: body, timeout: .milliseconds(timeoutMs)) { [self] result in
                 let response: FastResponse

@@ -230,7 +230,17 @@ enum OpenAPIDocument {
         "security": [],
         "responses": {
           "200": {
-            "description": "The process serves HTTP.",
+            "description": "The process serves HTTP and its task pool runs tasks.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Health"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The process's task pool has run nothing for 5 s (wedged): restart it.",
             "content": {
               "application/json": {
                 "schema": {
