@@ -93,18 +93,20 @@ public final class ShardDirectory: Service, Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// The owner a `mesh_shards` entry records (no node at epoch 0 for a deleted or
+    /// unreadable one).
+    public static func owner(of entry: KeyValueEntry) -> Owner {
+        guard entry.operation == .put, let assignment = try? ShardAssignment(serializedBytes: entry.value) else { return Owner(node: nil, epoch: 0) }
+        let previous = try? NodeID(assignment.previousNodeId)
+        let reason = ShardMoveReason(rawValue: assignment.reason)
+        return Owner(
+            node: try? NodeID(assignment.nodeId), epoch: assignment.epoch, previous: previous,
+            previousAlive: previous != nil && reason?.previousOwnerAlive == true, reason: reason)
+    }
+
     private func apply(_ entry: KeyValueEntry) {
         guard let shard = Int(entry.key), (0..<shardCount).contains(shard) else { return }
-        let owner: Owner
-        if entry.operation == .put, let assignment = try? ShardAssignment(serializedBytes: entry.value) {
-            let previous = try? NodeID(assignment.previousNodeId)
-            let reason = ShardMoveReason(rawValue: assignment.reason)
-            owner = Owner(
-                node: try? NodeID(assignment.nodeId), epoch: assignment.epoch, previous: previous,
-                previousAlive: previous != nil && reason?.previousOwnerAlive == true, reason: reason)
-        } else {
-            owner = Owner(node: nil, epoch: 0)
-        }
+        let owner = Self.owner(of: entry)
         let changed = owners.withLock { owners -> Bool in
             // Epochs only grow: an older value arriving late never replaces a newer one.
             guard owner.epoch >= owners[shard].epoch || entry.operation != .put else { return false }

@@ -301,31 +301,67 @@ struct AgentFlowTests {
         await mesh.shutdown()
     }
 
+    /// Two workers with 60 counter agents (each at 0), spread over both: the mesh and the
+    /// agents of worker-2.
+    static func twoWorkersWithCounters() async throws -> (Mesh, victims: [String]) {
+        let mesh = try await Mesh()
+        do {
+            return (mesh, try await Self.counters(on: mesh))
+        } catch {
+            mesh.stop()
+            throw error
+        }
+    }
+
+    private static func counters(on mesh: Mesh) async throws -> [String] {
+        try mesh.start(.supervisor, id: "supervisor-1")
+        try mesh.start(.agentWorker, id: "worker-1")
+        try mesh.start(.agentWorker, id: "worker-2")
+        try await mesh.connect()
+        let ids = (0..<60).map { "counter-\($0)" }
+        for id in ids { try mesh.create(id, kind: "counter") }
+        let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            let current = (try? mesh.shardOwners()) ?? [:]
+            return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
+        }
+        #expect(spread, "shards not spread over both workers")
+        let shardMap = try ShardMap()
+        let frozenShards = Set(try mesh.shardOwners().filter { $0.value == "worker-2" }.keys)
+        let victims = ids.filter { frozenShards.contains(shardMap.shard(of: try! AgentID($0))) }
+        #expect(victims.count >= 10, "worker-2 hosts too few of the agents")
+        for id in ids { #expect(try await mesh.act(id, "get", timeout: .seconds(30)) == #"{"value":0}"#) }
+        return victims
+    }
+
+    /// Sends one add of 1 to each of `ids` at once through `client`; returns how many
+    /// were acknowledged per agent.
+    static func addOnce(_ client: ActionClient, to ids: [String]) async -> [String: Int] {
+        await withTaskGroup(of: (String, Bool).self) { group in
+            for id in ids {
+                group.addTask {
+                    do {
+                        _ = try await client.act(try AgentID(id), action: "add", payload: Array(#"{"by":1}"#.utf8), timeout: .seconds(10))
+                        return (id, true)
+                    } catch {
+                        return (id, false)
+                    }
+                }
+            }
+            var acknowledged: [String: Int] = [:]
+            for await (id, ok) in group where ok { acknowledged[id, default: 0] += 1 }
+            return acknowledged
+        }
+    }
+
     /// A frozen worker keeps its TCP connection, so its subscriptions stay in their shards'
     /// queue groups and take a share of the requests after its shards moved. nats-server
     /// disconnects a client that stops answering its pings within a few seconds (mesh
     /// setting `ping_interval: 2s`, `ping_max: 2`; the default is minutes): then every
     /// request reaches the new owner.
     @Test func aFrozenWorkerStopsTakingRequestsSoonAfterItsShardsMove() async throws {
-        let mesh = try await Mesh()
+        let (mesh, victims) = try await Self.twoWorkersWithCounters()
         defer { mesh.stop() }
-        try mesh.start(.supervisor, id: "supervisor-1")
-        try mesh.start(.agentWorker, id: "worker-1")
-        try mesh.start(.agentWorker, id: "worker-2")
-        try await mesh.connect()
-        let ids = (0..<60).map { "frozen-\($0)" }
-        for id in ids { try mesh.create(id, kind: "counter") }
         func owners() -> [Int: String] { (try? mesh.shardOwners()) ?? [:] }
-        let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
-            let current = owners()
-            return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
-        }
-        #expect(spread, "shards not spread over both workers")
-        let shardMap = try ShardMap()
-        let frozenShards = Set(owners().filter { $0.value == "worker-2" }.keys)
-        let victims = ids.filter { frozenShards.contains(shardMap.shard(of: try! AgentID($0))) }
-        #expect(victims.count >= 10, "worker-2 hosts too few of the agents")
-        for id in ids { #expect(try await mesh.act(id, "get", timeout: .seconds(30)) == #"{"value":0}"#) }
 
         let frozen = try #require(mesh.processes["worker-2"])
         let frozenAt = ContinuousClock.now
@@ -366,26 +402,10 @@ struct AgentFlowTests {
     /// the stale worker refuses the newer epoch: the client sends the write again and the
     /// new owner runs it.
     @Test func aWokenWorkerDoesNotAcknowledgeWritesForShardsItLost() async throws {
-        let mesh = try await Mesh()
+        let (mesh, victims) = try await Self.twoWorkersWithCounters()
         defer { mesh.stop() }
-        try mesh.start(.supervisor, id: "supervisor-1")
-        try mesh.start(.agentWorker, id: "worker-1")
-        try mesh.start(.agentWorker, id: "worker-2")
-        try await mesh.connect()
-        let ids = (0..<60).map { "woken-\($0)" }
-        for id in ids { try mesh.create(id, kind: "counter") }
         func owners() -> [Int: String] { (try? mesh.shardOwners()) ?? [:] }
-        let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
-            let current = owners()
-            return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
-        }
-        #expect(spread, "shards not spread over both workers")
-        let shardMap = try ShardMap()
-        let frozenShards = Set(owners().filter { $0.value == "worker-2" }.keys)
-        let victims = ids.filter { frozenShards.contains(shardMap.shard(of: try! AgentID($0))) }
-        #expect(victims.count >= 10, "worker-2 hosts too few of the agents")
-        for id in ids { #expect(try await mesh.act(id, "get", timeout: .seconds(30)) == #"{"value":0}"#) }
-        let client = try await ActionClient.watchingShards(connection: mesh.client, subjects: try Subjects(), shardMap: shardMap)
+        let client = try await ActionClient.watchingShards(connection: mesh.client, subjects: try Subjects(), shardMap: try ShardMap())
         defer { client.stop() }
 
         let frozen = try #require(mesh.processes["worker-2"])
@@ -395,24 +415,37 @@ struct AgentFlowTests {
         #expect(moved, "a frozen worker kept its shards")
         // Two adds per victim, all at once, while worker-2 still holds its subscriptions
         // (nats-server disconnects it only after about 4 s): some wait in its connection.
-        let adds = Task {
-            await withTaskGroup(of: (String, Bool).self) { group in
-                for id in victims + victims {
-                    group.addTask {
-                        do {
-                            _ = try await client.act(try AgentID(id), action: "add", payload: Array(#"{"by":1}"#.utf8), timeout: .seconds(10))
-                            return (id, true)
-                        } catch {
-                            return (id, false)
-                        }
-                    }
-                }
-                var acknowledged: [String: Int] = [:]
-                for await (id, ok) in group where ok { acknowledged[id, default: 0] += 1 }
-                return acknowledged
-            }
-        }
+        let adds = Task { await Self.addOnce(client, to: victims + victims) }
         try await Task.sleep(for: .milliseconds(1_500))
+        kill(frozen.pid, SIGCONT)
+        let acknowledged = await adds.value
+        #expect(acknowledged.values.reduce(0, +) > 0, "no add was acknowledged")
+        for id in victims {
+            let value = try await mesh.act(id, "get", timeout: .seconds(15))
+            #expect(value == #"{"value":\#(acknowledged[id] ?? 0)}"#, "agent \(id): \(acknowledged[id] ?? 0) adds acknowledged")
+        }
+        await mesh.shutdown()
+    }
+
+    /// Writes sent to a worker just frozen, before its shards move, wait in its connection,
+    /// stamped with the epoch it still holds. When it wakes it must not run and acknowledge
+    /// them: it was silent for longer than its lease (1.5 heartbeat intervals), so it
+    /// refuses every request until it has read the current shard owners from KV and
+    /// released the shards it lost. The clients send the writes again; the new owner runs
+    /// them.
+    @Test func aWokenWorkerRefusesWritesThatReachedItBeforeItsShardsMoved() async throws {
+        let (mesh, victims) = try await Self.twoWorkersWithCounters()
+        defer { mesh.stop() }
+        let client = try await ActionClient.watchingShards(connection: mesh.client, subjects: try Subjects(), shardMap: try ShardMap())
+        defer { client.stop() }
+
+        let frozen = try #require(mesh.processes["worker-2"])
+        kill(frozen.pid, SIGSTOP)
+        defer { kill(frozen.pid, SIGCONT) }
+        let adds = Task { await Self.addOnce(client, to: victims) }
+        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !((try? mesh.shardOwners()) ?? [:]).values.contains("worker-2") }
+        #expect(moved, "a frozen worker kept its shards")
+        try await Task.sleep(for: .milliseconds(500))
         kill(frozen.pid, SIGCONT)
         let acknowledged = await adds.value
         #expect(acknowledged.values.reduce(0, +) > 0, "no add was acknowledged")
@@ -518,8 +551,13 @@ struct AgentFlowTests {
         let ids = (0..<64).map { "meter-\($0)" }
         for id in ids { try mesh.create(id, kind: "counter") }
         for (index, id) in ids.enumerated() { _ = try await mesh.act(id, "add", #"{"by":\#(index * 1000)}"#, timeout: .seconds(30)) }
-        let everyoneKnown = await TestEnvironment.waitUntil(timeout: .seconds(10)) { (try? await mesh.nodes().count) == 3 }
-        #expect(everyoneKnown)
+        // Every worker past its hold-down and owning shards (a drain of an empty node would
+        // prove nothing).
+        let everyoneServes = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            let nodes = (try? await mesh.nodes()) ?? [:]
+            return nodes.count == 3 && nodes.values.allSatisfy { ($0["shards"] as? [Int])?.isEmpty == false }
+        }
+        #expect(everyoneServes, "not every worker owns shards")
         let base = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0 * 1000) })
 
         // Drain worker-2 while writes go on.

@@ -141,6 +141,7 @@ public enum AgentWorker {
                 headers[MeshHeader.messageType] = NodeHeartbeat.messageType.rawValue
                 try context.nats.publish(subject, payload: beat.serializedBytes(), headers: headers)
                 sent.increment()
+                if context.nats.isConnected { node.heartbeatSent() }
             })
     }
 }

@@ -30,6 +30,9 @@ import Synchronization
 ///   every clean hand-over (drain, shutdown, shard moved away while this node lives).
 /// - A checkpoint never replaces one written by a newer owner of the shard: writes are
 ///   fenced by the shard epoch (``StateCheckpoints``).
+/// - A node that sent no heartbeat for longer than its lease (1.5 heartbeat intervals: it
+///   was frozen, starved or cut off, and may have been declared dead) refuses every request
+///   until it has read the shard owners from KV again and released what it lost.
 final class WorkerNode: Service, @unchecked Sendable {
     // @unchecked: `agents`, `groups` and the other `var`s are touched only by the control
     // loop; `routing`, `dirty` and `input` are locked or thread-safe.
@@ -48,6 +51,9 @@ final class WorkerNode: Service, @unchecked Sendable {
         case drain
         /// Stop now (drained, nothing can take the shards, or the drain timed out).
         case stop
+        /// The lease lapsed: read the owners of this node's shards from KV, release what
+        /// moved, then serve again.
+        case revalidate
     }
 
     /// What the NATS delivery threads read: owned shards with their epochs, running cells.
@@ -99,10 +105,22 @@ final class WorkerNode: Service, @unchecked Sendable {
     private let checkpointsWritten = Counter(label: "mesh_checkpoints_written_total")
     private let checkpointsFenced = Counter(label: "mesh_checkpoints_fenced_total")
 
+    /// How long the node may go without a heartbeat sent on a connected link before it
+    /// assumes that it may have been declared dead: 1.5 heartbeat intervals, the silence
+    /// after which the supervisor starts probing a node.
+    private let leaseTimeout: Duration
+    private let clockOrigin = ContinuousClock.now
+    /// When the last heartbeat went out, in nanoseconds since `clockOrigin` (-1: none yet).
+    private let lastHeartbeat = Atomic<Int64>(-1)
+    /// Set when the lease lapsed: requests are refused until ``revalidate()`` has run.
+    private let suspended = Atomic<Bool>(false)
+    private let leaseLapses = Counter(label: "mesh_worker_lease_lapses_total")
+
     init(context: ServiceContext, options: WorkerOptions) {
         self.context = context
         self.options = options
         self.node = context.instanceID
+        self.leaseTimeout = .milliseconds(options.heartbeatIntervalMs) * 1.5
         (input, inputContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
 
@@ -211,7 +229,76 @@ final class WorkerNode: Service, @unchecked Sendable {
         case .startTasks(let shard, let epoch): await startTasks(shard, epoch: epoch)
         case .drain: await drain()
         case .stop: break
+        case .revalidate: await revalidate()
         }
+    }
+
+    // MARK: Lease
+
+    private func sinceOrigin(_ instant: ContinuousClock.Instant) -> Int64 {
+        let (seconds, attoseconds) = (instant - clockOrigin).components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    /// Renews the lease: the heartbeat calls it after each heartbeat sent while connected.
+    /// A gap longer than the lease since the previous one (the process was frozen, say)
+    /// suspends the node first, so a request that sees the new time sees the suspension.
+    func heartbeatSent(at now: ContinuousClock.Instant = .now) {
+        let stamp = sinceOrigin(now)
+        let last = lastHeartbeat.load(ordering: .acquiring)
+        if last >= 0, Duration.nanoseconds(stamp - last) > leaseTimeout { lapse() }
+        lastHeartbeat.store(stamp, ordering: .releasing)
+    }
+
+    /// Whether requests must be refused at `now` (the lease lapsed, or re-reading the shard
+    /// owners is under way).
+    private func leaseLapsed(at now: ContinuousClock.Instant) -> Bool {
+        let last = lastHeartbeat.load(ordering: .acquiring)
+        if suspended.load(ordering: .acquiring) { return true }
+        guard last >= 0, Duration.nanoseconds(sinceOrigin(now) - last) > leaseTimeout else { return false }
+        lapse()
+        return true
+    }
+
+    private func lapse() {
+        guard !suspended.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        leaseLapses.increment()
+        context.logger.warning("lease lapsed (no heartbeat sent in time); refusing requests until the shard owners are read again")
+        inputContinuation.yield(.revalidate)
+    }
+
+    /// Reads the owners of this node's shards from KV (not the watch, which may lag),
+    /// releases the shards that moved, and renews the lease. Retried while KV cannot be read.
+    private func revalidate() async {
+        let owned = routing.withLock { $0.epochs }
+        let bucket = resources.shards
+        let read = await BlockingIO.run { () -> [Int: ShardDirectory.Owner]? in
+            var owners: [Int: ShardDirectory.Owner] = [:]
+            for shard in owned.keys {
+                do throws(NatsError) {
+                    owners[shard] = try bucket.get(String(shard)).map(ShardDirectory.owner(of:)) ?? ShardDirectory.Owner(node: nil, epoch: 0)
+                } catch {
+                    return nil
+                }
+            }
+            return owners
+        }
+        guard let read else {
+            let input = inputContinuation
+            Task {
+                try? await Task.sleep(for: .milliseconds(100))
+                input.yield(.revalidate)
+            }
+            return
+        }
+        var released = 0
+        for (shard, owner) in read.sorted(by: { $0.key < $1.key }) where owner.node != node || owner.epoch != owned[shard] {
+            if owner.node != node { released += 1 }
+            await shardChanged(shard, owner, atStart: false)
+        }
+        lastHeartbeat.store(sinceOrigin(.now), ordering: .releasing)
+        suspended.store(false, ordering: .releasing)
+        context.logger.info("shard owners read again; serving", metadata: ["mesh.shards.released": "\(released)"])
     }
 
     /// Starts a graceful stop: heartbeats say `draining`, the supervisor leader is asked to
@@ -727,6 +814,11 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
         guard let agent = try? AgentID(request.agentId), message.subject == context.subjects.action(shard: shard, agent: agent) else {
             answer(.failure(MeshError(.invalidArgument, "the request's agent id does not match its subject")), requestID: request.requestId, epoch: 0)
+            return
+        }
+        if leaseLapsed(at: started) {
+            let error = MeshError(.unavailable, "node \(node) is reading its shard owners again after a pause", retryAfter: .milliseconds(20))
+            answer(.failure(error), requestID: request.requestId, epoch: 0)
             return
         }
         let (epoch, cell, starting) = routing.withLock { ($0.epochs[shard], $0.cells[agent], $0.starting.contains(agent)) }
