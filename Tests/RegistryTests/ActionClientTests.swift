@@ -45,6 +45,17 @@ struct ActionClientTests {
         }
     }
 
+    /// A nats-server with the mesh's streams and buckets, and a connection to it.
+    static func mesh() async throws -> (NatsServer, NatsConnection, ClusterResources) {
+        let server = try await NatsServer.start()
+        var options = NatsOptions()
+        options.servers = [server.url]
+        let connection = try await NatsConnection.connect(options, logger: Logger(label: "test"))
+        let resources = try await ClusterResources.ensure(
+            try connection.jetStream(), subjects: try Subjects(), replicas: 1, shardCount: 64, logger: Logger(label: "test"))
+        return (server, connection, resources)
+    }
+
     /// Runs the callback form and waits for its one completion.
     static func act(_ client: ActionClient, _ agent: AgentID, payload: [UInt8], timeout: Duration) async -> Result<[UInt8], MeshError> {
         await withCheckedContinuation { continuation in
@@ -93,16 +104,12 @@ struct ActionClientTests {
     /// that answers `stale_epoch` reports its own, newer one, which the next attempt carries
     /// (a directory that lags behind costs one round trip, not the call).
     @Test func attemptsCarryTheKnownEpochAndAStaleEpochAnswerRaisesIt() async throws {
-        let server = try await NatsServer.start()
-        defer { server.stop() }
-        var options = NatsOptions()
-        options.servers = [server.url]
-        let connection = try await NatsConnection.connect(options, logger: Logger(label: "test"))
-        defer { connection.close() }
-        let subjects = try Subjects()
-        let resources = try await ClusterResources.ensure(
-            try connection.jetStream(), subjects: subjects, replicas: 1, shardCount: 64, logger: Logger(label: "test"))
-        let shardMap = resources.shardMap
+        let (server, connection, resources) = try await Self.mesh()
+        defer {
+            connection.close()
+            server.stop()
+        }
+        let (subjects, shardMap) = (try Subjects(), resources.shardMap)
         let agent = try AgentID("stamped")
         let shard = shardMap.shard(of: agent)
         _ = try resources.shards.put(String(shard), ShardAssignment(shard: UInt32(shard), nodeId: "worker-1", epoch: 3).serializedBytes())
@@ -137,16 +144,12 @@ struct ActionClientTests {
     /// (its owner died with the request), not only after its attempt timeout; a call that is
     /// not idempotent never does.
     @Test func anIdempotentAttemptIsSentAgainWhenItsShardMoves() async throws {
-        let server = try await NatsServer.start()
-        defer { server.stop() }
-        var options = NatsOptions()
-        options.servers = [server.url]
-        let connection = try await NatsConnection.connect(options, logger: Logger(label: "test"))
-        defer { connection.close() }
-        let subjects = try Subjects()
-        let resources = try await ClusterResources.ensure(
-            try connection.jetStream(), subjects: subjects, replicas: 1, shardCount: 64, logger: Logger(label: "test"))
-        let shardMap = resources.shardMap
+        let (server, connection, resources) = try await Self.mesh()
+        defer {
+            connection.close()
+            server.stop()
+        }
+        let (subjects, shardMap) = (try Subjects(), resources.shardMap)
         let directory = try ShardDirectory(kv: resources.shards, shardCount: shardMap.shardCount)
         let watching = Task { await directory.run() }
         defer { watching.cancel() }
