@@ -449,7 +449,9 @@ final class WorkerNode: Service, @unchecked Sendable {
     }
 
     private func taskTarget(_ agent: AgentID) -> TaskTarget {
-        routing.withLock { routing -> TaskTarget in
+        // A lapsed lease holds tasks as it refuses actions, until the shard owners were read again.
+        if leaseLapsed(at: .now) { return .starting }
+        return routing.withLock { routing -> TaskTarget in
             if let cell = routing.cells[agent] { return .ready(cell) }
             return routing.starting.contains(agent) ? .starting : .unknown
         }
