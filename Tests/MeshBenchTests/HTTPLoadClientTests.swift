@@ -57,6 +57,8 @@ import Glibc
     final class TinyServer: @unchecked Sendable {
         let port: Int
         let accepted = Atomic<Int>(0)
+        /// `/hang` requests received (never answered).
+        let hanging = Atomic<Int>(0)
         private let listener: Int32
 
         init() throws {
@@ -82,12 +84,12 @@ import Glibc
                     let client = accept(listener, nil, nil)
                     guard client >= 0 else { return }
                     accepted.add(1, ordering: .relaxed)
-                    Thread { Self.serve(client) }.start()
+                    Thread { Self.serve(client, onHang: { self.hanging.add(1, ordering: .relaxed) }) }.start()
                 }
             }.start()
         }
 
-        static func serve(_ client: Int32) {
+        static func serve(_ client: Int32, onHang: () -> Void) {
             defer { close(client) }
             var buffer: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 4096)
@@ -104,7 +106,9 @@ import Glibc
                     case "/ok": answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                     case "/fail": answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
                     case "/close": answer = "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
-                    default: continue  // /hang
+                    default:  // /hang
+                        onHang()
+                        continue
                     }
                     _ = answer.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
                     if path == "/close" { return }
@@ -155,6 +159,9 @@ import Glibc
         let hang = request(client, "/hang")
         let queued = request(client, "/ok")
         let first = Task { try await client.send(hang) }
+        // The only connection is busy with /hang before the second request is sent.
+        for _ in 0..<500 where server.hanging.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(server.hanging.load(ordering: .relaxed) == 1)
         let second = Task { try await client.send(queued) }  // waits for the only connection
         try await Task.sleep(for: .milliseconds(200))
         client.close()
