@@ -75,7 +75,20 @@ public enum Gateway {
                 context.logger.info("HTTP API listening", metadata: ["mesh.http.address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
             logger: context.logger)
-        return [audit, app]
+        // Listed first, so it stops last: the shard watch ends after the HTTP server, before
+        // the process closes its NATS connection and exits (a watch thread still inside
+        // cnats at exit crashed the process).
+        return [StopOnShutdown { actions.stop() }, audit, app]
+    }
+}
+
+/// Runs `action` once graceful shutdown begins.
+struct StopOnShutdown: Service {
+    let action: @Sendable () -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        action()
     }
 }
 
