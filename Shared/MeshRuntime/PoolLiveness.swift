@@ -1,4 +1,5 @@
 public import Logging
+import MeshCore
 import Metrics
 public import ServiceLifecycle
 import Synchronization
@@ -41,11 +42,11 @@ public final class PoolLiveness: Service, Sendable {
     /// Samples until graceful shutdown or cancellation.
     public func run() async {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let now = Self.nanoseconds(ContinuousClock.now - origin)
+            let now = (ContinuousClock.now - origin).totalNanoseconds
             let gap = Duration.nanoseconds(now - lastTick.exchange(now, ordering: .relaxed))
             if gap > stallAfter + interval {
                 stalls.increment()
-                logger.warning("the task pool ran nothing for a while; /health answered 503 meanwhile", metadata: ["mesh.stall_ms": "\(Self.nanoseconds(gap) / 1_000_000)"])
+                logger.warning("the task pool ran nothing for a while; /health answered 503 meanwhile", metadata: ["mesh.stall_ms": "\(gap.totalMilliseconds)"])
             }
             do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) } } catch { return }
         }
@@ -53,15 +54,10 @@ public final class PoolLiveness: Service, Sendable {
 
     /// How long the pool has run no sample, as of `now`.
     public func silence(at now: ContinuousClock.Instant = .now) -> Duration {
-        .nanoseconds(Self.nanoseconds(now - origin) - lastTick.load(ordering: .relaxed))
+        .nanoseconds((now - origin).totalNanoseconds - lastTick.load(ordering: .relaxed))
     }
 
     /// False while the pool has run no sample for longer than ``stallAfter`` (also before
     /// the first sample, once ``stallAfter`` has passed since start).
     public var isLive: Bool { silence() <= stallAfter }
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
 }

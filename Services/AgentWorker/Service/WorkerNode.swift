@@ -235,10 +235,7 @@ final class WorkerNode: Service, @unchecked Sendable {
 
     // MARK: Lease
 
-    private func sinceOrigin(_ instant: ContinuousClock.Instant) -> Int64 {
-        let (seconds, attoseconds) = (instant - clockOrigin).components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
+    private func sinceOrigin(_ instant: ContinuousClock.Instant) -> Int64 { (instant - clockOrigin).totalNanoseconds }
 
     /// Renews the lease: the heartbeat calls it after each heartbeat sent while connected.
     /// A gap longer than the lease since the previous one (the process was frozen, say)
