@@ -185,6 +185,10 @@ extension SLOFile {
             result: agent-create
             metric: throughput
             min: 1000
+          - name: created agents running at least 1 000/s end to end
+            result: agent-create/running
+            metric: throughput
+            min: 1000
           - name: events to 1 subscriber at least 10 000/s
             result: events/1
             metric: throughput

@@ -73,6 +73,19 @@ public struct StateCheckpoints: Sendable {
         return Stored(state: state, epoch: epoch, revision: entry.revision)
     }
 
+    /// The checkpoints of many agents, read together (``KeyValue/values(_:timeout:)``: one
+    /// request per 256 agents); agents without one are absent.
+    public func read(_ agents: [AgentID]) async throws(NatsError) -> [AgentID: Stored] {
+        let entries = try await bucket.values(agents.map(\.rawValue))
+        var stored: [AgentID: Stored] = [:]
+        for agent in agents {
+            guard let entry = entries[agent.rawValue] else { continue }
+            let (epoch, state) = Self.decode(entry.value)
+            stored[agent] = Stored(state: state, epoch: epoch, revision: entry.revision)
+        }
+        return stored
+    }
+
     /// Writes the agent's checkpoint unless a newer owner has written one.
     /// - Parameters:
     ///   - epoch: the shard epoch this writer holds (or held, for a hand-over).

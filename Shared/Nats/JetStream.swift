@@ -429,13 +429,44 @@ public final class JetStream: @unchecked Sendable {
         guard (1...1_000).contains(batch) else {
             throw NatsError(code: .invalidArgument, operation: "JetStream.storedMessages", detail: "batch must be in 1...1000")
         }
+        let body = #"{"seq":\#(max(1, sequence)),"batch":\#(batch),"max_bytes":\#(max(1, maxBytes))}"#
+        return try await directBatch(stream: stream, request: body, answers: batch, timeout: timeout)
+    }
+
+    /// The last message of each subject in `subjects` that has one, in stream order (a
+    /// delete marker counts as a message), read in one request (JetStream's batched direct
+    /// get, ADR-31: `{"multi_last":[…],"batch":N}` to `$JS.API.DIRECT.GET.<stream>`; needs
+    /// nats-server 2.11 and `allow_direct`). Subjects without a message are absent.
+    /// - Throws: `.invalidArgument` (no subjects, more than ``maxLastMessagesSubjects``, or a
+    ///   subject that is not a literal subject), `.noResponders` (no such stream, or direct get
+    ///   not allowed), `.timeout`.
+    /// The corresponding C function is `natsConnection_PublishRequest` (and an inbox
+    /// subscription for the answers).
+    public func lastMessages(stream: String, subjects: [String], timeout: Duration = .seconds(5)) async throws(NatsError) -> [StoredMessage] {
+        try SubjectRules.validateName(stream, kind: "stream", "JetStream.lastMessages")
+        guard (1...Self.maxLastMessagesSubjects).contains(subjects.count) else {
+            throw NatsError(code: .invalidArgument, operation: "JetStream.lastMessages", detail: "1...\(Self.maxLastMessagesSubjects) subjects")
+        }
+        for subject in subjects {
+            try SubjectRules.validatePublish(subject, "JetStream.lastMessages")  // literal: no wildcards
+            if subject.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                throw .invalidSubject("JetStream.lastMessages", "quote or backslash in a subject")
+            }
+        }
+        let list = subjects.map { "\"\($0)\"" }.joined(separator: ",")
+        return try await directBatch(stream: stream, request: #"{"multi_last":[\#(list)],"batch":\#(subjects.count)}"#, answers: subjects.count, timeout: timeout)
+    }
+
+    /// Subjects one ``lastMessages(stream:subjects:timeout:)`` request may name.
+    public static let maxLastMessagesSubjects = 256
+
+    /// Sends one batched direct get and collects its answers until the end-of-batch status.
+    private func directBatch(stream: String, request: String, answers: Int, timeout: Duration) async throws(NatsError) -> [StoredMessage] {
         let inbox = connection.newInbox()
         let collector = DirectBatch()
-        let subscription = try connection.subscribe(inbox, maxPendingMessages: batch + 16, maxPendingBytes: 256 << 20) { collector.add($0) }
+        let subscription = try connection.subscribe(inbox, maxPendingMessages: answers + 16, maxPendingBytes: 256 << 20) { collector.add($0) }
         defer { try? subscription.unsubscribe() }
-        try connection.publish(
-            "\(apiPrefix).DIRECT.GET.\(stream)", payload: Array(#"{"seq":\#(max(1, sequence)),"batch":\#(batch),"max_bytes":\#(max(1, maxBytes))}"#.utf8),
-            reply: inbox)
+        try connection.publish("\(apiPrefix).DIRECT.GET.\(stream)", payload: Array(request.utf8), reply: inbox)
         return try await collector.result(timeout: timeout)
     }
 

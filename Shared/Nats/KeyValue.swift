@@ -154,6 +154,32 @@ public final class KeyValue: @unchecked Sendable {
         return KeyValueEntry(entry)
     }
 
+    /// The current values of `keys`, read together without blocking a thread: batched direct
+    /// gets of the keys' last revisions (``JetStream/lastMessages(stream:subjects:timeout:)``,
+    /// ``JetStream/maxLastMessagesSubjects`` keys per request, the requests one after
+    /// another). Keys that are missing, deleted or purged are absent from the result.
+    /// - Throws: `.noResponders` when the bucket's stream has no direct get; as
+    ///   ``JetStream/lastMessages(stream:subjects:timeout:)`` otherwise.
+    public func values(_ keys: [String], timeout: Duration = .seconds(5)) async throws(NatsError) -> [String: KeyValueEntry] {
+        var found: [String: KeyValueEntry] = [:]
+        let prefix = "$KV.\(bucket)."
+        var start = 0
+        while start < keys.count {
+            let chunk = keys[start..<min(keys.count, start + JetStream.maxLastMessagesSubjects)]
+            start += chunk.count
+            for key in chunk { try SubjectRules.validateKey(key, "KeyValue.values") }
+            let messages = try await jetStream.lastMessages(stream: "KV_\(bucket)", subjects: chunk.map { prefix + $0 }, timeout: timeout)
+            for message in messages where message.subject.hasPrefix(prefix) {
+                let operation = message.headers["KV-Operation"]
+                guard operation != "DEL" && operation != "PURGE" else { continue }
+                let key = String(message.subject.dropFirst(prefix.count))
+                found[key] = KeyValueEntry(
+                    bucket: bucket, key: key, value: message.payload, revision: message.sequence, operation: .put, created: nil, delta: 0)
+            }
+        }
+        return found
+    }
+
     /// Writes a value.
     /// - Returns: the new revision.
     /// The corresponding C function is `kvStore_Put`.
@@ -199,6 +225,21 @@ public final class KeyValue: @unchecked Sendable {
     /// The corresponding C function is `kvStore_Delete`.
     public func delete(_ key: String) throws(NatsError) {
         try natsCall("kvStore_Delete") { kvStore_Delete(kv, key) }
+    }
+
+    /// Writes a value without waiting for the server (``put(_:_:)``'s message, published
+    /// asynchronously within the context's window: waits up to 200 ms for room, then throws
+    /// `.timeout`). Publishes on one connection are stored in order.
+    /// - Parameters:
+    ///   - via: the JetStream context whose window and reply thread carry the write
+    ///     (default: the bucket's).
+    ///   - completion: the acknowledgement (its sequence is the new revision) or the
+    ///     failure, on a cnats thread.
+    /// The corresponding C function is `js_PublishMsgAsync`.
+    public func putAsync(
+        _ key: String, _ value: [UInt8], via: JetStream? = nil, completion: (@Sendable (Result<PubAck, NatsError>) -> Void)? = nil
+    ) throws(NatsError) {
+        try writeAsync(key, value, headers: NatsHeaders(), via: via, completion: completion)
     }
 
     /// Writes a value only when the key has no history, without waiting for the server: the

@@ -102,4 +102,24 @@ struct StateCheckpointsTests {
         _ = try written(try store.write(agent, state: bytes("0"), epoch: 1, knownRevision: 0))
         #expect(try store.read(agent)?.state == bytes("0"))
     }
+
+    @Test func manyCheckpointsReadTogetherMatchTheOnesReadAlone() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let (nats, store) = try await checkpoints(server)
+        defer { nats.close() }
+
+        let agents = try (0..<300).map { try AgentID("counter-\($0)") }
+        for (index, agent) in agents.enumerated() where index % 3 != 0 {
+            _ = try written(try store.write(agent, state: bytes("\(index)"), epoch: UInt64(index), knownRevision: 0))
+        }
+        _ = try store.bucket.put(agents[1].rawValue, bytes("legacy"))
+        try store.bucket.delete(agents[2].rawValue)
+        // mesh_state as the mesh creates it allows the batched direct get this needs.
+        let together = try await store.read(agents)
+        #expect(together.count == 199)
+        for agent in agents { #expect(together[agent] == (try store.read(agent)), "\(agent)") }
+        #expect(together[agents[1]] == .init(state: bytes("legacy"), epoch: 0, revision: try #require(try store.read(agents[1])).revision))
+        #expect(together[agents[4]]?.state == bytes("4") && together[agents[4]]?.epoch == 4)
+    }
 }

@@ -386,6 +386,54 @@ struct KeyValueTests {
         #expect(throws: NatsError(code: .notFound, operation: "")) { _ = try js.keyValue("agents") }
     }
 
+    @Test func valuesReadManyKeysTogetherSkippingMissingAndDeletedOnes() async throws {
+        let server = try await NatsServer.start()
+        defer { server.stop() }
+        let nats = try await Support.connect(server)
+        let js = try nats.jetStream()
+        var config = KeyValueConfig(bucket: "state")
+        config.history = 3
+        let kv = try js.createKeyValue(config)
+        #expect(try await kv.values(["a", "b"]).isEmpty)  // an empty bucket
+        #expect(try await kv.values([]).isEmpty)
+
+        // More keys than one request may name, each written without waiting.
+        let keys = (0..<600).map { "agent-\($0)" }
+        for (index, key) in keys.enumerated() {
+            try JetStreamTests.retryingWhileWindowFull { () throws(NatsError) in try kv.putAsync(key, Support.bytes("v\(index)")) }
+        }
+        try js.publishAsyncComplete(timeout: .seconds(10))
+        let latest = try kv.put("agent-7", Support.bytes("newest"))  // the last revision wins
+        try kv.delete("agent-8")
+        try kv.purge("agent-9")
+        let found = try await kv.values(keys + ["never-written"])
+        #expect(found.count == 598)
+        #expect(found["agent-0"]?.value == Support.bytes("v0") && found["agent-599"]?.value == Support.bytes("v599"))
+        let newest = try #require(found["agent-7"])
+        #expect(newest.value == Support.bytes("newest") && newest.revision == latest && newest.operation == .put)
+        #expect(newest.key == "agent-7" && newest.bucket == "state")
+        #expect(found["agent-8"] == nil && found["agent-9"] == nil && found["never-written"] == nil)
+        for key in ["agent-0", "agent-599"] { #expect(found[key]?.revision == (try kv.get(key))?.revision) }
+
+        let acked = try await withCheckedThrowingContinuation { (done: CheckedContinuation<PubAck, any Error>) in
+            do { try kv.putAsync("agent-1", Support.bytes("again")) { done.resume(with: $0.mapError { $0 as any Error }) } } catch { done.resume(throwing: error) }
+        }
+        #expect(try kv.get("agent-1")?.revision == acked.sequence)
+
+        for bad in ["", "a b", "a*", "a\"b"] {
+            await #expect(throws: NatsError.self, "\(bad)") { _ = try await kv.values(["agent-1", bad]) }
+        }
+        await #expect(throws: NatsError(code: .invalidArgument, operation: "")) {
+            _ = try await js.lastMessages(stream: "KV_state", subjects: (0...JetStream.maxLastMessagesSubjects).map { "$KV.state.k\($0)" })
+        }
+        await #expect(throws: NatsError.self) { _ = try await js.lastMessages(stream: "KV_state", subjects: ["$KV.state.*"]) }
+        // A stream without direct get answers nothing: no responders.
+        try js.addOrUpdateStream(StreamConfig(name: "PLAIN", subjects: ["plain.>"]))
+        await #expect(throws: NatsError(code: .noResponders, operation: "")) {
+            _ = try await js.lastMessages(stream: "PLAIN", subjects: ["plain.a"], timeout: .seconds(2))
+        }
+    }
+
     @Test func watchDeliversInitialValuesMarkerThenUpdates() async throws {
         let server = try await NatsServer.start()
         defer { server.stop() }

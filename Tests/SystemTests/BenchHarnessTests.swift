@@ -31,7 +31,7 @@ struct BenchHarnessTests {
         let prefix = "\(directory)/results/run"
         let run = try await Self.meshctl(
             [
-                "bench", "all", "--scenarios", "actions,registry-lookup,gateway-http", "--duration", "2", "--warmup", "0.5", "--profile", "constant:200",
+                "bench", "all", "--scenarios", "actions,registry-lookup,gateway-http,agent-create", "--duration", "2", "--warmup", "0.5", "--profile", "constant:200",
                 "--agents", "20", "--workers", "1", "--mesh-dir", "\(directory)/mesh", "--out", prefix,
             ], in: directory, timeout: .seconds(150))
         #expect(run.status == 0, "\(run.error.suffix(3_000))")
@@ -47,6 +47,7 @@ struct BenchHarnessTests {
         let results = document["results"] as? [[String: Any]] ?? []
         #expect(results.compactMap { $0["name"] as? String } == [
                 "actions", "actions/max", "registry-lookup/nats", "registry-lookup/cache", "gateway-http/health", "gateway-http/action",
+                "agent-create", "agent-create/running",
             ])
         for result in results {
             let latency = result["latency"] as? [String: Any] ?? [:]
@@ -54,8 +55,15 @@ struct BenchHarnessTests {
             for key in ["p50Micros", "p90Micros", "p95Micros", "p99Micros", "p999Micros", "maxMicros"] { #expect(latency[key] is Double, "\(key)") }
             #expect((latency["p50Micros"] as? Double ?? 0) <= (latency["p99Micros"] as? Double ?? 0))
             #expect(result["profile"] as? String == "constant:200" && result["errorRate"] is Double)
-            if (result["name"] as? String ?? "").hasPrefix("gateway-http") { #expect(result["errors"] as? Int == 0, "\(result)") }
-            #expect((result["timeline"] as? [[String: Any]] ?? []).count >= 3)
+            let name = result["name"] as? String ?? ""
+            if name.hasPrefix("gateway-http") || name.hasPrefix("agent-create") { #expect(result["errors"] as? Int == 0, "\(result)") }
+            // Agents running: every agent created (warm-up included), each until it runs.
+            if name == "agent-create/running" {
+                let window = results.first { $0["name"] as? String == "agent-create" }?["operations"] as? Int ?? 0
+                #expect((result["operations"] as? Int ?? 0) >= window && window > 0, "\(result)")
+            } else {
+                #expect((result["timeline"] as? [[String: Any]] ?? []).count >= 3)
+            }
             let resources = result["resources"] as? [String: Any] ?? [:]
             #expect(resources["sampled"] as? Bool == true && (resources["rssBytes"] as? Int ?? 0) > 0)
             #expect((resources["processes"] as? [[String: Any]] ?? []).contains { $0["name"] as? String == "mesh-agent-worker" })

@@ -1,5 +1,4 @@
 import AgentSDK
-import Dispatch
 import Foundation
 import Logging
 import MeshClient
@@ -41,7 +40,8 @@ final class WorkerNode: Service, @unchecked Sendable {
         /// A shard's owner changed; `atStart`: an assignment this node held already when it
         /// started (a restart with the same id), not a move to it.
         case shard(Int, ShardDirectory.Owner, atStart: Bool = false)
-        case spec(KeyValueEntry)
+        /// Spec changes are waiting in ``pendingSpecs`` (yielded once per batch).
+        case specs
         case failed(AgentID, String)
         case restartDue([AgentID], group: String, reason: String)
         /// Open the task consumer of a shard taken at `epoch` (queued behind the shards taken
@@ -70,11 +70,16 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// Set when the node stops: heartbeats say so and the supervisor moves its shards away.
     let isDraining = Atomic<Bool>(false)
     private let dirty = Mutex<Set<AgentID>>([])
+    /// `mesh_agents` watch entries not yet handled, in watch order. The control loop takes
+    /// them all at once, so the checkpoints of a burst of new agents are read concurrently
+    /// instead of one round trip after another.
+    private let pendingSpecs = Mutex<[KeyValueEntry]>([])
+    /// Entries ``pendingSpecs`` may hold before the watch waits (the watch itself buffers
+    /// a bounded number more).
+    static let maxPendingSpecs = 8_192
     /// The `mesh_state` revision of each hosted agent's checkpoint as last read or written
     /// here (0: none), so that a checkpoint is one compare-and-set (see ``StateCheckpoints``).
     private let stateRevisions = Mutex<[AgentID: UInt64]>([:])
-    /// Status records are written in the order the control loop decides them.
-    private let statusWrites = DispatchQueue(label: "mesh.worker.status")
     private let input: AsyncStream<Input>
     private let inputContinuation: AsyncStream<Input>.Continuation
     private var runtime: AgentRuntime!
@@ -162,9 +167,17 @@ final class WorkerNode: Service, @unchecked Sendable {
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await shards.run() }
-            group.addTask {
+            group.addTask { [weak self] in
                 for await event in specWatch {
-                    if case .entry(let entry) = event { input.yield(.spec(entry)) }
+                    guard case .entry(let entry) = event, let self else { continue }
+                    while self.pendingSpecs.withLock({ $0.count }) >= Self.maxPendingSpecs {
+                        try? await Task.sleep(for: .milliseconds(1))
+                    }
+                    let first = self.pendingSpecs.withLock { pending in
+                        pending.append(entry)
+                        return pending.count == 1
+                    }
+                    if first { input.yield(.specs) }
                 }
             }
             group.addTask { [weak self] in
@@ -223,7 +236,7 @@ final class WorkerNode: Service, @unchecked Sendable {
     private func handle(_ event: Input) async {
         switch event {
         case .shard(let shard, let owner, let atStart): await shardChanged(shard, owner, atStart: atStart)
-        case .spec(let entry): await specChanged(entry)
+        case .specs: await specsChanged(pendingSpecs.withLock { pending in defer { pending.removeAll() }; return pending })
         case .failed(let agent, let reason): await agentFailed(agent, reason: reason)
         case .restartDue(let agents, let group, let reason): await restart(agents, group: group, reason: reason)
         case .startTasks(let shard, let epoch): await startTasks(shard, epoch: epoch)
@@ -492,28 +505,46 @@ final class WorkerNode: Service, @unchecked Sendable {
         for shard in routing.withLock({ Array($0.epochs.keys) }) { await release(shard, reason: reason, handOver: true) }
     }
 
-    private func specChanged(_ entry: KeyValueEntry) async {
-        guard let agent = try? AgentID(entry.key) else { return }
-        if entry.operation != .put {
-            specs[agent] = nil
-            await remove(agent, reason: "agent deleted")
-            return
-        }
-        guard let record = try? AgentRecord(serializedBytes: entry.value) else {
-            context.logger.warning("unreadable agent record", metadata: ["mesh.agent.id": "\(agent)"])
-            return
-        }
-        let previous = specs[agent]
-        specs[agent] = record.spec
-        guard ownsShard(of: agent) else { return }
-        if let previous, previous.generation == record.spec.generation, routing.withLock({ $0.cells[agent] != nil }) { return }
-        if previous != nil {
+    /// Applies spec changes in watch order. New agents of owned shards start together after
+    /// the others: their checkpoints (a recreated or late-seen agent may have one) are read
+    /// concurrently, and meanwhile requests to them get `unavailable`, not `not_found`.
+    private func specsChanged(_ entries: [KeyValueEntry]) async {
+        var created: [AgentID] = []
+        var waiting = Set<AgentID>()
+        for entry in entries {
+            guard let agent = try? AgentID(entry.key) else { continue }
+            if entry.operation != .put {
+                specs[agent] = nil
+                if waiting.remove(agent) != nil { _ = routing.withLock { $0.starting.remove(agent) } }
+                await remove(agent, reason: "agent deleted")
+                continue
+            }
+            guard let record = try? AgentRecord(serializedBytes: entry.value) else {
+                context.logger.warning("unreadable agent record", metadata: ["mesh.agent.id": "\(agent)"])
+                continue
+            }
+            let previous = specs[agent]
+            specs[agent] = record.spec
+            guard ownsShard(of: agent), !waiting.contains(agent) else { continue }  // a waiting agent starts with its newest spec
+            guard let previous else {
+                created.append(agent)
+                waiting.insert(agent)
+                routing.withLock { _ = $0.starting.insert(agent) }
+                continue
+            }
+            if previous.generation == record.spec.generation, routing.withLock({ $0.cells[agent] != nil }) { continue }
             // Restarting for the new spec: while the old cell stops and checkpoints, requests
             // get `unavailable` (retried by the client), not `not_found`. `start` clears it.
             routing.withLock { _ = $0.starting.insert(agent) }
             await stopCell(agent)
+            await start(agent, reason: "spec updated to generation \(record.spec.generation)", arrival: nil)
         }
-        await start(agent, reason: previous == nil ? "agent created" : "spec updated to generation \(record.spec.generation)", arrival: previous == nil ? .placed : nil)
+        created.removeAll { !waiting.contains($0) }
+        guard !created.isEmpty else { return }
+        let snapshots = await loadStates(created)
+        for agent in created {
+            await start(agent, reason: "agent created", arrival: .placed, preloaded: .some(snapshots[agent]))
+        }
     }
 
     private func ownsShard(of agent: AgentID) -> Bool { ownedEpoch(of: agent) != nil }
@@ -582,11 +613,9 @@ final class WorkerNode: Service, @unchecked Sendable {
         if ownsShard(of: agent) {
             // Without waiting: a burst of deletes must not hold the control loop (and the
             // creates queued behind them) for two KV round trips each.
-            // The status delete goes behind the status writes already queued for the agent.
             try? resources.state.deleteAsync(agent.rawValue)
             stateRevisions.withLock { $0[agent] = nil }
-            let status = resources.status
-            statusWrites.async { try? status.deleteAsync(agent.rawValue) }
+            try? resources.status.deleteAsync(agent.rawValue)
         }
         updateGauges()
     }
@@ -722,11 +751,24 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
     }
 
-    /// The last checkpoints of `agents`, read concurrently (a shard taken over after a
-    /// failure restores all its agents at once; one read at a time would add a round trip
-    /// per agent to the failover).
+    /// The last checkpoints of `agents`, read together (a shard taken over after a failure
+    /// restores all its agents at once, and a burst of creates starts many agents; one read
+    /// at a time would add a round trip per agent): batched direct gets, one request per 256
+    /// agents. Each agent's revision is remembered for its next checkpoint. When the batched
+    /// read fails (a bucket without direct get, say), the checkpoints are read one by one,
+    /// ``concurrentStateReads`` at a time.
     private func loadStates(_ agents: [AgentID]) async -> [AgentID: [UInt8]] {
-        await withTaskGroup(of: (AgentID, [UInt8]?).self) { group in
+        guard !agents.isEmpty else { return [:] }
+        do {
+            let stored = try await checkpoints.read(agents)
+            stateRevisions.withLock { revisions in
+                for agent in agents { revisions[agent] = stored[agent]?.revision ?? 0 }
+            }
+            return stored.mapValues(\.state)
+        } catch {
+            context.logger.debug("batched checkpoint read failed; reading one by one", metadata: ["error": "\(error)"])
+        }
+        return await withTaskGroup(of: (AgentID, [UInt8]?).self) { group in
             var states: [AgentID: [UInt8]] = [:]
             for (index, agent) in agents.enumerated() {
                 if index >= Self.concurrentStateReads, let (done, state) = await group.next() { states[done] = state }
@@ -769,11 +811,17 @@ final class WorkerNode: Service, @unchecked Sendable {
         record.updatedAtUnixMs = now
         record.statusChangedAtUnixMs = now
         if status == .running { record.startedAtUnixMs = now }
-        let (bucket, logger, bytes) = (resources.status, context.logger, record.serializedBytes())
-        statusWrites.async {  // in order, off the control loop
-            do { _ = try bucket.put(agent.rawValue, bytes) } catch {
-                logger.debug("status not written", metadata: ["mesh.agent.id": "\(agent)", "error": "\(error)"])
+        // Without waiting, in the order the control loop decides (publishes on one connection
+        // are stored in order; so is the status delete of a removed agent).
+        let logger = context.logger
+        do {
+            try resources.status.putAsync(agent.rawValue, record.serializedBytes()) { result in
+                if case .failure(let error) = result {
+                    logger.debug("status not written", metadata: ["mesh.agent.id": "\(agent)", "error": "\(error)"])
+                }
             }
+        } catch {
+            logger.debug("status not written", metadata: ["mesh.agent.id": "\(agent)", "error": "\(error)"])
         }
     }
 

@@ -13,7 +13,9 @@ import Synchronization
 enum BenchScenario: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// Action round trips (request/reply through a worker) on echo agents.
     case actions
-    /// Agent creation through the registry (each created agent is deleted afterwards).
+    /// Agent creation through the registry (`agent-create`: the create call), and until the
+    /// agents answer on their workers (`agent-create/running`). Each created agent is
+    /// deleted afterwards.
     case agentCreate = "agent-create"
     /// Create → first action answered → delete, per operation.
     case lifecycle
@@ -169,7 +171,7 @@ struct ScenarioRunner {
         let name = settings.name ?? scenario.rawValue
         switch scenario {
         case .actions: return [try await actions(name: name, profile: profile)]
-        case .agentCreate: return [try await agentCreate(name: name, profile: profile)]
+        case .agentCreate: return try await agentCreate(name: name, profile: profile)
         case .lifecycle: return [try await lifecycle(name: name, profile: profile)]
         case .registryLookup: return try await registryLookup(name: name, profile: profile)
         case .events: return try await events(name: name, profile: profile)
@@ -214,18 +216,110 @@ struct ScenarioRunner {
             profile: profile, notes: ["latency: action request → reply through the owning worker (ActionClient, callback form)"])
     }
 
-    func agentCreate(name: String, profile: LoadProfile) async throws -> BenchResult {
+    /// Creates agents as fast as the profile allows. Two results:
+    /// - `agent-create`: the create call (KV compare-and-set, index, reply) in the window;
+    /// - `agent-create/running`: the same agents until their workers report them running
+    ///   (their `mesh_status` record, written once the agent answers, seen through a KV
+    ///   watch). Throughput: every agent created (warm-up included) over the time from the
+    ///   first create until the last one runs, so workers falling behind the registry lower
+    ///   it. Latency: create sent → running, for every agent.
+    func agentCreate(name: String, profile: LoadProfile) async throws -> [BenchResult] {
         let registry = session.registry
         let tag = "bench-new-\(UInt16.random(in: 0...UInt16.max))"
+        let track = CreateTracking(prefix: "\(tag)-")
+        let statusWatch = try session.nats.jetStream().keyValue(session.subjects.statusBucket).watch(updatesOnly: true, bufferSize: 8_192)
+        let watching = Task { for await event in statusWatch { if case .entry(let entry) = event { track.statusChanged(entry) } } }
+        let begin = track.clock.now
         let measurement = await generator(name, profile).run { index in
-            _ = try await registry.create(AgentSpec(id: "\(tag)-\(index)", kind: "echo", labels: ["bench": "agent-create"]))
+            track.sending(index)
+            do { _ = try await registry.create(AgentSpec(id: "\(tag)-\(index)", kind: "echo", labels: ["bench": "agent-create"])) } catch {
+                track.failed(index)
+                throw error
+            }
         }
         let created = measurement.recorder.total  // indexes 0..<total were attempted
+        progress("\(name): waiting until the \(created) agents run")
+        let last = await track.waitUntilRunning(created, quietFor: .seconds(10))
+        statusWatch.stop()
+        await watching.value
         progress("\(name): deleting \(created) agents")
         await session.deleteAgents(try (0..<created).map { try AgentID("\(tag)-\($0)") })
-        return measurement.result(
+        let accepted = measurement.result(
             name: name, scenario: BenchScenario.agentCreate.rawValue, run: settings.run, parameters: common, profile: profile,
-            notes: ["latency: registry create (KV CAS write, index, reply); placement on a worker follows asynchronously"])
+            notes: ["latency: registry create (KV CAS write, index, reply); placement on a worker follows (agent-create/running)"])
+        let (attempts, running, latencies) = track.outcome
+        let placed = BenchResult(
+            name: "\(name)/running", scenario: BenchScenario.agentCreate.rawValue, run: settings.run,
+            parameters: common.merging(["agents": String(attempts)]) { a, _ in a },
+            profile: profile.description, startedAt: measurement.startedAt, warmupSeconds: 0, durationSeconds: (last - begin).totalSeconds,
+            operations: attempts, errors: attempts - running, histogram: latencies, timeline: [], resources: measurement.resources,
+            notes: [
+                "throughput: agents created (warm-up included) ÷ time from the first create until the last one runs",
+                "latency: create sent → its worker's `running` status seen (KV watch of mesh_status)",
+                "resources: the mesh's processes during the create window",
+            ])
+        return [accepted, placed]
+    }
+
+    /// What `agentCreate` notes while it runs: when each create was sent, which failed, and
+    /// when each agent was first seen running.
+    private final class CreateTracking: Sendable {
+        let clock = ContinuousClock()
+        let prefix: String
+        private struct State {
+            var sent: [Int: ContinuousClock.Instant] = [:]
+            var failed = 0
+            var running = 0
+            var lastRunning: ContinuousClock.Instant?
+            var latencies = LogLinearHistogram()
+        }
+        private let state = Mutex(State())
+
+        init(prefix: String) { self.prefix = prefix }
+
+        func sending(_ index: Int) {
+            let now = clock.now
+            state.withLock { $0.sent[index] = now }
+        }
+
+        func failed(_ index: Int) {
+            state.withLock { state in
+                if state.sent.removeValue(forKey: index) != nil { state.failed += 1 }
+            }
+        }
+
+        /// A `mesh_status` change: the first `running` record of a created agent counts.
+        func statusChanged(_ entry: KeyValueEntry) {
+            guard entry.operation == .put, entry.key.hasPrefix(prefix), let index = Int(entry.key.dropFirst(prefix.count)),
+                (try? AgentRecord(serializedBytes: entry.value))?.status == .running
+            else { return }
+            let now = clock.now
+            state.withLock { state in
+                guard let sent = state.sent.removeValue(forKey: index) else { return }  // seen before, or failed
+                state.running += 1
+                state.lastRunning = now
+                state.latencies.record(UInt64((now - sent).totalNanoseconds))
+            }
+        }
+
+        /// Waits until every created agent (of `created` attempted) runs, or until none has
+        /// started for `quietFor`; the instant the last one was seen running.
+        func waitUntilRunning(_ created: Int, quietFor: Duration) async -> ContinuousClock.Instant {
+            var lastProgress = clock.now
+            var seen = -1
+            while true {
+                let (running, failed, last) = state.withLock { ($0.running, $0.failed, $0.lastRunning) }
+                if running + failed >= created { return last ?? clock.now }
+                if running != seen { (seen, lastProgress) = (running, clock.now) }
+                if clock.now - lastProgress > quietFor { return last ?? clock.now }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+
+        /// Creates that succeeded, agents seen running, their latencies.
+        var outcome: (created: Int, running: Int, latencies: LogLinearHistogram) {
+            state.withLock { state in (state.running + state.sent.count, state.running, state.latencies) }
+        }
     }
 
     func lifecycle(name: String, profile: LoadProfile) async throws -> BenchResult {
