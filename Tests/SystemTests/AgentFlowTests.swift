@@ -471,6 +471,45 @@ struct AgentFlowTests {
         await mesh.shutdown()
     }
 
+    /// Deleting an agent removes its state: created again under the same id, right after
+    /// (both changes usually reach the worker together), it starts from nothing. Its old
+    /// incarnation was changed until just before the delete, so a checkpoint can be on its
+    /// way while the state is deleted.
+    @Test func anAgentDeletedAndCreatedAgainStartsWithoutItsOldState() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-1")
+        try mesh.start(.agentWorker, id: "worker-1", extra: ["MESH_CHECKPOINT_INTERVAL_MS": "10"])
+        try await mesh.connect()
+        let ids = (0..<40).map { "reborn-\($0)" }
+        for id in ids { try mesh.create(id, kind: "counter") }
+        for round in 1...5 {
+            for id in ids {
+                let reply = try await mesh.act(id, "add", #"{"by":5}"#, timeout: .seconds(30))
+                #expect(reply == #"{"value":5}"#, "round \(round), \(id): \(reply)")
+            }
+            let recreated = Int64(Date().timeIntervalSince1970 * 1000)
+            for id in ids {
+                _ = try await mesh.act(id, "add", #"{"by":1}"#)  // a checkpoint due as the delete comes
+                try mesh.agents.delete(id)
+                try mesh.create(id, kind: "counter")
+            }
+            // Both changes were handled once the worker reports the new incarnation running.
+            let running = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+                ids.allSatisfy { id in
+                    guard let record = (try? mesh.status.get(id)).flatMap({ $0 }).flatMap({ try? AgentRecord(serializedBytes: $0.value) }) else { return false }
+                    return record.status == .running && record.statusChangedAtUnixMs >= recreated
+                }
+            }
+            #expect(running, "round \(round)")
+            for id in ids {
+                let reply = try await mesh.act(id, "get", timeout: .seconds(10))
+                #expect(reply == #"{"value":0}"#, "round \(round), \(id) kept its old state: \(reply)")
+            }
+        }
+        await mesh.shutdown()
+    }
+
     /// Adds acknowledged and attempted per agent by ``Mesh/keepAdding(to:while:)``.
     actor Tally {
         var acked: [String: Int] = [:]

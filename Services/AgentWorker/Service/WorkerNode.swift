@@ -61,6 +61,8 @@ final class WorkerNode: Service, @unchecked Sendable {
         var epochs: [Int: UInt64] = [:]
         var cells: [AgentID: AgentCell] = [:]
         var starting: Set<AgentID> = []
+        /// Agents whose checkpoint the periodic flush is writing (see ``remove(_:reason:)``).
+        var flushing: Set<AgentID> = []
     }
 
     let context: ServiceContext
@@ -77,6 +79,9 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// Entries ``pendingSpecs`` may hold before the watch waits (the watch itself buffers
     /// a bounded number more).
     static let maxPendingSpecs = 8_192
+    /// State deletes of removed agents not acknowledged yet, per agent: an agent created
+    /// again meanwhile waits for them before reading its checkpoint (see ``specsChanged(_:)``).
+    private let stateDeletes = Mutex<[AgentID: Int]>([:])
     /// The `mesh_state` revision of each hosted agent's checkpoint as last read or written
     /// here (0: none), so that a checkpoint is one compare-and-set (see ``StateCheckpoints``).
     private let stateRevisions = Mutex<[AgentID: UInt64]>([:])
@@ -541,6 +546,7 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
         created.removeAll { !waiting.contains($0) }
         guard !created.isEmpty else { return }
+        await awaitStateDeletes(of: created)
         let snapshots = await loadStates(created)
         for agent in created {
             await start(agent, reason: "agent created", arrival: .placed, preloaded: .some(snapshots[agent]))
@@ -611,13 +617,43 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
         leaveGroup(agent)
         if ownsShard(of: agent) {
+            // A checkpoint the flush began before the cell left the routing table must be
+            // stored before the delete marker: behind it, it would bring the deleted
+            // agent's state back (a write that finds the key deleted creates it again), and
+            // an agent created again under the same id would restore it.
+            let deadline = ContinuousClock.now + .seconds(6)
+            while routing.withLock({ $0.flushing.contains(agent) }), ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(1))
+            }
             // Without waiting: a burst of deletes must not hold the control loop (and the
             // creates queued behind them) for two KV round trips each.
-            try? resources.state.deleteAsync(agent.rawValue)
+            stateDeletes.withLock { $0[agent, default: 0] += 1 }
+            let deleted: @Sendable (Result<PubAck, NatsError>) -> Void = { [weak self] _ in self?.stateDeleteSettled(agent) }
+            do { try resources.state.deleteAsync(agent.rawValue, completion: deleted) } catch { stateDeleteSettled(agent) }
             stateRevisions.withLock { $0[agent] = nil }
             try? resources.status.deleteAsync(agent.rawValue)
         }
         updateGauges()
+    }
+
+    private func stateDeleteSettled(_ agent: AgentID) {
+        stateDeletes.withLock { pending in
+            pending[agent, default: 1] -= 1
+            if pending[agent] == 0 { pending[agent] = nil }
+        }
+    }
+
+    /// Waits (at most 2 s) until the state deletes of `agents` still on their way are
+    /// stored: a read before that could find the deleted incarnation's checkpoint (the
+    /// delete and the read travel separately), and a first checkpoint could land before
+    /// the delete marker and be deleted by it.
+    private func awaitStateDeletes(of agents: [AgentID]) async {
+        var waiting = stateDeletes.withLock { pending in agents.filter { pending[$0] != nil } }
+        let deadline = ContinuousClock.now + .seconds(2)
+        while !waiting.isEmpty, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(1))
+            waiting = stateDeletes.withLock { pending in waiting.filter { pending[$0] != nil } }
+        }
     }
 
     // MARK: Supervision
@@ -714,9 +750,16 @@ final class WorkerNode: Service, @unchecked Sendable {
 
     private func flushCheckpoints() async {
         let ids = dirty.withLock { ids in defer { ids.removeAll() }; return ids }
+        let shardMap = resources.shardMap
         for id in ids {
-            guard let cell = routing.withLock({ $0.cells[id] }), let epoch = ownedEpoch(of: id) else { continue }
+            let due = routing.withLock { routing -> (AgentCell, UInt64)? in
+                guard let cell = routing.cells[id], let epoch = routing.epochs[shardMap.shard(of: id)] else { return nil }
+                routing.flushing.insert(id)
+                return (cell, epoch)
+            }
+            guard let (cell, epoch) = due else { continue }
             await checkpoint(cell, epoch: epoch)
+            _ = routing.withLock { $0.flushing.remove(id) }
         }
     }
 
