@@ -93,6 +93,22 @@ struct MeshCtlAgentsTests {
         let final = try await run(["agents", "ls", "-o", "json"])
         let remaining = (try JSONSerialization.jsonObject(with: Data(final.output.utf8)) as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
         #expect(remaining == ["counter-1", "echo-2"])
+
+        // A long list goes out many at a time: the results in file order, and a spec that
+        // fails (an existing id) stops none of the others.
+        var specs = (0..<300).map { #"{"id": "many-\#($0)", "kind": "echo"}"# }
+        specs.insert(#"{"id": "counter-1", "kind": "counter"}"#, at: 150)
+        try "[\(specs.joined(separator: ","))]".write(toFile: "\(dir)/many.json", atomically: true, encoding: .utf8)
+        let bulk = try await run(["agents", "create", "-f", "\(dir)/many.json"])
+        #expect(bulk.status != 0 && bulk.error.contains("counter-1: already_exists"), "\(bulk.error)")
+        let reported = bulk.output.split(separator: "\n").map { $0.split(separator: " ")[1] }
+        #expect(reported == (0..<300).map { "many-\($0)"[...] }, "\(bulk.output.prefix(500))")
+        // An id listed twice: the later spec wins, as listed.
+        try #"[{"id": "twice-1", "kind": "echo", "labels": {"v": "1"}}, {"id": "twice-1", "kind": "echo", "labels": {"v": "2"}}]"#
+            .write(toFile: "\(dir)/twice.json", atomically: true, encoding: .utf8)
+        #expect(try await run(["agents", "create", "--upsert", "-f", "\(dir)/twice.json"]).status == 0)
+        let twice = try JSONSerialization.jsonObject(with: Data(try await run(["agents", "get", "twice-1", "-o", "json"]).output.utf8)) as? [String: Any]
+        #expect((twice?["labels"] as? [String: String])?["v"] == "2", "\(String(describing: twice))")
         #expect(registry.isRunning)
     }
 }

@@ -86,13 +86,32 @@ struct Agents: AsyncParsableCommand {
             if let gateway = connection.gateway { return try createThrough(gateway, specs) }
             let (registry, nats, shardMap) = try await connection.client()
             defer { nats.close() }
+            // Up to `inFlight` requests at once, results in file order; one at a time when an
+            // id repeats, so the later spec of it is the one that wins, as listed.
+            let inFlight = Set(specs.map(\.id)).count == specs.count ? Self.inFlight : 1
+            let upsert = self.upsert
+            let outcomes = await withTaskGroup(of: (Int, Result<AgentRecord, MeshError>).self) { group in
+                var outcomes = [Result<AgentRecord, MeshError>?](repeating: nil, count: specs.count)
+                for (index, spec) in specs.enumerated() {
+                    if index >= inFlight, let (done, outcome) = await group.next() { outcomes[done] = outcome }
+                    group.addTask {
+                        do throws(MeshError) {
+                            return (index, .success(upsert ? try await registry.upsert(spec) : try await registry.create(spec)))
+                        } catch {
+                            return (index, .failure(error))
+                        }
+                    }
+                }
+                for await (done, outcome) in group { outcomes[done] = outcome }
+                return outcomes
+            }
             var records: [AgentRecord] = []
             var failures: [String] = []
-            for spec in specs {
-                do {
-                    records.append(upsert ? try await registry.upsert(spec) : try await registry.create(spec))
-                } catch {
-                    failures.append("\(spec.id.isEmpty ? "(no id)" : spec.id): \(error.code.rawValue): \(error.message)")
+            for (spec, outcome) in zip(specs, outcomes) {
+                switch outcome {
+                case .success(let record): records.append(record)
+                case .failure(let error): failures.append("\(spec.id.isEmpty ? "(no id)" : spec.id): \(error.code.rawValue): \(error.message)")
+                case nil: failures.append("\(spec.id.isEmpty ? "(no id)" : spec.id): not sent")
                 }
             }
             switch output {
@@ -102,6 +121,9 @@ struct Agents: AsyncParsableCommand {
             }
             if !failures.isEmpty { throw CLIError(failures.joined(separator: "\n")) }
         }
+
+        /// Registry requests in flight at once (over NATS).
+        static let inFlight = 64
 
         private func createThrough(_ gateway: GatewayHTTP, _ specs: [AgentSpec]) throws {
             var records: [[String: Any]] = []
