@@ -618,13 +618,15 @@ struct AgentFlowTests {
         await mesh.shutdown()
     }
 
-    @Test func anAgentFailingPastItsIntensityFailsItsGroupWithoutARestartStorm() async throws {
+    /// With a named group, and without one (the agent's own group, made at its first failure).
+    @Test(arguments: ["flaky-group", ""])
+    func anAgentFailingPastItsIntensityFailsItsGroupWithoutARestartStorm(group: String) async throws {
         let mesh = try await Mesh()
         defer { mesh.stop() }
         try mesh.start(.supervisor, id: "supervisor-1")
         try mesh.start(.agentWorker, id: "worker-1")
         try await mesh.connect()
-        try mesh.create("flaky", kind: "fail", group: "flaky-group", maxRestarts: 2)
+        try mesh.create("flaky", kind: "fail", group: group, maxRestarts: 2)
         _ = try await mesh.act("flaky", "ping", timeout: .seconds(30))  // placed and answering
 
         // Three failures within the period: two restarts allowed, the third escalates.
@@ -639,6 +641,8 @@ struct AgentFlowTests {
             return record.status == .failed
         }
         #expect(failed, "group not marked failed: \(mesh.processes["worker-1"]!.logTail(maxBytes: 2_000))")
+        let final = try #require(try mesh.status.get("flaky").flatMap { try AgentRecord(serializedBytes: $0.value) })
+        #expect(final.restartCount == 2, "restarted \(final.restartCount) times")
         // No restart storm: the agent stays down and answers `unavailable`.
         try await Task.sleep(for: .seconds(1))
         await #expect(throws: MeshError.self) { _ = try await mesh.act("flaky", "ping", timeout: .milliseconds(500)) }

@@ -660,12 +660,17 @@ final class WorkerNode: Service, @unchecked Sendable {
 
     private func groupName(_ agent: AgentID, _ spec: AgentSpec) -> String { spec.group.isEmpty ? "agent:\(agent)" : spec.group }
 
-    private func joinGroup(_ agent: AgentID, spec: AgentSpec) throws {
+    /// Makes `agent` a child of its supervision group. An agent without a group has a group
+    /// of its own, made only when it first fails (`now`, from ``agentFailed(_:reason:)``):
+    /// until then it is the same as an empty history, and thousands of idle agents need no
+    /// group each. Its intensity is checked at once either way.
+    private func joinGroup(_ agent: AgentID, spec: AgentSpec, now: Bool = false) throws {
         let name = groupName(agent, spec)
         if let current = memberships[agent], current != name { leaveGroup(agent) }  // the spec moved it to another group
+        let intensity = try RestartIntensity(
+            maxRestarts: spec.maxRestarts == 0 ? 3 : Int(spec.maxRestarts), periodSeconds: spec.periodSeconds == 0 ? 5 : Int(spec.periodSeconds))
+        if spec.group.isEmpty && memberships[agent] == nil && !now { return }
         if groups[name] == nil {
-            let intensity = try RestartIntensity(
-                maxRestarts: spec.maxRestarts == 0 ? 3 : Int(spec.maxRestarts), periodSeconds: spec.periodSeconds == 0 ? 5 : Int(spec.periodSeconds))
             let strategy: SupervisionStrategy = switch spec.groupStrategy {
             case .oneForAll: .oneForAll
             case .restForOne: .restForOne
@@ -694,6 +699,7 @@ final class WorkerNode: Service, @unchecked Sendable {
         guard let spec = specs[agent] else { return }
         let name = groupName(agent, spec)
         events.publish(.agentFailed, agent: agent, reason: reason)
+        if groups[name] == nil, spec.group.isEmpty, routing.withLock({ $0.cells[agent] != nil }) { try? joinGroup(agent, spec: spec, now: true) }
         guard groups[name] != nil else { return }
         let decision = groups[name]!.childExited(agent, reason: .failure(reason), at: .now, using: &rng)
         for id in decision.stop {
