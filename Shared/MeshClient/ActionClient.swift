@@ -137,17 +137,18 @@ public final class ActionClient: Sendable {
             guard remaining > .zero else { throw retryError ?? call.timedOut }
             let attempt = idempotent ? min(remaining, attemptTimeout) : remaining
             let request = call.request(atLeast: ownerEpoch)
+            let send: @Sendable () async -> Result<NatsMessage, NatsError> = { [connection] in
+                do throws(NatsError) { return .success(try await connection.request(call.subject, payload: request, headers: call.headers, timeout: attempt)) } catch {
+                    return .failure(error)
+                }
+            }
             let result: Result<NatsMessage, NatsError>
             if idempotent, let shards {
                 // Sent again as soon as the shard moves: an owner that died with the request
                 // never answers it.
                 let epoch = shards.owner(of: call.shard).epoch
                 let first = await withTaskGroup(of: Result<NatsMessage, NatsError>?.self) { group in
-                    group.addTask { [connection] in
-                        do throws(NatsError) { return .success(try await connection.request(call.subject, payload: request, headers: call.headers, timeout: attempt)) } catch {
-                            return .failure(error)
-                        }
-                    }
+                    group.addTask { await send() }
                     group.addTask {
                         await shards.waitForMove(of: call.shard, from: epoch)
                         return nil
@@ -162,11 +163,7 @@ public final class ActionClient: Sendable {
                 }
                 result = first
             } else {
-                do {
-                    result = .success(try await connection.request(call.subject, payload: request, headers: call.headers, timeout: attempt))
-                } catch {
-                    result = .failure(error)
-                }
+                result = await send()
             }
             switch call.outcome(result, idempotent: idempotent) {
             case .done(let outcome): return try outcome.get()

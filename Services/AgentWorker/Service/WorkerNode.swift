@@ -282,23 +282,12 @@ final class WorkerNode: Service, @unchecked Sendable {
         inputContinuation.yield(.revalidate)
     }
 
-    /// Reads the owners of this node's shards from KV (not the watch, which may lag),
-    /// releases the shards that moved, and renews the lease. Retried while KV cannot be read.
+    /// Reads the owners of this node's shards from KV in one batched read (not the watch,
+    /// which may lag), releases the shards that moved, and renews the lease. Retried while
+    /// KV cannot be read.
     private func revalidate() async {
         let owned = routing.withLock { $0.epochs }
-        let bucket = resources.shards
-        let read = await BlockingIO.run { () -> [Int: ShardDirectory.Owner]? in
-            var owners: [Int: ShardDirectory.Owner] = [:]
-            for shard in owned.keys {
-                do throws(NatsError) {
-                    owners[shard] = try bucket.get(String(shard)).map(ShardDirectory.owner(of:)) ?? ShardDirectory.Owner(node: nil, epoch: 0)
-                } catch {
-                    return nil
-                }
-            }
-            return owners
-        }
-        guard let read else {
+        guard let entries = try? await resources.shards.values(owned.keys.map(String.init)) else {
             let input = inputContinuation
             Task {
                 try? await Task.sleep(for: .milliseconds(100))
@@ -307,7 +296,10 @@ final class WorkerNode: Service, @unchecked Sendable {
             return
         }
         var released = 0
-        for (shard, owner) in read.sorted(by: { $0.key < $1.key }) where owner.node != node || owner.epoch != owned[shard] {
+        for shard in owned.keys.sorted() {
+            // A shard without a current value has no owner.
+            let owner = entries[String(shard)].map(ShardDirectory.owner(of:)) ?? ShardDirectory.Owner(node: nil, epoch: 0)
+            guard owner.node != node || owner.epoch != owned[shard] else { continue }
             if owner.node != node { released += 1 }
             await shardChanged(shard, owner, atStart: false)
         }
@@ -621,10 +613,7 @@ final class WorkerNode: Service, @unchecked Sendable {
             // stored before the delete marker: behind it, it would bring the deleted
             // agent's state back (a write that finds the key deleted creates it again), and
             // an agent created again under the same id would restore it.
-            let deadline = ContinuousClock.now + .seconds(6)
-            while routing.withLock({ $0.flushing.contains(agent) }), ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(1))
-            }
+            await Self.waitWhile(atMost: .seconds(6)) { self.routing.withLock { $0.flushing.contains(agent) } }
             // Without waiting: a burst of deletes must not hold the control loop (and the
             // creates queued behind them) for two KV round trips each.
             stateDeletes.withLock { $0[agent, default: 0] += 1 }
@@ -649,10 +638,18 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// the delete marker and be deleted by it.
     private func awaitStateDeletes(of agents: [AgentID]) async {
         var waiting = stateDeletes.withLock { pending in agents.filter { pending[$0] != nil } }
-        let deadline = ContinuousClock.now + .seconds(2)
-        while !waiting.isEmpty, ContinuousClock.now < deadline {
+        await Self.waitWhile(atMost: .seconds(2)) {
+            waiting = self.stateDeletes.withLock { pending in waiting.filter { pending[$0] != nil } }
+            return !waiting.isEmpty
+        }
+    }
+
+    /// Polls `condition` every millisecond while it holds, for at most `limit` (waits that
+    /// end within a KV round trip or two).
+    private static func waitWhile(atMost limit: Duration, _ condition: () -> Bool) async {
+        let deadline = ContinuousClock.now + limit
+        while condition(), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(1))
-            waiting = stateDeletes.withLock { pending in waiting.filter { pending[$0] != nil } }
         }
     }
 
