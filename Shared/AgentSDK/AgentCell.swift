@@ -66,6 +66,9 @@ public final class AgentCell: Sendable {
     public let mailboxCapacity: Int
     /// The longest an action may run.
     public let actionTimeout: Duration
+    /// The life of the agent this cell runs (`AgentSpec.incarnation`; 0: unknown): its
+    /// state checkpoints carry it.
+    public let incarnation: UInt64
     let config: [UInt8]
     let labels: [String: String]
     let runtime: AgentRuntime
@@ -75,9 +78,10 @@ public final class AgentCell: Sendable {
 
     init(
         id: AgentID, kind: String, config: [UInt8], labels: [String: String], capacity: Int, actionTimeout: Duration,
-        behavior: any AgentBehavior, runtime: AgentRuntime
+        incarnation: UInt64, behavior: any AgentBehavior, runtime: AgentRuntime
     ) {
         self.id = id
+        self.incarnation = incarnation
         self.kind = kind
         self.config = config
         self.labels = labels

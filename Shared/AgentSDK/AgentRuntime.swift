@@ -79,12 +79,13 @@ public final class AgentRuntime: Sendable {
     /// - Parameters:
     ///   - mailboxCapacity: queued actions beyond the running one (nil or 0: the default).
     ///   - actionTimeout: per-action limit (nil or zero: the default).
+    ///   - incarnation: the agent's life (``AgentCell/incarnation``; 0: unknown).
     /// - Throws: ``MeshError``: `invalid_argument` for an unknown kind, a bad config or
     ///   out-of-range limits, `too_large` for an oversized config, `internal` for a
     ///   snapshot that cannot be restored.
     public func makeCell(
         id: AgentID, kind: String, config: [UInt8] = [], labels: [String: String] = [:],
-        mailboxCapacity: Int? = nil, actionTimeout: Duration? = nil, restoringFrom snapshot: [UInt8]? = nil
+        mailboxCapacity: Int? = nil, actionTimeout: Duration? = nil, incarnation: UInt64 = 0, restoringFrom snapshot: [UInt8]? = nil
     ) throws(MeshError) -> AgentCell {
         let capacity = mailboxCapacity.flatMap { $0 == 0 ? nil : $0 } ?? configuration.defaultMailboxCapacity
         guard (1...configuration.maxMailboxCapacity).contains(capacity) else {
@@ -98,19 +99,19 @@ public final class AgentRuntime: Sendable {
             kind: kind, config: config, setup: AgentSetup(agentID: id, kind: kind, labels: labels, logger: logger),
             restoringFrom: snapshot)
         return AgentCell(
-            id: id, kind: kind, config: config, labels: labels, capacity: capacity, actionTimeout: timeout, behavior: behavior,
-            runtime: self)
+            id: id, kind: kind, config: config, labels: labels, capacity: capacity, actionTimeout: timeout, incarnation: incarnation,
+            behavior: behavior, runtime: self)
     }
 
     /// Creates the cell of the agent `spec` describes (id checked, 0 limits meaning the
     /// defaults), restored from `snapshot` if given.
-    /// - Throws: as ``makeCell(id:kind:config:labels:mailboxCapacity:actionTimeout:restoringFrom:)``,
+    /// - Throws: as ``makeCell(id:kind:config:labels:mailboxCapacity:actionTimeout:incarnation:restoringFrom:)``,
     ///   and `invalid_id` for a bad id.
     public func makeCell(spec: AgentSpec, restoringFrom snapshot: [UInt8]? = nil) throws(MeshError) -> AgentCell {
         try makeCell(
             id: AgentID(spec.id), kind: spec.kind, config: spec.config, labels: spec.labels,
             mailboxCapacity: Int(spec.mailboxCapacity), actionTimeout: .milliseconds(Int64(spec.actionTimeoutMs)),
-            restoringFrom: snapshot)
+            incarnation: spec.incarnation, restoringFrom: snapshot)
     }
 
     func makeBehavior(for cell: AgentCell, restoringFrom snapshot: [UInt8]?) throws(MeshError) -> any AgentBehavior {

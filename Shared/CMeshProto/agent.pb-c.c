@@ -199,7 +199,7 @@ const ProtobufCMessageDescriptor mesh__v1__agent_spec__labels_entry__descriptor 
   (ProtobufCMessageInit) mesh__v1__agent_spec__labels_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor mesh__v1__agent_spec__field_descriptors[13] =
+static const ProtobufCFieldDescriptor mesh__v1__agent_spec__field_descriptors[14] =
 {
   {
     "version",
@@ -357,6 +357,18 @@ static const ProtobufCFieldDescriptor mesh__v1__agent_spec__field_descriptors[13
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "incarnation",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Mesh__V1__AgentSpec, incarnation),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned mesh__v1__agent_spec__field_indices_by_name[] = {
   12,   /* field[12] = action_timeout_ms */
@@ -365,6 +377,7 @@ static const unsigned mesh__v1__agent_spec__field_indices_by_name[] = {
   7,   /* field[7] = group */
   8,   /* field[8] = group_strategy */
   1,   /* field[1] = id */
+  13,   /* field[13] = incarnation */
   2,   /* field[2] = kind */
   5,   /* field[5] = labels */
   11,   /* field[11] = mailbox_capacity */
@@ -376,7 +389,7 @@ static const unsigned mesh__v1__agent_spec__field_indices_by_name[] = {
 static const ProtobufCIntRange mesh__v1__agent_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor mesh__v1__agent_spec__descriptor =
 {
@@ -386,7 +399,7 @@ const ProtobufCMessageDescriptor mesh__v1__agent_spec__descriptor =
   "Mesh__V1__AgentSpec",
   "mesh.v1",
   sizeof(Mesh__V1__AgentSpec),
-  13,
+  14,
   mesh__v1__agent_spec__field_descriptors,
   mesh__v1__agent_spec__field_indices_by_name,
   1,  mesh__v1__agent_spec__number_ranges,

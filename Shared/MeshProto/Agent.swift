@@ -144,12 +144,15 @@ public struct AgentSpec: Sendable, Hashable {
     public var mailboxCapacity: UInt32
     /// Per-action time limit in milliseconds (0 = the mesh default).
     public var actionTimeoutMs: UInt32
+    /// One life of this id, from its create to its delete: the `mesh_agents` revision of
+    /// the create (0 = unknown). Owned by the registry; see ``AgentRecord/incarnation(storedAt:)``.
+    public var incarnation: UInt64
 
     public init(
         version: UInt32 = SchemaVersion.current, id: String = "", kind: String = "", generation: UInt64 = 0,
         config: [UInt8] = [], labels: [String: String] = [:], restartType: RestartType = .permanent,
         group: String = "", groupStrategy: GroupStrategy = .oneForOne, maxRestarts: UInt32 = 0,
-        periodSeconds: UInt32 = 0, mailboxCapacity: UInt32 = 0, actionTimeoutMs: UInt32 = 0
+        periodSeconds: UInt32 = 0, mailboxCapacity: UInt32 = 0, actionTimeoutMs: UInt32 = 0, incarnation: UInt64 = 0
     ) {
         self.version = version
         self.id = id
@@ -164,6 +167,7 @@ public struct AgentSpec: Sendable, Hashable {
         self.periodSeconds = periodSeconds
         self.mailboxCapacity = mailboxCapacity
         self.actionTimeoutMs = actionTimeoutMs
+        self.incarnation = incarnation
     }
 }
 
@@ -231,6 +235,17 @@ public struct AgentRecord: Sendable, Hashable {
     }
 }
 
+extension AgentRecord {
+    /// The agent's incarnation when this record is the `mesh_agents` value at `revision`:
+    /// the spec's own once the registry wrote it (at the first update), else the revision
+    /// itself for a record at generation 1 (stored by its create), else 0 (unknown: a
+    /// record from before incarnations).
+    public func incarnation(storedAt revision: UInt64) -> UInt64 {
+        if spec.incarnation != 0 { return spec.incarnation }
+        return spec.generation == 1 ? revision : 0
+    }
+}
+
 // MARK: - Wire
 
 extension AgentSpec: MeshMessage {
@@ -262,6 +277,7 @@ extension AgentSpec: CBridged {
         c.pointee.period_seconds = periodSeconds
         c.pointee.mailbox_capacity = mailboxCapacity
         c.pointee.action_timeout_ms = actionTimeoutMs
+        c.pointee.incarnation = incarnation
     }
 
     init(c: UnsafePointer<Mesh__V1__AgentSpec>) throws(WireError) {
@@ -279,7 +295,8 @@ extension AgentSpec: CBridged {
             maxRestarts: c.max_restarts,
             periodSeconds: c.period_seconds,
             mailboxCapacity: c.mailbox_capacity,
-            actionTimeoutMs: c.action_timeout_ms)
+            actionTimeoutMs: c.action_timeout_ms,
+            incarnation: c.incarnation)
     }
 }
 

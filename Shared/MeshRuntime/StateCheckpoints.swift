@@ -1,10 +1,12 @@
 public import MeshCore
 public import Nats
 
-/// Agent state checkpoints in KV `mesh_state`, fenced by shard epoch.
+/// Agent state checkpoints in KV `mesh_state`, fenced by shard epoch and tied to one life
+/// of the agent.
 ///
-/// Each value records the epoch of the shard owner that wrote it (an envelope of
-/// ``headerBytes`` in front of the behaviour's snapshot). A write is a compare-and-set on
+/// Each value records the epoch of the shard owner that wrote it and the agent's
+/// incarnation (`AgentSpec.incarnation`: the revision of its create), in an envelope of
+/// ``headerBytes`` in front of the behaviour's snapshot. A write is a compare-and-set on
 /// the key's revision, and it only replaces a checkpoint written at the same or an older
 /// epoch. So a worker that lost a shard without knowing it yet — frozen, cut off from
 /// NATS, or late after a timed-out hand-over — cannot overwrite what the new owner
@@ -21,12 +23,20 @@ public import Nats
 /// compare-and-set cannot tell. The new owner's next checkpoint of that agent then
 /// replaces it (its epoch is newer).
 ///
+/// Incarnations keep an agent deleted and created again under the same id from restoring
+/// the deleted one's state, wherever and whenever that state was written (its worker may
+/// have been dead when the delete came, or the shard may have moved since):
+/// ``restoring(_:incarnation:)`` restores only a checkpoint of the same life, and a write
+/// never replaces the checkpoint of a later life (``WriteOutcome/superseded(incarnation:)``).
+///
 /// Values written before the envelope existed read as epoch 0 with all their bytes as the
-/// state, and any owner replaces them.
+/// state, and any owner replaces them; values of format 1 (epoch only) and agents created
+/// before incarnations have incarnation 0, unknown, which matches every life.
 ///
 /// ```swift
-/// let stored = try checkpoints.read(agent)                          // state, epoch, revision
-/// let outcome = try checkpoints.write(agent, state: bytes, epoch: 7, knownRevision: stored?.revision ?? 0)
+/// let stored = try checkpoints.read(agent)                  // state, epoch, incarnation, revision
+/// let (state, known) = StateCheckpoints.restoring(stored, incarnation: spec.incarnation)
+/// let outcome = try checkpoints.write(agent, state: bytes, epoch: 7, incarnation: spec.incarnation, knownRevision: known)
 /// ```
 public struct StateCheckpoints: Sendable {
     /// The bucket (`mesh_state`).
@@ -42,11 +52,18 @@ public struct StateCheckpoints: Sendable {
         public var state: [UInt8]
         /// The shard epoch of the owner that wrote it (0: written without an envelope).
         public var epoch: UInt64
+        /// The incarnation of the agent it belongs to (0: unknown).
+        public var incarnation: UInt64
         /// The key's revision.
         public var revision: UInt64
 
-        public init(state: [UInt8], epoch: UInt64, revision: UInt64) {
-            (self.state, self.epoch, self.revision) = (state, epoch, revision)
+        public init(state: [UInt8], epoch: UInt64, incarnation: UInt64 = 0, revision: UInt64) {
+            (self.state, self.epoch, self.incarnation, self.revision) = (state, epoch, incarnation, revision)
+        }
+
+        init(_ entry: KeyValueEntry) {
+            let (epoch, incarnation, state) = StateCheckpoints.decode(entry.value)
+            self.init(state: state, epoch: epoch, incarnation: incarnation, revision: entry.revision)
         }
     }
 
@@ -56,21 +73,27 @@ public struct StateCheckpoints: Sendable {
         case written(revision: UInt64)
         /// Not stored: the key holds a checkpoint of a newer owner, written at `epoch`.
         case fenced(epoch: UInt64)
+        /// Not stored: the key holds the checkpoint of a later life of this id (the agent was
+        /// deleted and created again; this writer has not heard yet).
+        case superseded(incarnation: UInt64)
     }
 
-    /// Marks a value written with the envelope: "MSC" and format 1.
-    static let magic: [UInt8] = [0x4D, 0x53, 0x43, 0x01]
-    /// Envelope bytes before the snapshot: the magic and the epoch (8 bytes, big-endian).
-    public static let headerBytes = 12
+    /// Marks a value written with the envelope: "MSC" and the format (1: epoch; 2: epoch and
+    /// incarnation).
+    static let magic: [UInt8] = [0x4D, 0x53, 0x43]
+    static let format: UInt8 = 2
+    /// Envelope bytes before the snapshot: the magic, the format, the epoch and the
+    /// incarnation (8 bytes each, big-endian).
+    public static let headerBytes = 20
+    /// The envelope of format 1, which had no incarnation.
+    static let formatOneHeaderBytes = 12
     /// Compare-and-set attempts of one write while other writers keep moving the key.
     static let attempts = 4
 
     /// The agent's checkpoint; nil when it has none (never written, or deleted).
     /// The corresponding C function is `kvStore_Get`.
     public func read(_ agent: AgentID) throws(NatsError) -> Stored? {
-        guard let entry = try bucket.get(agent.rawValue) else { return nil }
-        let (epoch, state) = Self.decode(entry.value)
-        return Stored(state: state, epoch: epoch, revision: entry.revision)
+        try bucket.get(agent.rawValue).map(Stored.init)
     }
 
     /// The checkpoints of many agents, read together (``KeyValue/values(_:timeout:)``: one
@@ -79,23 +102,38 @@ public struct StateCheckpoints: Sendable {
         let entries = try await bucket.values(agents.map(\.rawValue))
         var stored: [AgentID: Stored] = [:]
         for agent in agents {
-            guard let entry = entries[agent.rawValue] else { continue }
-            let (epoch, state) = Self.decode(entry.value)
-            stored[agent] = Stored(state: state, epoch: epoch, revision: entry.revision)
+            stored[agent] = entries[agent.rawValue].map(Stored.init)
         }
         return stored
+    }
+
+    /// What an agent of `incarnation` restores from its key's checkpoint `stored`: the
+    /// state, and the revision to pass as `knownRevision` to its first ``write``.
+    /// - A checkpoint of the same life (or of an unknown one: 0 on either side) restores.
+    /// - One of an earlier life (the id was deleted, and its state outlived the delete) is
+    ///   ignored: no state, and the first write replaces it.
+    /// - One of a later life (this agent's spec is behind: its delete is on its way) is
+    ///   ignored too, and the revision is left unknown, so that the first write reads the key
+    ///   and is ``WriteOutcome/superseded(incarnation:)``.
+    public static func restoring(_ stored: Stored?, incarnation: UInt64) -> (state: [UInt8]?, knownRevision: UInt64?) {
+        guard let stored else { return (nil, 0) }
+        if stored.incarnation == 0 || incarnation == 0 || stored.incarnation == incarnation { return (stored.state, stored.revision) }
+        return stored.incarnation < incarnation ? (nil, stored.revision) : (nil, nil)
     }
 
     /// Writes the agent's checkpoint unless a newer owner has written one.
     /// - Parameters:
     ///   - epoch: the shard epoch this writer holds (or held, for a hand-over).
+    ///   - incarnation: the agent's (`AgentSpec.incarnation`; 0: unknown).
     ///   - knownRevision: the key's revision when this writer last read or wrote it (0: it
     ///     had no checkpoint); nil when unknown, which costs a read first.
     /// - Throws: `NatsError` when NATS fails, or when other writers moved the key on every
     ///   attempt.
     /// The corresponding C functions are `kvStore_Update`, `kvStore_Create` and `kvStore_Get`.
-    public func write(_ agent: AgentID, state: [UInt8], epoch: UInt64, knownRevision: UInt64?) throws(NatsError) -> WriteOutcome {
-        let (key, value) = (agent.rawValue, Self.encode(state, epoch: epoch))
+    public func write(
+        _ agent: AgentID, state: [UInt8], epoch: UInt64, incarnation: UInt64, knownRevision: UInt64?
+    ) throws(NatsError) -> WriteOutcome {
+        let (key, value) = (agent.rawValue, Self.encode(state, epoch: epoch, incarnation: incarnation))
         var expected = knownRevision
         var lastError = NatsError(code: .wrongLastRevision, operation: "kvStore_Update")
         for _ in 0..<Self.attempts {
@@ -105,6 +143,7 @@ public struct StateCheckpoints: Sendable {
                     continue
                 }
                 if stored.epoch > epoch { return .fenced(epoch: stored.epoch) }
+                if incarnation != 0 && stored.incarnation > incarnation { return .superseded(incarnation: stored.incarnation) }
                 expected = stored.revision
             }
             do throws(NatsError) {
@@ -119,20 +158,29 @@ public struct StateCheckpoints: Sendable {
         throw lastError
     }
 
-    /// The stored form of a checkpoint.
-    public static func encode(_ state: [UInt8], epoch: UInt64) -> [UInt8] {
+    /// The stored form of a checkpoint (format 2).
+    public static func encode(_ state: [UInt8], epoch: UInt64, incarnation: UInt64) -> [UInt8] {
         var value = magic
         value.reserveCapacity(headerBytes + state.count)
+        value.append(format)
         withUnsafeBytes(of: epoch.bigEndian) { value.append(contentsOf: $0) }
+        withUnsafeBytes(of: incarnation.bigEndian) { value.append(contentsOf: $0) }
         value.append(contentsOf: state)
         return value
     }
 
-    /// The epoch and snapshot of a stored value (epoch 0 and the whole value when it has no
-    /// envelope).
-    public static func decode(_ value: [UInt8]) -> (epoch: UInt64, state: [UInt8]) {
-        guard value.count >= headerBytes, value[0..<magic.count].elementsEqual(magic) else { return (0, value) }
-        let epoch = value[magic.count..<headerBytes].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        return (epoch, Array(value[headerBytes...]))
+    /// The epoch, incarnation and snapshot of a stored value: format 1 has incarnation 0;
+    /// a value without an envelope is all snapshot, with epoch and incarnation 0.
+    public static func decode(_ value: [UInt8]) -> (epoch: UInt64, incarnation: UInt64, state: [UInt8]) {
+        func number(_ at: Int) -> UInt64 { value[at..<at + 8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        guard value.count > magic.count, value[0..<magic.count].elementsEqual(magic) else { return (0, 0, value) }
+        switch value[magic.count] {
+        case 1 where value.count >= formatOneHeaderBytes:
+            return (number(4), 0, Array(value[formatOneHeaderBytes...]))
+        case format where value.count >= headerBytes:
+            return (number(4), number(12), Array(value[headerBytes...]))
+        default:
+            return (0, 0, value)
+        }
     }
 }

@@ -12,7 +12,7 @@ enum Samples {
     static let spec = AgentSpec(
         version: 1, id: "counter-1", kind: "counter", generation: .max, config: Array(#"{"start": 5, "name": "ünï"}"#.utf8),
         labels: labels, restartType: .transient, group: "group-a", groupStrategy: .restForOne, maxRestarts: 10,
-        periodSeconds: 60, mailboxCapacity: 1024, actionTimeoutMs: .max)
+        periodSeconds: 60, mailboxCapacity: 1024, actionTimeoutMs: .max, incarnation: .max - 1)
 
     static let placement = Placement(version: 1, nodeId: "node-ä", shard: 63, shardEpoch: 1 << 40)
 

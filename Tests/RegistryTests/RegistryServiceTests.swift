@@ -18,17 +18,24 @@ struct RegistryServiceTests {
         let registry = harness.client
         let id = try AgentID("counter-1")
 
-        let created = try await registry.create(spec("counter-1", kind: "counter", labels: ["team": "search"], config: #"{"initial":5}"#))
+        var first = spec("counter-1", kind: "counter", labels: ["team": "search"], config: #"{"initial":5}"#)
+        first.incarnation = 999  // registry-owned: ignored
+        let created = try await registry.create(first)
         #expect(created.spec.generation == 1 && created.revision > 0 && created.status == .pending && created.createdAtUnixMs > 0)
+        // This life of the id is the create's revision, written into the spec from the first update on.
+        #expect(created.spec.incarnation == 0 && created.incarnation(storedAt: created.revision) == created.revision)
         #expect(try await registry.get(id) == created)
         #expect(await code { _ = try await registry.create(spec("counter-1")) } == "already_exists")
 
         var changed = created.spec
         changed.labels["tier"] = "gold"
+        changed.incarnation = 7
         #expect(await code { _ = try await registry.update(changed, expectedRevision: created.revision + 100) } == "conflict")
         let updated = try await registry.update(changed, expectedRevision: created.revision)
         #expect(updated.spec.generation == 2 && updated.revision > created.revision && updated.spec.labels["tier"] == "gold")
         #expect(updated.createdAtUnixMs == created.createdAtUnixMs)
+        #expect(updated.spec.incarnation == created.revision)
+        #expect(try await registry.get(id).spec.incarnation == created.revision)
         // The same spec again changes nothing.
         #expect(try await registry.upsert(changed).revision == updated.revision)
         #expect(await code { _ = try await registry.update(changed, expectedRevision: created.revision) } == "conflict")
@@ -36,13 +43,19 @@ struct RegistryServiceTests {
         let upserted = try await registry.upsert(spec("fresh-1"))
         #expect(upserted.spec.generation == 1)
 
+        var again = changed
+        again.labels["tier"] = "silver"
+        let updatedAgain = try await registry.update(again)
+        #expect(updatedAgain.spec.generation == 3 && updatedAgain.spec.incarnation == created.revision)
+
         #expect(await code { try await registry.delete(id, expectedRevision: created.revision) } == "conflict")
-        let deleted = try await registry.delete(id, expectedRevision: updated.revision)
+        let deleted = try await registry.delete(id, expectedRevision: updatedAgain.revision)
         #expect(deleted.spec.id == "counter-1")
         #expect(await code { _ = try await registry.get(id) } == "not_found")
         #expect(await code { try await registry.delete(id) } == "not_found")
         // Re-created after a delete: a new life, generation 1.
-        #expect(try await registry.create(spec("counter-1")).spec.generation == 1)
+        let reborn = try await registry.create(spec("counter-1"))
+        #expect(reborn.spec.generation == 1 && reborn.incarnation(storedAt: reborn.revision) > created.revision)
     }
 
     /// The callback form of get: a record, `not_found`, and `unavailable` once nobody serves;

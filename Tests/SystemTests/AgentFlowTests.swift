@@ -87,6 +87,16 @@ struct AgentFlowTests {
             return String(decoding: reply, as: UTF8.self)
         }
 
+        /// ``act(_:_:_:timeout:)`` while a frozen worker still holds its subscriptions: NATS
+        /// gives it a share of the requests (queue group per shard), which are not executed
+        /// and time out (at most once), so the action is sent until another worker answers.
+        func actPastFrozen(_ id: String, _ action: String, _ payload: String = "") async throws -> String? {
+            for _ in 0..<20 {
+                do { return try await act(id, action, payload, timeout: .seconds(1)) } catch let error as MeshError where error.code == .timeout {}
+            }
+            return nil
+        }
+
         /// Every event of `id`'s timeline in stream `MESH_EVENTS`, oldest first.
         func timeline(_ id: String) async throws -> [Event] {
             let js = try client.jetStream()
@@ -275,15 +285,8 @@ struct AgentFlowTests {
         kill(frozen.pid, SIGSTOP)
         let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !owners().values.contains("worker-2") }
         #expect(moved, "a frozen worker kept its shards")
-        // The frozen worker still holds its subscriptions, so NATS gives it a share of the
-        // requests (queue group per shard): those are not executed and time out (at most
-        // once). Each add is sent until worker-1 answers it.
         for id in victims {
-            var reply: String?
-            for _ in 0..<20 where reply == nil {
-                do { reply = try await mesh.act(id, "add", #"{"by":10}"#, timeout: .seconds(1)) } catch let error as MeshError where error.code == .timeout {}
-            }
-            #expect(reply == #"{"value":10}"#, "agent \(id)")
+            #expect(try await mesh.actPastFrozen(id, "add", #"{"by":10}"#) == #"{"value":10}"#, "agent \(id)")
         }
         try await Task.sleep(for: .milliseconds(500))  // worker-1 checkpoints the new counts
         kill(frozen.pid, SIGCONT)
@@ -506,6 +509,63 @@ struct AgentFlowTests {
                 let reply = try await mesh.act(id, "get", timeout: .seconds(10))
                 #expect(reply == #"{"value":0}"#, "round \(round), \(id) kept its old state: \(reply)")
             }
+        }
+        await mesh.shutdown()
+    }
+
+    /// The same across workers: agents deleted and created again while their worker is
+    /// frozen (so it deletes nothing) come up on the worker that takes their shards, where
+    /// the old checkpoints are still in KV. They start from nothing, keep what they change
+    /// there, and keep it when the frozen worker wakes up and wins their shards back.
+    @Test func anAgentCreatedAgainWhileItsWorkerIsFrozenStartsWithoutItsOldState() async throws {
+        let mesh = try await Mesh()
+        defer { mesh.stop() }
+        try mesh.start(.supervisor, id: "supervisor-1", extra: ["MESH_HEARTBEAT_MISSES": "2"])
+        try mesh.start(.agentWorker, id: "worker-1")
+        try mesh.start(.agentWorker, id: "worker-2")
+        try await mesh.connect()
+        let ids = (0..<60).map { "orphan-\($0)" }
+        for id in ids { try mesh.create(id, kind: "counter") }
+        func owners() -> [Int: String] { (try? mesh.shardOwners()) ?? [:] }
+        let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+            let current = owners()
+            return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
+        }
+        #expect(spread, "shards not spread over both workers")
+        let shardMap = try ShardMap()
+        let frozenShards = Set(owners().filter { $0.value == "worker-2" }.keys)
+        let victims = ids.filter { frozenShards.contains(shardMap.shard(of: try! AgentID($0))) }
+        #expect(!victims.isEmpty, "worker-2 hosts none of the agents")
+        for id in ids { #expect(try await mesh.act(id, "add", #"{"by":7}"#, timeout: .seconds(30)) == #"{"value":7}"#) }
+        try await Task.sleep(for: .milliseconds(500))  // checkpointed
+
+        let frozen = try #require(mesh.processes["worker-2"])
+        kill(frozen.pid, SIGSTOP)
+        for id in victims {
+            try mesh.agents.delete(id)
+            try mesh.create(id, kind: "counter")
+        }
+        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !owners().values.contains("worker-2") }
+        #expect(moved, "a frozen worker kept its shards")
+        for id in victims {
+            #expect(try await mesh.actPastFrozen(id, "get") == #"{"value":0}"#, "agent \(id) created again restored its old state")
+            #expect(try await mesh.actPastFrozen(id, "add", #"{"by":3}"#) == #"{"value":3}"#, "agent \(id)")
+        }
+        try await Task.sleep(for: .milliseconds(500))  // worker-1 checkpoints the new counts
+        kill(frozen.pid, SIGCONT)
+
+        // Awake, worker-2 sees the deletes and creates it slept through, and wins its shards
+        // back (a planned move: worker-1 hands them over).
+        let back = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
+            let current = owners()
+            return frozenShards.allSatisfy { current[$0] == "worker-2" }
+        }
+        #expect(back, "worker-2 did not get its shards back")
+        for id in victims {
+            #expect(try await mesh.act(id, "get", timeout: .seconds(15)) == #"{"value":3}"#, "agent \(id) lost its new life's count")
+        }
+        for id in ids where !victims.contains(id) {
+            #expect(try await mesh.act(id, "get", timeout: .seconds(15)) == #"{"value":7}"#, "agent \(id)")
         }
         await mesh.shutdown()
     }

@@ -29,6 +29,8 @@ import Synchronization
 ///   every clean hand-over (drain, shutdown, shard moved away while this node lives).
 /// - A checkpoint never replaces one written by a newer owner of the shard: writes are
 ///   fenced by the shard epoch (``StateCheckpoints``).
+/// - An agent restores only a checkpoint of its own life (`AgentSpec.incarnation`): one
+///   created again under a deleted agent's id never restores the deleted one's state.
 /// - A node that sent no heartbeat for longer than its lease (1.5 heartbeat intervals: it
 ///   was frozen, starved or cut off, and may have been declared dead) refuses every request
 ///   until it has read the shard owners from KV again and released what it lost.
@@ -114,6 +116,7 @@ final class WorkerNode: Service, @unchecked Sendable {
     private let shardGauge = Gauge(label: "mesh_shards_owned")
     private let checkpointsWritten = Counter(label: "mesh_checkpoints_written_total")
     private let checkpointsFenced = Counter(label: "mesh_checkpoints_fenced_total")
+    private let checkpointsIgnored = Counter(label: "mesh_checkpoints_ignored_total")
 
     /// How long the node may go without a heartbeat sent on a connected link before it
     /// assumes that it may have been declared dead: 1.5 heartbeat intervals, the silence
@@ -521,7 +524,9 @@ final class WorkerNode: Service, @unchecked Sendable {
                 continue
             }
             let previous = specs[agent]
-            specs[agent] = record.spec
+            var spec = record.spec
+            spec.incarnation = record.incarnation(storedAt: entry.revision)
+            specs[agent] = spec
             guard ownsShard(of: agent), !waiting.contains(agent) else { continue }  // a waiting agent starts with its newest spec
             guard let previous else {
                 created.append(agent)
@@ -614,12 +619,19 @@ final class WorkerNode: Service, @unchecked Sendable {
             // agent's state back (a write that finds the key deleted creates it again), and
             // an agent created again under the same id would restore it.
             await Self.waitWhile(atMost: .seconds(6)) { self.routing.withLock { $0.flushing.contains(agent) } }
+            // Only the checkpoint this node knows, by a compare-and-set on its revision: a key
+            // that moved on holds a later life's checkpoint, written by a newer owner of the
+            // shard that this node has not heard of yet, and must stay. With none known (0:
+            // the agent had no checkpoint here; nil: it could not be read) nothing is
+            // deleted: a checkpoint left behind is never restored by a later life
+            // (incarnations, see StateCheckpoints).
             // Without waiting: a burst of deletes must not hold the control loop (and the
             // creates queued behind them) for two KV round trips each.
-            stateDeletes.withLock { $0[agent, default: 0] += 1 }
-            let deleted: @Sendable (Result<PubAck, NatsError>) -> Void = { [weak self] _ in self?.stateDeleteSettled(agent) }
-            do { try resources.state.deleteAsync(agent.rawValue, completion: deleted) } catch { stateDeleteSettled(agent) }
-            stateRevisions.withLock { $0[agent] = nil }
+            if let known = stateRevisions.withLock({ $0.removeValue(forKey: agent) }), known > 0 {
+                stateDeletes.withLock { $0[agent, default: 0] += 1 }
+                let deleted: @Sendable (Result<PubAck, NatsError>) -> Void = { [weak self] _ in self?.stateDeleteSettled(agent) }
+                do { try resources.state.deleteAsync(agent.rawValue, expectedRevision: known, completion: deleted) } catch { stateDeleteSettled(agent) }
+            }
             try? resources.status.deleteAsync(agent.rawValue)
         }
         updateGauges()
@@ -774,9 +786,9 @@ final class WorkerNode: Service, @unchecked Sendable {
             let checkpoint = try await cell.checkpoint()
             if let snapshot = checkpoint.state {
                 let (checkpoints, agent) = (self.checkpoints!, cell.id)
-                let known = stateRevisions.withLock { $0[agent] }
+                let (known, incarnation) = (stateRevisions.withLock { $0[agent] }, cell.incarnation)
                 let outcome = try await BlockingIO.run { () throws(NatsError) -> StateCheckpoints.WriteOutcome in
-                    try checkpoints.write(agent, state: snapshot, epoch: epoch, knownRevision: known)
+                    try checkpoints.write(agent, state: snapshot, epoch: epoch, incarnation: incarnation, knownRevision: known)
                 }
                 switch outcome {
                 case .written(let revision):
@@ -788,6 +800,12 @@ final class WorkerNode: Service, @unchecked Sendable {
                     context.logger.info(
                         "checkpoint refused: a newer shard owner wrote this agent's state",
                         metadata: ["mesh.agent.id": "\(agent)", "mesh.shard.epoch": "\(epoch)", "mesh.shard.epoch.newer": "\(newer)"])
+                case .superseded(let later):
+                    // This agent was deleted and created again; the delete is on its way here.
+                    checkpointsFenced.increment()
+                    context.logger.info(
+                        "checkpoint refused: the agent was created again since",
+                        metadata: ["mesh.agent.id": "\(agent)", "mesh.agent.incarnation": "\(incarnation)", "mesh.agent.incarnation.later": "\(later)"])
                 }
             }
             cell.markCheckpointed(version: checkpoint.version)
@@ -807,10 +825,9 @@ final class WorkerNode: Service, @unchecked Sendable {
         guard !agents.isEmpty else { return [:] }
         do {
             let stored = try await checkpoints.read(agents)
-            stateRevisions.withLock { revisions in
-                for agent in agents { revisions[agent] = stored[agent]?.revision ?? 0 }
-            }
-            return stored.mapValues(\.state)
+            var states: [AgentID: [UInt8]] = [:]
+            for agent in agents { states[agent] = restoring(agent, from: stored[agent]) }
+            return states
         } catch {
             context.logger.debug("batched checkpoint read failed; reading one by one", metadata: ["error": "\(error)"])
         }
@@ -839,8 +856,23 @@ final class WorkerNode: Service, @unchecked Sendable {
             stateRevisions.withLock { $0[agent] = nil }
             return nil
         }
-        stateRevisions.withLock { $0[agent] = stored?.revision ?? 0 }
-        return stored?.state
+        return restoring(agent, from: stored)
+    }
+
+    /// The state the agent restores from its key's checkpoint `stored`: none when that
+    /// checkpoint belongs to another life of the id (``StateCheckpoints/restoring(_:incarnation:)``);
+    /// remembers the revision its next checkpoint writes over.
+    private func restoring(_ agent: AgentID, from stored: StateCheckpoints.Stored?) -> [UInt8]? {
+        let incarnation = specs[agent]?.incarnation ?? 0
+        let (state, known) = StateCheckpoints.restoring(stored, incarnation: incarnation)
+        stateRevisions.withLock { $0[agent] = known }
+        if let stored, state == nil {
+            checkpointsIgnored.increment()
+            context.logger.info(
+                "checkpoint of another life of this agent id not restored",
+                metadata: ["mesh.agent.id": "\(agent)", "mesh.agent.incarnation": "\(incarnation)", "mesh.agent.incarnation.stored": "\(stored.incarnation)"])
+        }
+        return state
     }
 
     private func writeStatus(_ agent: AgentID, spec: AgentSpec?, status: AgentStatus, error: MeshError?) {

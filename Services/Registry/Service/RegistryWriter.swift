@@ -65,6 +65,7 @@ struct RegistryWriter: Sendable {
             if Self.sameSpec(current.spec, spec) { return (current, .unchanged) }
             var record = AgentRecord(spec: spec, createdAtUnixMs: current.createdAtUnixMs == 0 ? now : current.createdAtUnixMs, updatedAtUnixMs: now)
             record.spec.generation = current.spec.generation + 1
+            record.spec.incarnation = current.incarnation(storedAt: entry.revision)
             do throws(NatsError) {
                 record.revision = try agents.update(spec.id, record.serializedBytes(), expectedRevision: entry.revision)
                 return (record, .updated)
@@ -101,6 +102,7 @@ struct RegistryWriter: Sendable {
     private func create(_ spec: AgentSpec, now: Int64) throws(MeshError) -> AgentRecord {
         var record = AgentRecord(spec: spec, createdAtUnixMs: now, updatedAtUnixMs: now)
         record.spec.generation = 1
+        record.spec.incarnation = 0  // the create's revision (AgentRecord.incarnation(storedAt:))
         do throws(NatsError) {
             record.revision = try agents.create(spec.id, record.serializedBytes())
             return record
@@ -124,6 +126,7 @@ struct RegistryWriter: Sendable {
         var record = AgentRecord(spec: spec, createdAtUnixMs: now, updatedAtUnixMs: now)
         record.spec.version = SchemaVersion.current
         record.spec.generation = 1
+        record.spec.incarnation = 0  // the create's revision (AgentRecord.incarnation(storedAt:))
         do throws(NatsError) {
             try agents.createAsync(spec.id, record.serializedBytes(), via: jetStream) { [self, record] result in
                 switch result {
@@ -211,12 +214,15 @@ struct RegistryWriter: Sendable {
         try result.get()
     }
 
-    /// Whether two specs are the same apart from the fields the registry owns.
+    /// Whether two specs are the same apart from the fields the registry owns (generation,
+    /// incarnation, version).
     static func sameSpec(_ a: AgentSpec, _ b: AgentSpec) -> Bool {
         var a = a
         var b = b
         a.generation = 0
         b.generation = 0
+        a.incarnation = 0
+        b.incarnation = 0
         a.version = SchemaVersion.current
         b.version = SchemaVersion.current
         return a == b

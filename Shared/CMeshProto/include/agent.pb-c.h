@@ -145,10 +145,18 @@ struct  Mesh__V1__AgentSpec
    * Per-action time limit. 0 = the mesh default.
    */
   uint32_t action_timeout_ms;
+  /*
+   * One life of this id, from its create to its delete: the mesh_agents revision of the
+   * create. Owned by the registry (what a client sends is ignored): written from the
+   * first update on; a generation-1 record's is the revision it is stored at. State
+   * checkpoints carry it, so an agent created again under a deleted one's id never
+   * restores the deleted one's state. 0 = unknown (records written before this field).
+   */
+  uint64_t incarnation;
 };
 #define MESH__V1__AGENT_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&mesh__v1__agent_spec__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, {0,NULL}, 0,NULL, MESH__V1__RESTART_TYPE__RESTART_TYPE_UNSPECIFIED, (char *)protobuf_c_empty_string, MESH__V1__GROUP_STRATEGY__GROUP_STRATEGY_UNSPECIFIED, 0, 0, 0, 0 }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, {0,NULL}, 0,NULL, MESH__V1__RESTART_TYPE__RESTART_TYPE_UNSPECIFIED, (char *)protobuf_c_empty_string, MESH__V1__GROUP_STRATEGY__GROUP_STRATEGY_UNSPECIFIED, 0, 0, 0, 0, 0 }
 
 
 /*
