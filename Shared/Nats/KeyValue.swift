@@ -327,14 +327,19 @@ public final class KeyValue: @unchecked Sendable {
     /// The sequence yields the current values first (all kept revisions with
     /// `includeHistory`), then `.initialValuesDone`, then every change as it happens.
     /// With `updatesOnly`, the current values are skipped (the marker still comes).
-    /// - Parameter bufferSize: events buffered before the watcher thread waits for the
-    ///   consumer.
+    /// - Parameters:
+    ///   - metaOnly: entries come without their values (key, revision, operation, time):
+    ///     listing a bucket of large values costs only their headers.
+    ///   - bufferSize: events buffered before the watcher thread waits for the consumer.
     /// The corresponding C functions are `kvStore_Watch` and `kvWatcher_Next`.
-    public func watch(_ keys: String = ">", includeHistory: Bool = false, updatesOnly: Bool = false, bufferSize: Int = 1024) throws(NatsError) -> KeyValueWatcher {
+    public func watch(
+        _ keys: String = ">", includeHistory: Bool = false, updatesOnly: Bool = false, metaOnly: Bool = false, bufferSize: Int = 1024
+    ) throws(NatsError) -> KeyValueWatcher {
         try SubjectRules.validateSubscribe(keys, "kvStore_Watch")
         var options = kvWatchOptions()
         _ = kvWatchOptions_Init(&options)
         options.IncludeHistory = includeHistory
+        options.MetaOnly = metaOnly
         var watcher: OpaquePointer? = nil
         try natsCall("kvStore_Watch") { kvStore_Watch(&watcher, kv, keys, &options) }
         guard let watcher else { throw NatsError(code: .other, operation: "kvStore_Watch") }

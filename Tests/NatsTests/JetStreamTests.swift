@@ -475,6 +475,17 @@ struct KeyValueTests {
         watcher.stop()
         #expect(await iterator.next() == nil)
         onlyUpdates.stop()
+
+        // Metadata only, in revision order: keys, revisions and operations, no values.
+        let listing = try kv.watch(metaOnly: true)
+        var listed: [String] = []
+        for await event in listing {
+            guard case .entry(let entry) = event else { break }
+            listed.append("\(entry.key)@\(entry.revision):\(entry.operation):\(entry.value.count)")
+        }
+        let revisions = try ["a.one", "b.other", "c.new"].map { try #require(try kv.get($0)).revision }
+        #expect(listed == ["b.other@\(revisions[1]):put:0", "a.one@\(revisions[0]):put:0", "a.two@\(revisions[0] + 1):delete:0", "c.new@\(revisions[2]):put:0"])
+        listing.stop()
     }
 }
 

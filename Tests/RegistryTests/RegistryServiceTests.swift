@@ -313,6 +313,26 @@ struct RegistryServiceTests {
         #expect(try await registry.listAll().count == 301)
     }
 
+    /// Checkpoints left behind by agents deleted while no worker could remove them are
+    /// removed by the sweep; a live agent's checkpoint and the shard hand-over markers stay.
+    @Test func theStateSweepRemovesOnlyCheckpointsOfDeletedAgents() async throws {
+        let harness = try await RegistryHarness.start()
+        defer { harness.stop() }
+        try await harness.startRegistry(environment: ["MESH_STATE_SWEEP_INTERVAL_S": "1"])
+        let registry = harness.client
+        let state = try harness.connection.jetStream().keyValue("mesh_state")
+        for id in ["alive-1", "doomed-1"] { _ = try await registry.create(spec(id, kind: "counter")) }
+        var kept = ["handover.3": try state.put("handover.3", Array("7".utf8))]
+        kept["alive-1"] = try state.put("alive-1", Array(#"{"value":3}"#.utf8))
+        for id in ["doomed-1", "never-created"] { _ = try state.put(id, Array(#"{"value":3}"#.utf8)) }
+        try await registry.delete(AgentID("doomed-1"))
+        func present(_ key: String) -> Bool { (try? state.get(key)).flatMap { $0 } != nil }
+        let swept = await TestEnvironment.waitUntil(timeout: .seconds(20)) { !present("doomed-1") && !present("never-created") }
+        #expect(swept, "checkpoints of deleted agents still there")
+        try await Task.sleep(for: .seconds(2))  // at least one more round
+        for (key, revision) in kept { #expect(try state.get(key)?.revision == revision, "\(key)") }
+    }
+
     @Test func postgresMirrorAndTimelineCatchUpAfterAnOutage() async throws {
         let harness = try await RegistryHarness.start()
         defer { harness.stop() }

@@ -19,6 +19,8 @@ public import ServiceLifecycle
 ///   ``AgentDirectory`` fed by KV watches; a new instance subscribes only after catching up.
 /// - **Intake** (``SpecIntake``): specs published to `<prefix>.spec.<id>` are applied as upserts.
 /// - **Events**: `agent.created`, `agent.updated`, `agent.deleted`, `agent.rejected`.
+/// - **State sweep** (``StateSweep``): removes the checkpoints of deleted agents that their
+///   worker could not remove (it was dead or frozen at the delete).
 /// - **PostgreSQL** (``PostgresMirror``, ``RegistrySchema``): `agents` and `agent_events`,
 ///   written in batches by durable consumers off the request path.
 /// - **Task history** (``TaskHistory``, ``TaskQueryServer``): `tasks`, written from the task
@@ -49,6 +51,12 @@ public enum Registry {
         let server = RegistryServer(
             context: context, directory: directory, writer: writer, rules: rules, events: events, writers: options.writerThreads)
         var services: [any Service] = [server, SpecIntake(context: context, server: server, rules: rules)]
+        if options.stateSweepIntervalSeconds > 0 {
+            services.append(
+                StateSweep(
+                    interval: .seconds(options.stateSweepIntervalSeconds), state: resources.state,
+                    agentsStream: Subjects.keyValueStream(bucket: context.subjects.agentsBucket), directory: directory, logger: context.logger))
+        }
         if let store = context.store {
             let subjects = context.subjects
             let logger = context.logger
@@ -73,6 +81,7 @@ public enum Registry {
 /// |---|---|---|
 /// | `--extra-kinds` | `MESH_EXTRA_KINDS` | empty: only the built-in kinds are accepted |
 /// | `--writer-threads` | `MESH_REGISTRY_WRITERS` | `4`: delivery threads for put/delete (updates wait for KV round trips; creates and deletes do not) |
+/// | `--state-sweep-interval-s` | `MESH_STATE_SWEEP_INTERVAL_S` | `600`: how often checkpoints of deleted agents are looked for (``StateSweep``); `0` turns it off |
 public struct RegistryOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("extra-kinds"), help: "Custom agent kinds accepted besides the built-in ones, comma-separated (env MESH_EXTRA_KINDS).")
     public var extraKinds: String = MeshEnvironment.string("MESH_EXTRA_KINDS") ?? ""
@@ -80,13 +89,19 @@ public struct RegistryOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("writer-threads"), help: "Threads serving put/delete, 1...64 (env MESH_REGISTRY_WRITERS).")
     public var writerThreads: Int = MeshEnvironment.int("MESH_REGISTRY_WRITERS", 4)
 
+    @Option(
+        name: .customLong("state-sweep-interval-s"),
+        help: "Seconds between sweeps removing checkpoints of deleted agents, 0 (off)...86400 (env MESH_STATE_SWEEP_INTERVAL_S).")
+    public var stateSweepIntervalSeconds: Int = MeshEnvironment.int("MESH_STATE_SWEEP_INTERVAL_S", 600)
+
     public init() {}
 
     public func validate() throws {
         do { _ = try AgentKindName.parseList(extraKinds) } catch { throw ValidationError("--extra-kinds: \(error.message)") }
         guard (1...64).contains(writerThreads) else { throw ValidationError("--writer-threads must be in 1...64") }
-        if let raw = MeshEnvironment.string("MESH_REGISTRY_WRITERS"), Int(raw) == nil {
-            throw ValidationError("MESH_REGISTRY_WRITERS must be an integer")
+        guard (0...86_400).contains(stateSweepIntervalSeconds) else { throw ValidationError("--state-sweep-interval-s must be in 0...86400") }
+        for name in ["MESH_REGISTRY_WRITERS", "MESH_STATE_SWEEP_INTERVAL_S"] {
+            if let raw = MeshEnvironment.string(name), Int(raw) == nil { throw ValidationError("\(name) must be an integer") }
         }
     }
 }
