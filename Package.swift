@@ -173,6 +173,8 @@ let package = Package(
                 ],
                 swiftSettings: swiftSettings),
             .testTarget(
+                name: "AgentWorkerTests", dependencies: ["AgentWorkerService", "MeshCore", "MeshProto"], swiftSettings: swiftSettings),
+            .testTarget(
                 name: "MetricsCollectorTests",
                 dependencies: ["MetricsCollectorService", "MeshCore", "MeshProto", log],
                 swiftSettings: swiftSettings),

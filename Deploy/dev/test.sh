@@ -18,7 +18,7 @@ swift build --build-tests
 # Tests run one at a time: the integration and system tests start real servers and
 # processes, and the unit tests of deadlines and mailboxes must not compete with them
 # for the two cores. Unit tests first (seconds), then integration and system tests.
-unit='MeshCoreTests|MeshBenchTests|MeshSupervisionTests|AgentSDKTests|MeshProtoTests|GatewayTests|MetricsCollectorTests'
+unit='MeshCoreTests|MeshBenchTests|MeshSupervisionTests|AgentSDKTests|AgentWorkerTests|MeshProtoTests|GatewayTests|MetricsCollectorTests'
 if [ "$#" -gt 0 ]; then
   swift test --skip-build --no-parallel "$@"
 else

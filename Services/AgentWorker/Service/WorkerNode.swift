@@ -96,7 +96,7 @@ final class WorkerNode: Service, @unchecked Sendable {
     private var supervisor: SupervisorClient!
 
     // Control-loop state.
-    private var specs: [AgentID: AgentSpec] = [:]
+    private var specs: SpecTable!
     private var subscriptions: [Int: NatsHandlerSubscription] = [:]
     private var groups: [String: SupervisionGroup] = [:]
     /// The group each agent joined (a leave looks up one group instead of scanning every
@@ -151,6 +151,7 @@ final class WorkerNode: Service, @unchecked Sendable {
                 js, subjects: subjects, replicas: common.jetStreamReplicas, shardCount: common.shardCount, logger: logger)
         }
         checkpoints = StateCheckpoints(bucket: resources.state)
+        specs = SpecTable(shardMap: resources.shardMap)
         events = EventPublisher(js: js, subjects: context.subjects, node: node, logger: logger)
         supervisor = SupervisorClient(connection: context.nats, subjects: context.subjects, timeout: .seconds(1))
         let input = inputContinuation
@@ -382,7 +383,8 @@ final class WorkerNode: Service, @unchecked Sendable {
     ///   - arrival: how the agents came here, for their timeline (`placed`, or `migrated`
     ///     from the shard's previous owner).
     private func take(_ shard: Int, epoch: UInt64, handedOverBy previous: NodeID? = nil, arrival: Arrival) async {
-        let agents = specs.keys.filter { resources.shardMap.shard(of: $0) == shard }.sorted()
+        let (agents, unreadable) = specs.take(shard: shard)
+        for agent in unreadable { context.logger.warning("unreadable agent record", metadata: ["mesh.agent.id": "\(agent)"]) }
         routing.withLock {
             $0.epochs[shard] = epoch
             $0.starting.formUnion(agents)
@@ -435,6 +437,7 @@ final class WorkerNode: Service, @unchecked Sendable {
             for id in moving.keys { routing.cells[id] = nil }
             return (Array(moving.values), epoch)
         }
+        specs.release(shard: shard)
         // A drain, not an unsubscribe: requests already delivered here are still answered
         // (`unavailable`, so the client retries at the new owner) instead of vanishing with
         // the subscription while their callers wait out their whole timeout.
@@ -514,20 +517,21 @@ final class WorkerNode: Service, @unchecked Sendable {
         for entry in entries {
             guard let agent = try? AgentID(entry.key) else { continue }
             if entry.operation != .put {
-                specs[agent] = nil
+                specs.remove(agent)
                 if waiting.remove(agent) != nil { _ = routing.withLock { $0.starting.remove(agent) } }
                 await remove(agent, reason: "agent deleted")
+                continue
+            }
+            guard ownsShard(of: agent) else {
+                specs.store(agent, encoded: entry.value, revision: entry.revision)  // decoded if its shard comes here
                 continue
             }
             guard let record = try? AgentRecord(serializedBytes: entry.value) else {
                 context.logger.warning("unreadable agent record", metadata: ["mesh.agent.id": "\(agent)"])
                 continue
             }
-            let previous = specs[agent]
-            var spec = record.spec
-            spec.incarnation = record.incarnation(storedAt: entry.revision)
-            specs[agent] = spec
-            guard ownsShard(of: agent), !waiting.contains(agent) else { continue }  // a waiting agent starts with its newest spec
+            let previous = specs.store(agent, spec: SpecTable.spec(of: record, storedAt: entry.revision))
+            guard !waiting.contains(agent) else { continue }  // a waiting agent starts with its newest spec
             guard let previous else {
                 created.append(agent)
                 waiting.insert(agent)
