@@ -158,6 +158,43 @@ public struct StateCheckpoints: Sendable {
         throw lastError
     }
 
+    /// ``write(_:state:epoch:incarnation:knownRevision:)`` without holding a thread for a
+    /// round trip in the common case, so that many agents' checkpoints are in flight at
+    /// once: with a known revision the compare-and-set goes out asynchronously
+    /// (``KeyValue/updateAsync(_:_:expectedRevision:via:completion:)``). A key that moved on
+    /// meanwhile, or an unknown revision, is decided by the blocking write on ``BlockingIO``.
+    /// The corresponding C functions are `js_PublishMsgAsync`, then as the blocking write's.
+    public func writePipelined(
+        _ agent: AgentID, state: [UInt8], epoch: UInt64, incarnation: UInt64, knownRevision: UInt64?
+    ) async throws(NatsError) -> WriteOutcome {
+        if let knownRevision {
+            let (bucket, value) = (self.bucket, Self.encode(state, epoch: epoch, incarnation: incarnation))
+            // nil: the key is no longer at the known revision.
+            let fast = await withCheckedContinuation { (done: CheckedContinuation<Result<UInt64, NatsError>?, Never>) in
+                do throws(NatsError) {
+                    try bucket.updateAsync(agent.rawValue, value, expectedRevision: knownRevision) { result in
+                        switch result {
+                        case .success(let ack): done.resume(returning: .success(ack.sequence))
+                        case .failure(let error) where error.code == .wrongLastRevision: done.resume(returning: nil)
+                        case .failure(let error): done.resume(returning: .failure(error))
+                        }
+                    }
+                } catch {
+                    done.resume(returning: .failure(error))
+                }
+            }
+            switch fast {
+            case .success(let revision)?: return .written(revision: revision)
+            case .failure(let error)?: throw error
+            case nil: break
+            }
+        }
+        let checkpoints = self
+        return try await BlockingIO.run { () throws(NatsError) -> WriteOutcome in
+            try checkpoints.write(agent, state: state, epoch: epoch, incarnation: incarnation, knownRevision: nil)
+        }
+    }
+
     /// The stored form of a checkpoint (format 2).
     public static func encode(_ state: [UInt8], epoch: UInt64, incarnation: UInt64) -> [UInt8] {
         var value = magic

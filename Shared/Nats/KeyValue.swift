@@ -252,8 +252,22 @@ public final class KeyValue: @unchecked Sendable {
     public func createAsync(
         _ key: String, _ value: [UInt8], via: JetStream? = nil, completion: @escaping @Sendable (Result<PubAck, NatsError>) -> Void
     ) throws(NatsError) {
+        try updateAsync(key, value, expectedRevision: 0, via: via, completion: completion)
+    }
+
+    /// Writes a value only while the key is at `expectedRevision` (0: the key has no
+    /// history), without waiting for the server: ``update(_:_:expectedRevision:)``'s
+    /// compare-and-set, published with `Nats-Expected-Last-Subject-Sequence`. A key that
+    /// moved on completes with `.wrongLastRevision`; the ack's sequence is the new revision.
+    /// - Parameter via: the JetStream context whose window and reply thread carry the write
+    ///   (default: the bucket's).
+    /// The corresponding C function is `js_PublishMsgAsync`.
+    public func updateAsync(
+        _ key: String, _ value: [UInt8], expectedRevision: UInt64, via: JetStream? = nil,
+        completion: @escaping @Sendable (Result<PubAck, NatsError>) -> Void
+    ) throws(NatsError) {
         var headers = NatsHeaders()
-        headers["Nats-Expected-Last-Subject-Sequence"] = "0"
+        headers["Nats-Expected-Last-Subject-Sequence"] = String(expectedRevision)
         try writeAsync(key, value, headers: headers, via: via, completion: completion)
     }
 

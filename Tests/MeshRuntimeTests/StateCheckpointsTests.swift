@@ -81,9 +81,11 @@ struct StateCheckpointsTests {
         var revision = try written(try store.write(agent, state: bytes("2"), epoch: 2, incarnation: life, knownRevision: restored.revision))
         revision = try written(try store.write(agent, state: bytes("3"), epoch: 2, incarnation: life, knownRevision: revision))
 
-        // The old owner wakes up with its revision, with none, or believing it had none.
+        // The old owner wakes up with its revision, with none, or believing it had none;
+        // blocking, or with the write that waits without a thread.
         for known: UInt64? in [first, nil, 0] {
             #expect(try store.write(agent, state: bytes("stale"), epoch: 1, incarnation: life, knownRevision: known) == .fenced(epoch: 2))
+            #expect(try await store.writePipelined(agent, state: bytes("stale"), epoch: 1, incarnation: life, knownRevision: known) == .fenced(epoch: 2))
         }
         #expect(try store.read(agent) == .init(state: bytes("3"), epoch: 2, incarnation: life, revision: revision))
     }
@@ -102,8 +104,15 @@ struct StateCheckpointsTests {
         let mine = try written(try store.write(agent, state: bytes("2"), epoch: 2, incarnation: life, knownRevision: first))
         #expect(try store.read(agent) == .init(state: bytes("2"), epoch: 2, incarnation: life, revision: mine))
         // The same owner with a stale revision (two writes of its own crossed) still writes.
-        _ = try written(try store.write(agent, state: bytes("3"), epoch: 2, incarnation: life, knownRevision: first))
+        let third = try written(try store.write(agent, state: bytes("3"), epoch: 2, incarnation: life, knownRevision: first))
         #expect(try store.read(agent)?.state == bytes("3"))
+        // Without a thread: at the known revision, at a stale one, and with none.
+        let fourth = try written(try await store.writePipelined(agent, state: bytes("4"), epoch: 2, incarnation: life, knownRevision: third))
+        #expect(try store.read(agent) == .init(state: bytes("4"), epoch: 2, incarnation: life, revision: fourth))
+        for (known, value) in [(third, "5"), (nil, "6")] as [(UInt64?, String)] {
+            _ = try written(try await store.writePipelined(agent, state: bytes(value), epoch: 2, incarnation: life, knownRevision: known))
+            #expect(try store.read(agent)?.state == bytes(value))
+        }
     }
 
     @Test func aWriteOfAnEarlierLifeNeverReplacesALaterLifesCheckpoint() async throws {
@@ -124,6 +133,7 @@ struct StateCheckpointsTests {
         // A writer of the first life, late, even at a newer epoch: refused.
         for known: UInt64? in [first, nil, 0] {
             #expect(try store.write(agent, state: bytes("stale"), epoch: 3, incarnation: 10, knownRevision: known) == .superseded(incarnation: 20))
+            #expect(try await store.writePipelined(agent, state: bytes("stale"), epoch: 3, incarnation: 10, knownRevision: known) == .superseded(incarnation: 20))
         }
         // A worker whose spec is still the first life's restores nothing, and its first
         // write (revision unknown) is refused.
@@ -144,11 +154,14 @@ struct StateCheckpointsTests {
         _ = try written(try store.write(agent, state: bytes("6"), epoch: 1, incarnation: life, knownRevision: nil))
         #expect(try store.read(agent)?.epoch == 1)
 
-        // Deleted with its agent, then created again: a fresh checkpoint.
+        // Deleted with its agent, then created again: a fresh checkpoint, blocking or not.
         try store.bucket.delete(agent.rawValue)
         #expect(try store.read(agent) == nil)
         _ = try written(try store.write(agent, state: bytes("0"), epoch: 1, incarnation: life, knownRevision: 0))
         #expect(try store.read(agent)?.state == bytes("0"))
+        try store.bucket.delete(agent.rawValue)
+        _ = try written(try await store.writePipelined(agent, state: bytes("00"), epoch: 1, incarnation: life, knownRevision: 0))
+        #expect(try store.read(agent)?.state == bytes("00"))
     }
 
     @Test func manyCheckpointsReadTogetherMatchTheOnesReadAlone() async throws {

@@ -447,9 +447,11 @@ final class WorkerNode: Service, @unchecked Sendable {
             try? subscription.beginDrain(timeout: .seconds(5))
             Task { _ = await subscription.waitUntilComplete(timeout: .seconds(6)) }
         }
-        for cell in cells {
+        await Self.concurrently(cells, limit: Self.concurrentCheckpoints) { cell in
             await cell.stop(.reject)
-            if handOver, let epoch { await checkpoint(cell, epoch: epoch) }
+            if handOver, let epoch { await self.checkpoint(cell, epoch: epoch) }
+        }
+        for cell in cells {
             stateRevisions.withLock { $0[cell.id] = nil }
             events.publish(.agentStopped, agent: cell.id, reason: reason)
         }
@@ -767,18 +769,42 @@ final class WorkerNode: Service, @unchecked Sendable {
 
     // MARK: Checkpoints and status
 
+    /// Checkpoints every agent whose state changed since its last checkpoint, up to
+    /// ``concurrentCheckpoints`` at once (one after another, a burst of thousands of changed
+    /// agents took longer than a checkpoint interval per hundred agents, and a crash lost
+    /// all the changes still waiting).
     private func flushCheckpoints() async {
         let ids = dirty.withLock { ids in defer { ids.removeAll() }; return ids }
         let shardMap = resources.shardMap
-        for id in ids {
-            let due = routing.withLock { routing -> (AgentCell, UInt64)? in
+        await Self.concurrently(ids, limit: Self.concurrentCheckpoints) { id in
+            let due = self.routing.withLock { routing -> (AgentCell, UInt64)? in
                 guard let cell = routing.cells[id], let epoch = routing.epochs[shardMap.shard(of: id)] else { return nil }
                 routing.flushing.insert(id)
                 return (cell, epoch)
             }
-            guard let (cell, epoch) = due else { continue }
-            await checkpoint(cell, epoch: epoch)
-            _ = routing.withLock { $0.flushing.remove(id) }
+            guard let (cell, epoch) = due else { return }
+            await self.checkpoint(cell, epoch: epoch)
+            _ = self.routing.withLock { $0.flushing.remove(id) }
+        }
+    }
+
+    /// Checkpoint writes in flight at once, in a flush or a hand-over.
+    static let concurrentCheckpoints = 256
+
+    /// Runs `body` for every element of `items`, at most `limit` at once.
+    private static func concurrently<Items: Sequence>(
+        _ items: Items, limit: Int, _ body: @escaping @Sendable (Items.Element) async -> Void
+    ) async where Items.Element: Sendable {
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for item in items {
+                if running == limit {
+                    await group.next()
+                    running -= 1
+                }
+                running += 1
+                group.addTask { await body(item) }
+            }
         }
     }
 
@@ -791,9 +817,7 @@ final class WorkerNode: Service, @unchecked Sendable {
             if let snapshot = checkpoint.state {
                 let (checkpoints, agent) = (self.checkpoints!, cell.id)
                 let (known, incarnation) = (stateRevisions.withLock { $0[agent] }, cell.incarnation)
-                let outcome = try await BlockingIO.run { () throws(NatsError) -> StateCheckpoints.WriteOutcome in
-                    try checkpoints.write(agent, state: snapshot, epoch: epoch, incarnation: incarnation, knownRevision: known)
-                }
+                let outcome = try await checkpoints.writePipelined(agent, state: snapshot, epoch: epoch, incarnation: incarnation, knownRevision: known)
                 switch outcome {
                 case .written(let revision):
                     stateRevisions.withLock { $0[agent] = revision }
