@@ -447,6 +447,7 @@ final class WorkerNode: Service, @unchecked Sendable {
             try? subscription.beginDrain(timeout: .seconds(5))
             Task { _ = await subscription.waitUntilComplete(timeout: .seconds(6)) }
         }
+        if handOver { await awaitFlushes(of: cells.map(\.id)) }
         await Self.concurrently(cells, limit: Self.concurrentCheckpoints) { cell in
             await cell.stop(.reject)
             if handOver, let epoch { await self.checkpoint(cell, epoch: epoch) }
@@ -610,7 +611,18 @@ final class WorkerNode: Service, @unchecked Sendable {
     private func stopCell(_ agent: AgentID) async {
         guard let cell = routing.withLock({ $0.cells.removeValue(forKey: agent) }) else { return }
         await cell.stop(.drain)
+        await awaitFlushes(of: [agent])
         if let epoch = ownedEpoch(of: agent) { await checkpoint(cell, epoch: epoch) }
+    }
+
+    /// Waits (at most 6 s) until the periodic flush has stored the checkpoints it began of
+    /// `agents`, which have left the routing table (so no new one begins). A checkpoint this
+    /// node writes next — at a hand-over, a restart for a new spec, or a delete — then comes
+    /// after it: a flush's write that lost its compare-and-set to a newer one of the same
+    /// owner would replace it (same epoch) with an older state, or bring a deleted agent's
+    /// state back behind the delete marker.
+    private func awaitFlushes(of agents: some Collection<AgentID>) async {
+        await Self.waitWhile(atMost: .seconds(6)) { self.routing.withLock { !$0.flushing.isDisjoint(with: agents) } }
     }
 
     private func remove(_ agent: AgentID, reason: String) async {
@@ -620,11 +632,7 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
         leaveGroup(agent)
         if ownsShard(of: agent) {
-            // A checkpoint the flush began before the cell left the routing table must be
-            // stored before the delete marker: behind it, it would bring the deleted
-            // agent's state back (a write that finds the key deleted creates it again), and
-            // an agent created again under the same id would restore it.
-            await Self.waitWhile(atMost: .seconds(6)) { self.routing.withLock { $0.flushing.contains(agent) } }
+            await awaitFlushes(of: [agent])  // stored before the delete marker, not behind it
             // Only the checkpoint this node knows, by a compare-and-set on its revision: a key
             // that moved on holds a later life's checkpoint, written by a newer owner of the
             // shard that this node has not heard of yet, and must stay. With none known (0:
