@@ -50,6 +50,33 @@ struct AgentFlowTests {
             _ = try agents.put(id, record.serializedBytes())
         }
 
+        /// A supervisor (a node is dead after `heartbeatMisses` missed heartbeats; nil: the
+        /// default), worker-1 and worker-2 (with `extra` environment) and counter agents
+        /// `ids`, once both workers own shards.
+        /// - Returns: the agents on worker-2 and its shards.
+        func twoWorkersWithCounters(
+            _ ids: [String], heartbeatMisses: Int? = 2, worker2 extra: [String: String] = [:]
+        ) async throws -> (victims: [String], shards: Set<Int>) {
+            try start(.supervisor, id: "supervisor-1", extra: heartbeatMisses.map { ["MESH_HEARTBEAT_MISSES": "\($0)"] } ?? [:])
+            try start(.agentWorker, id: "worker-1")
+            try start(.agentWorker, id: "worker-2", extra: extra)
+            try await connect()
+            for id in ids { try create(id, kind: "counter") }
+            let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
+                let current = self.owners()
+                return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
+            }
+            #expect(spread, "shards not spread over both workers")
+            let shardMap = try ShardMap()
+            let shards = Set(owners().filter { $0.value == "worker-2" }.keys)
+            let victims = ids.filter { shards.contains(shardMap.shard(of: try! AgentID($0))) }
+            #expect(!victims.isEmpty, "worker-2 hosts none of the agents")
+            return (victims, shards)
+        }
+
+        /// ``shardOwners()``, or none when KV cannot be read.
+        func owners() -> [Int: String] { (try? shardOwners()) ?? [:] }
+
         /// The owner of each assigned shard, from KV `mesh_shards`.
         func shardOwners() throws -> [Int: String] {
             let shards = try client.jetStream().keyValue("mesh_shards")
@@ -263,27 +290,13 @@ struct AgentFlowTests {
     @Test func aWorkerDeclaredDeadDoesNotOverwriteItsSuccessorsCheckpoints() async throws {
         let mesh = try await Mesh()
         defer { mesh.stop() }
-        try mesh.start(.supervisor, id: "supervisor-1", extra: ["MESH_HEARTBEAT_MISSES": "2"])
-        try mesh.start(.agentWorker, id: "worker-1")
-        try mesh.start(.agentWorker, id: "worker-2", extra: ["MESH_CHECKPOINT_INTERVAL_MS": "60000"])
-        try await mesh.connect()
         let ids = (0..<60).map { "stale-\($0)" }
-        for id in ids { try mesh.create(id, kind: "counter") }
-        func owners() -> [Int: String] { (try? mesh.shardOwners()) ?? [:] }
-        let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
-            let current = owners()
-            return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
-        }
-        #expect(spread, "shards not spread over both workers")
-        let shardMap = try ShardMap()
-        let frozenShards = Set(owners().filter { $0.value == "worker-2" }.keys)
-        let victims = ids.filter { frozenShards.contains(shardMap.shard(of: try! AgentID($0))) }
-        #expect(!victims.isEmpty, "worker-2 hosts none of the agents")
+        let (victims, frozenShards) = try await mesh.twoWorkersWithCounters(ids, worker2: ["MESH_CHECKPOINT_INTERVAL_MS": "60000"])
 
         for id in ids { #expect(try await mesh.act(id, "add", #"{"by":1}"#, timeout: .seconds(30)) == #"{"value":1}"#) }
         let frozen = try #require(mesh.processes["worker-2"])
         kill(frozen.pid, SIGSTOP)
-        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !owners().values.contains("worker-2") }
+        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !mesh.owners().values.contains("worker-2") }
         #expect(moved, "a frozen worker kept its shards")
         for id in victims {
             #expect(try await mesh.actPastFrozen(id, "add", #"{"by":10}"#) == #"{"value":10}"#, "agent \(id)")
@@ -294,7 +307,7 @@ struct AgentFlowTests {
         // Awake, worker-2 heartbeats again and, after its hold-down, wins its shards back:
         // a planned move, so worker-1 hands them over and worker-2 restores from KV.
         let back = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
-            let current = owners()
+            let current = mesh.owners()
             return frozenShards.allSatisfy { current[$0] == "worker-2" }
         }
         #expect(back, "worker-2 did not get its shards back: \(mesh.processes["supervisor-1"]!.logTail(maxBytes: 1_500))")
@@ -317,20 +330,8 @@ struct AgentFlowTests {
     }
 
     private static func counters(on mesh: Mesh) async throws -> [String] {
-        try mesh.start(.supervisor, id: "supervisor-1")
-        try mesh.start(.agentWorker, id: "worker-1")
-        try mesh.start(.agentWorker, id: "worker-2")
-        try await mesh.connect()
         let ids = (0..<60).map { "counter-\($0)" }
-        for id in ids { try mesh.create(id, kind: "counter") }
-        let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
-            let current = (try? mesh.shardOwners()) ?? [:]
-            return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
-        }
-        #expect(spread, "shards not spread over both workers")
-        let shardMap = try ShardMap()
-        let frozenShards = Set(try mesh.shardOwners().filter { $0.value == "worker-2" }.keys)
-        let victims = ids.filter { frozenShards.contains(shardMap.shard(of: try! AgentID($0))) }
+        let (victims, _) = try await mesh.twoWorkersWithCounters(ids, heartbeatMisses: nil)
         #expect(victims.count >= 10, "worker-2 hosts too few of the agents")
         for id in ids { #expect(try await mesh.act(id, "get", timeout: .seconds(30)) == #"{"value":0}"#) }
         return victims
@@ -364,13 +365,12 @@ struct AgentFlowTests {
     @Test func aFrozenWorkerStopsTakingRequestsSoonAfterItsShardsMove() async throws {
         let (mesh, victims) = try await Self.twoWorkersWithCounters()
         defer { mesh.stop() }
-        func owners() -> [Int: String] { (try? mesh.shardOwners()) ?? [:] }
 
         let frozen = try #require(mesh.processes["worker-2"])
         let frozenAt = ContinuousClock.now
         kill(frozen.pid, SIGSTOP)
         defer { kill(frozen.pid, SIGCONT) }
-        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !owners().values.contains("worker-2") }
+        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !mesh.owners().values.contains("worker-2") }
         #expect(moved, "a frozen worker kept its shards")
         // One attempt per request (not idempotent: never sent twice): a request that NATS
         // gives the frozen worker times out.
@@ -520,22 +520,8 @@ struct AgentFlowTests {
     @Test func anAgentCreatedAgainWhileItsWorkerIsFrozenStartsWithoutItsOldState() async throws {
         let mesh = try await Mesh()
         defer { mesh.stop() }
-        try mesh.start(.supervisor, id: "supervisor-1", extra: ["MESH_HEARTBEAT_MISSES": "2"])
-        try mesh.start(.agentWorker, id: "worker-1")
-        try mesh.start(.agentWorker, id: "worker-2")
-        try await mesh.connect()
         let ids = (0..<60).map { "orphan-\($0)" }
-        for id in ids { try mesh.create(id, kind: "counter") }
-        func owners() -> [Int: String] { (try? mesh.shardOwners()) ?? [:] }
-        let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
-            let current = owners()
-            return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
-        }
-        #expect(spread, "shards not spread over both workers")
-        let shardMap = try ShardMap()
-        let frozenShards = Set(owners().filter { $0.value == "worker-2" }.keys)
-        let victims = ids.filter { frozenShards.contains(shardMap.shard(of: try! AgentID($0))) }
-        #expect(!victims.isEmpty, "worker-2 hosts none of the agents")
+        let (victims, frozenShards) = try await mesh.twoWorkersWithCounters(ids)
         for id in ids { #expect(try await mesh.act(id, "add", #"{"by":7}"#, timeout: .seconds(30)) == #"{"value":7}"#) }
         try await Task.sleep(for: .milliseconds(500))  // checkpointed
 
@@ -545,7 +531,7 @@ struct AgentFlowTests {
             try mesh.agents.delete(id)
             try mesh.create(id, kind: "counter")
         }
-        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !owners().values.contains("worker-2") }
+        let moved = await TestEnvironment.waitUntil(timeout: .seconds(10)) { !mesh.owners().values.contains("worker-2") }
         #expect(moved, "a frozen worker kept its shards")
         for id in victims {
             #expect(try await mesh.actPastFrozen(id, "get") == #"{"value":0}"#, "agent \(id) created again restored its old state")
@@ -557,7 +543,7 @@ struct AgentFlowTests {
         // Awake, worker-2 sees the deletes and creates it slept through, and wins its shards
         // back (a planned move: worker-1 hands them over).
         let back = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
-            let current = owners()
+            let current = mesh.owners()
             return frozenShards.allSatisfy { current[$0] == "worker-2" }
         }
         #expect(back, "worker-2 did not get its shards back")
