@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Logging
 public import MeshCore
 import MeshProto
@@ -36,14 +36,15 @@ public final class EventPublisher: Sendable {
     /// - Parameters:
     ///   - reason: why it happened, for the timeline (no payloads, no secrets).
     ///   - attributes: small structured details (shard, epoch, attempt, …).
+    ///   - at: when it happened (default: now).
     public func publish(
         _ kind: EventKind, agent: AgentID? = nil, node: NodeID? = nil, reason: String, attributes: [String: String] = [:],
-        payload: [UInt8] = []
+        payload: [UInt8] = [], at: Date = Date()
     ) {
         let id = TimeOrderedID.make()
         let event = Event(
             id: id, domain: kind.domain, type: kind.name, agentId: agent?.rawValue ?? "", nodeId: (node ?? self.node).rawValue,
-            reason: reason, timestampUnixMs: Int64(Date().timeIntervalSince1970 * 1000), attributes: attributes, payload: payload)
+            reason: reason, timestampUnixMs: Int64(at.timeIntervalSince1970 * 1000), attributes: attributes, payload: payload)
         var headers = NatsHeaders()
         headers[MeshHeader.messageType] = Event.messageType.rawValue
         let published = self.published

@@ -56,6 +56,9 @@ final class WorkerNode: Service, @unchecked Sendable {
         /// The lease lapsed: read the owners of this node's shards from KV, release what
         /// moved, then serve again.
         case revalidate
+        /// Record the arrivals of agents started by shard take-overs (``announcements``),
+        /// queued behind the shard changes that came with them.
+        case announce
     }
 
     /// What the NATS delivery threads read: owned shards with their epochs, running cells.
@@ -103,6 +106,23 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// group: deleting 10 000 agents was quadratic).
     private var memberships: [AgentID: String] = [:]
     private var restartCounts: [AgentID: UInt32] = [:]
+    /// Agents started by shard take-overs whose events (`placed` or `migrated`, `started`)
+    /// and `running` status are not written yet. A lost node's shards arrive together; their
+    /// agents answer first, and these writes (three per agent, each stored, mirrored and
+    /// watched) follow once the queued shard changes are handled (``Input/announce``), or
+    /// before any other input, so that an agent's later events and status come after them.
+    private var announcements: [Announcement] = []
+
+    /// An agent's arrival, not written yet (see ``announcements``).
+    struct Announcement {
+        var agent: AgentID
+        var spec: AgentSpec
+        /// nil: a restart in place (no `placed` or `migrated` event).
+        var arrival: Arrival?
+        var reason: String
+        var restored: Bool
+        var at: Date
+    }
     private var rng = SystemRandomNumberGenerator()
     /// Task consumers of owned shards (read by the cancel watch).
     private let taskRunners = Mutex<[Int: ShardTasks]>([:])
@@ -244,7 +264,12 @@ final class WorkerNode: Service, @unchecked Sendable {
 
     private func handle(_ event: Input) async {
         switch event {
+        case .shard, .announce: break
+        default: announcePending()
+        }
+        switch event {
         case .shard(let shard, let owner, let atStart): await shardChanged(shard, owner, atStart: atStart)
+        case .announce: announcePending()
         case .specs: await specsChanged(pendingSpecs.withLock { pending in defer { pending.removeAll() }; return pending })
         case .failed(let agent, let reason): await agentFailed(agent, reason: reason)
         case .restartDue(let agents, let group, let reason): await restart(agents, group: group, reason: reason)
@@ -360,6 +385,7 @@ final class WorkerNode: Service, @unchecked Sendable {
                 shard, epoch: owner.epoch, handedOverBy: owner.previousAlive ? owner.previous : nil,
                 arrival: movedFrom.map { .migrated(from: $0, cause: owner.reason) } ?? .placed)
         } else if current != nil {
+            announcePending()
             // Only a planned move away from this node (or an unassignment, with no successor
             // to overwrite) hands the agents' newest state over. A node that was declared dead
             // meanwhile — frozen, or cut off from NATS — learns of the move late: its
@@ -398,9 +424,13 @@ final class WorkerNode: Service, @unchecked Sendable {
         }
         if let previous, previous != node, !agents.isEmpty { await awaitHandOver(shard, epoch: epoch, from: previous) }
         let snapshots = await loadStates(agents)
+        let announcing = !announcements.isEmpty
         for agent in agents {
-            await start(agent, reason: "shard \(shard) taken over at epoch \(epoch)", arrival: arrival, preloaded: .some(snapshots[agent]))
+            await start(
+                agent, reason: "shard \(shard) taken over at epoch \(epoch)", arrival: arrival, preloaded: .some(snapshots[agent]),
+                announceLater: true)
         }
+        if !announcing && !announcements.isEmpty { inputContinuation.yield(.announce) }
         inputContinuation.yield(.startTasks(shard, epoch: epoch))
         updateGauges()
         context.logger.info("shard taken", metadata: ["mesh.shard": "\(shard)", "mesh.shard.epoch": "\(epoch)", "mesh.agents": "\(agents.count)"])
@@ -579,7 +609,8 @@ final class WorkerNode: Service, @unchecked Sendable {
     ///     restart in place (a new spec).
     ///   - preloaded: the agent's checkpoint when the caller read it already (`.some(nil)`:
     ///     it has none); `nil` reads it now.
-    private func start(_ agent: AgentID, reason: String, arrival: Arrival?, preloaded: [UInt8]?? = nil) async {
+    ///   - announceLater: leave the arrival's events and status to ``announcePending()``.
+    private func start(_ agent: AgentID, reason: String, arrival: Arrival?, preloaded: [UInt8]?? = nil, announceLater: Bool = false) async {
         defer { _ = routing.withLock { $0.starting.remove(agent) } }
         guard let spec = specs[agent], ownsShard(of: agent) else { return }
         let shard = resources.shardMap.shard(of: agent)
@@ -589,16 +620,12 @@ final class WorkerNode: Service, @unchecked Sendable {
             let cell = try runtime.makeCell(spec: spec, restoringFrom: snapshot)
             routing.withLock { $0.cells[agent] = cell }
             try joinGroup(agent, spec: spec)
-            switch arrival {
-            case .placed: events.publish(.agentPlaced, agent: agent, reason: reason, attributes: ["shard": "\(shard)"])
-            case .migrated(let from, let cause):
-                events.publish(
-                    .agentMigrated, agent: agent, reason: "\(reason), from \(from) (\(cause?.rawValue ?? "moved"))",
-                    attributes: ["shard": "\(shard)", "from": from.rawValue, "cause": cause?.rawValue ?? ""])
-            case nil: break
+            let started = Announcement(agent: agent, spec: spec, arrival: arrival, reason: reason, restored: snapshot != nil, at: Date())
+            if announceLater {
+                announcements.append(started)
+            } else {
+                announce(started)
             }
-            events.publish(.agentStarted, agent: agent, reason: snapshot == nil ? reason : "\(reason); state restored")
-            writeStatus(agent, spec: spec, status: .running, error: nil)
         } catch {
             let failure = error as? MeshError ?? MeshError(.internalError, "\(error)")
             context.logger.warning("agent cannot start", metadata: ["mesh.agent.id": "\(agent)", "error": "\(failure)"])
@@ -606,6 +633,30 @@ final class WorkerNode: Service, @unchecked Sendable {
             writeStatus(agent, spec: spec, status: .failed, error: failure)
         }
         updateGauges()
+    }
+
+    /// Writes an agent's arrival: its `placed` or `migrated` event (none for a restart in
+    /// place), `started`, and its `running` status, all stamped with its start.
+    private func announce(_ started: Announcement) {
+        let (agent, reason) = (started.agent, started.reason)
+        let shard = resources.shardMap.shard(of: agent)
+        switch started.arrival {
+        case .placed: events.publish(.agentPlaced, agent: agent, reason: reason, attributes: ["shard": "\(shard)"], at: started.at)
+        case .migrated(let from, let cause):
+            events.publish(
+                .agentMigrated, agent: agent, reason: "\(reason), from \(from) (\(cause?.rawValue ?? "moved"))",
+                attributes: ["shard": "\(shard)", "from": from.rawValue, "cause": cause?.rawValue ?? ""], at: started.at)
+        case nil: break
+        }
+        events.publish(.agentStarted, agent: agent, reason: started.restored ? "\(reason); state restored" : reason, at: started.at)
+        writeStatus(agent, spec: started.spec, status: .running, error: nil, at: started.at)
+    }
+
+    /// Writes the arrivals ``announcements`` holds, in start order.
+    private func announcePending() {
+        guard !announcements.isEmpty else { return }
+        for started in announcements { announce(started) }
+        announcements.removeAll()
     }
 
     private func stopCell(_ agent: AgentID) async {
@@ -911,10 +962,11 @@ final class WorkerNode: Service, @unchecked Sendable {
         return state
     }
 
-    private func writeStatus(_ agent: AgentID, spec: AgentSpec?, status: AgentStatus, error: MeshError?) {
+    /// Writes the agent's status (as of `at`: now unless given) to KV `mesh_status`.
+    private func writeStatus(_ agent: AgentID, spec: AgentSpec?, status: AgentStatus, error: MeshError?, at: Date = Date()) {
         let shard = resources.shardMap.shard(of: agent)
         let epoch = routing.withLock { $0.epochs[shard] } ?? 0
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = Int64(at.timeIntervalSince1970 * 1000)
         var record = AgentRecord()
         record.spec.id = agent.rawValue
         record.spec.generation = spec?.generation ?? 0

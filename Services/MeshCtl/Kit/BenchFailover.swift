@@ -11,12 +11,12 @@ import Nats
 /// its own (nats-server with JetStream, a supervisor, `--workers` workers, from the
 /// executables beside meshctl), creates `--agents` counter agents (written to KV
 /// `mesh_agents` as the registry would), then `--runs` times: adds 1 to every agent of one
-/// worker, waits for the periodic checkpoint, SIGKILLs that worker and measures
+/// worker, waits until the periodic checkpoint wrote them all, SIGKILLs that worker and measures
 ///
 /// - *placement*: SIGKILL → the shard table names no shard of the dead worker (detection,
 ///   planning and the KV write), and
 /// - *recovery*: SIGKILL → every agent the dead worker hosted has answered again, probed
-///   32 at a time (placement + take-over + state restore + the client's retries),
+///   256 at a time (placement + take-over + state restore + the client's retries),
 ///
 /// and checks each of those agents kept its count (*lost* counts the ones that did not).
 /// A replacement worker with a new id joins before the next run. Percentiles over the runs.
@@ -169,9 +169,16 @@ struct BenchFailover: AsyncParsableCommand {
             }
             let victimShards = Set(Self.owners(table)[victim] ?? [])
             let hosted = ids.filter { victimShards.contains(shardMap.shard(of: $0)) }
+            let stateStream = Subjects.keyValueStream(bucket: subjects.stateBucket)
+            let writtenBefore = try js.streamInfo(stateStream).state.lastSeq
             _ = try await Self.concurrently(hosted) { id in _ = try await actions.act(id, action: "add", payload: Array(#"{"by":1}"#.utf8), timeout: .seconds(10)) }
             for id in hosted { counts[id, default: 0] += 1 }
-            try await Task.sleep(for: .milliseconds(400))  // the periodic checkpoint (100 ms) lands
+            // The periodic checkpoint (100 ms) lands: one write per changed agent. (A fixed
+            // wait did not cover thousands of agents changed at once.)
+            let checkpointed = await LocalHost.waitUntil(timeout: .seconds(30)) {
+                ((try? js.streamInfo(stateStream).state.lastSeq) ?? 0) >= writtenBefore + UInt64(hosted.count)
+            }
+            guard checkpointed else { throw CLIError("the changed agents were not checkpointed within 30 s") }
 
             let killedAt = ContinuousClock.now
             processes[victim]!.kill9()
@@ -210,12 +217,16 @@ struct BenchFailover: AsyncParsableCommand {
         return owners
     }
 
-    /// Runs `body` over `items`, 32 at a time; results in completion order.
+    /// Requests in flight while adding and probing. With 32, probing some 7 000 agents of a
+    /// killed worker took longer than the take-over itself: the figure measured the prober.
+    static let probes = 256
+
+    /// Runs `body` over `items`, ``probes`` at a time; results in completion order.
     static func concurrently<T: Sendable>(_ items: [AgentID], _ body: @escaping @Sendable (AgentID) async throws -> T) async throws -> [T] {
         try await withThrowingTaskGroup(of: T.self) { group in
             var results: [T] = []
             for (index, item) in items.enumerated() {
-                if index >= 32, let done = try await group.next() { results.append(done) }
+                if index >= Self.probes, let done = try await group.next() { results.append(done) }
                 group.addTask { try await body(item) }
             }
             for try await done in group { results.append(done) }
