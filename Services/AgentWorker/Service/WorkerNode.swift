@@ -385,7 +385,6 @@ final class WorkerNode: Service, @unchecked Sendable {
                 shard, epoch: owner.epoch, handedOverBy: owner.previousAlive ? owner.previous : nil,
                 arrival: movedFrom.map { .migrated(from: $0, cause: owner.reason) } ?? .placed)
         } else if current != nil {
-            announcePending()
             // Only a planned move away from this node (or an unassignment, with no successor
             // to overwrite) hands the agents' newest state over. A node that was declared dead
             // meanwhile — frozen, or cut off from NATS — learns of the move late: its
@@ -459,6 +458,7 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// - Parameter toEpoch: the epoch of the new owner: once the checkpoints are written, the
     ///   hand-over marker tells it so.
     private func release(_ shard: Int, reason: String, handOver: Bool, toEpoch: UInt64? = nil) async {
+        announcePending()  // arrivals before departures
         let subscription = subscriptions.removeValue(forKey: shard)
         taskRunners.withLock { $0.removeValue(forKey: shard) }?.stop()
         let (cells, epoch) = routing.withLock { routing -> ([AgentCell], UInt64?) in
