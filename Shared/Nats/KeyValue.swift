@@ -143,6 +143,11 @@ public final class KeyValue: @unchecked Sendable {
         kvStore_Destroy(kv)
     }
 
+    /// The subject of a key is this prefix and the key (`$KV.<bucket>.<key>`).
+    private var subjectPrefix: String { "$KV.\(bucket)." }
+    /// The header marking a delete (`DEL`) or purge (`PURGE`) marker.
+    static let operationHeader = "KV-Operation"
+
     /// The current value of `key`; nil when missing, deleted or purged.
     /// The corresponding C function is `kvStore_Get`.
     public func get(_ key: String) throws(NatsError) -> KeyValueEntry? {
@@ -162,7 +167,7 @@ public final class KeyValue: @unchecked Sendable {
     ///   ``JetStream/lastMessages(stream:subjects:timeout:)`` otherwise.
     public func values(_ keys: [String], timeout: Duration = .seconds(5)) async throws(NatsError) -> [String: KeyValueEntry] {
         var found: [String: KeyValueEntry] = [:]
-        let prefix = "$KV.\(bucket)."
+        let prefix = subjectPrefix
         var start = 0
         while start < keys.count {
             let chunk = keys[start..<min(keys.count, start + JetStream.maxLastMessagesSubjects)]
@@ -170,7 +175,7 @@ public final class KeyValue: @unchecked Sendable {
             for key in chunk { try SubjectRules.validateKey(key, "KeyValue.values") }
             let messages = try await jetStream.lastMessages(stream: "KV_\(bucket)", subjects: chunk.map { prefix + $0 }, timeout: timeout)
             for message in messages where message.subject.hasPrefix(prefix) {
-                let operation = message.headers["KV-Operation"]
+                let operation = message.headers[Self.operationHeader]
                 guard operation != "DEL" && operation != "PURGE" else { continue }
                 let key = String(message.subject.dropFirst(prefix.count))
                 found[key] = KeyValueEntry(
@@ -288,7 +293,7 @@ public final class KeyValue: @unchecked Sendable {
         completion: (@Sendable (Result<PubAck, NatsError>) -> Void)? = nil
     ) throws(NatsError) {
         var headers = NatsHeaders()
-        headers["KV-Operation"] = "DEL"
+        headers[Self.operationHeader] = "DEL"
         if let expectedRevision { headers["Nats-Expected-Last-Subject-Sequence"] = String(expectedRevision) }
         try writeAsync(key, [], headers: headers, via: via, completion: completion)
     }
@@ -297,7 +302,7 @@ public final class KeyValue: @unchecked Sendable {
         _ key: String, _ value: [UInt8], headers: NatsHeaders, via: JetStream?, completion: (@Sendable (Result<PubAck, NatsError>) -> Void)?
     ) throws(NatsError) {
         try SubjectRules.validateKey(key, "js_PublishMsgAsync")
-        try (via ?? jetStream).publishAsync("$KV.\(bucket).\(key)", payload: value, headers: headers, completion: completion)
+        try (via ?? jetStream).publishAsync(subjectPrefix + key, payload: value, headers: headers, completion: completion)
     }
 
     /// Purges a key: removes all its revisions, leaving one purge marker.

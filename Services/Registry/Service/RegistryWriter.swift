@@ -100,9 +100,7 @@ struct RegistryWriter: Sendable {
     }
 
     private func create(_ spec: AgentSpec, now: Int64) throws(MeshError) -> AgentRecord {
-        var record = AgentRecord(spec: spec, createdAtUnixMs: now, updatedAtUnixMs: now)
-        record.spec.generation = 1
-        record.spec.incarnation = 0  // the create's revision (AgentRecord.incarnation(storedAt:))
+        var record = Self.newRecord(spec, now: now)
         do throws(NatsError) {
             record.revision = try agents.create(spec.id, record.serializedBytes())
             return record
@@ -123,10 +121,7 @@ struct RegistryWriter: Sendable {
     func createAsync(
         _ spec: AgentSpec, now: Int64, fallback: DispatchQueue, completion: @escaping @Sendable (Result<AgentRecord, MeshError>) -> Void
     ) {
-        var record = AgentRecord(spec: spec, createdAtUnixMs: now, updatedAtUnixMs: now)
-        record.spec.version = SchemaVersion.current
-        record.spec.generation = 1
-        record.spec.incarnation = 0  // the create's revision (AgentRecord.incarnation(storedAt:))
+        let record = Self.newRecord(spec, now: now)
         do throws(NatsError) {
             try agents.createAsync(spec.id, record.serializedBytes(), via: jetStream) { [self, record] result in
                 switch result {
@@ -212,6 +207,16 @@ struct RegistryWriter: Sendable {
             throw MeshError(.timeout, "deleting agent \(id): no acknowledgement from JetStream")
         }
         try result.get()
+    }
+
+    /// The record a create stores: generation 1, and no incarnation in the spec (the
+    /// create's revision is it: `AgentRecord.incarnation(storedAt:)`).
+    private static func newRecord(_ spec: AgentSpec, now: Int64) -> AgentRecord {
+        var record = AgentRecord(spec: spec, createdAtUnixMs: now, updatedAtUnixMs: now)
+        record.spec.version = SchemaVersion.current
+        record.spec.generation = 1
+        record.spec.incarnation = 0
+        return record
     }
 
     /// Whether two specs are the same apart from the fields the registry owns (generation,
