@@ -5,13 +5,14 @@ public enum ShardMoveReason: String, Sendable, Hashable, CaseIterable, CustomStr
     /// The shard had no owner.
     case initial
     /// A node became eligible (joined and passed its hold-down, or stopped draining) and
-    /// wins the shard.
+    /// takes its quota of the shards.
     case nodeJoined = "node_joined"
     /// The owner died (missed heartbeats) or is unknown.
     case nodeLost = "node_lost"
     /// The owner is draining (or reports capacity 0).
     case drain
-    /// The winner changed among nodes that were already eligible (a capacity change).
+    /// Shards moved between nodes that were already eligible to keep each within its quota
+    /// (a capacity change).
     case rebalance
 
     /// Whether the previous owner was alive when the shard moved, so it hands over.

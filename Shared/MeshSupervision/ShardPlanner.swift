@@ -43,7 +43,8 @@ public struct ShardAssignment: Sendable, Hashable {
 }
 
 /// Shard placement as a pure state machine: node liveness from heartbeats, capacity-weighted
-/// rendezvous hashing (see ``Rendezvous``), minimal movement, fencing epochs and anti-flap.
+/// rendezvous hashing with bounded loads (see ``Rendezvous``), minimal movement, fencing
+/// epochs and anti-flap.
 ///
 /// The planner reads no clock: heartbeats and plans carry the time (the supervisor's
 /// monotonic clock). ``plan(now:)`` applies the moves it returns to its own state (epochs
@@ -58,15 +59,25 @@ public struct ShardAssignment: Sendable, Hashable {
 ///   has been alive continuously for its hold-down: `holdDown × 2^k`, capped at `maxHoldDown`,
 ///   where k is the number of its deaths in the last `flapMemory` (defaults 1 s, 30 s, 60 s). So
 ///   a node that keeps flapping waits longer and longer and soon gets nothing.
-/// - A shard owned by a live, non-draining node moves only to a *stable* node that outranks
-///   the owner (a join moves only the shards the new node wins; nothing bounces between old
-///   nodes). A shard of a draining node moves to its winner among the stable candidates. A
-///   shard whose owner is dead or unknown, or that has no owner, goes at once to its winner
-///   among the stable candidates — or, if none is stable yet, among all candidates (an owned
-///   shard beats an unowned one). With no candidate at all, a lost shard moves to `nil` (its
-///   epoch still increases, fencing the old owner) and an unowned one stays unowned.
+/// - Quotas: each receiving node (the stable candidates, or every candidate while none is
+///   stable) holds the floor or the ceiling of its capacity's share of the shards — those not
+///   held by live nodes that receive nothing yet (restored owners not heard from, owners within
+///   their hold-down). 64 shards over 3 equal nodes are 21, 21 and 22; rendezvous hashing alone
+///   gives such nodes anywhere from about 14 to 29, by their names.
+/// - A shard whose owner is dead or unknown, draining, or that has no owner, goes at once to a
+///   receiver: each to the receiver that scores it highest among those below their lower quota,
+///   then among those below their upper one. With no candidate at all, a lost shard moves to
+///   `nil` (its epoch still increases, fencing the old owner), the others wait.
+/// - A shard owned by a live, non-draining node moves only while some stable node is outside
+///   its quota, and only between stable nodes: a node below its lower quota (one that joined)
+///   takes shards from nodes above their upper quota, then from nodes above their lower one,
+///   those whose owner it outranks most first; a node still above its upper quota gives shards
+///   to nodes below theirs, to nodes that joined first. So a death or a drain moves only the
+///   lost node's shards, a join moves only shards to the new node (with unequal capacities,
+///   rarely one more between old nodes), and a settled placement never moves.
+/// - Each call moves a shard at most once.
 /// - Capacity is the node's configured weight, not its momentary load: a changed capacity
-///   re-ranks nodes and moves shards.
+///   changes the quotas and moves shards.
 /// - Owners restored from KV count as alive (heard at the restore time) but get no new
 ///   shards until their first heartbeat; without one they expire like any node.
 ///
@@ -315,46 +326,155 @@ public struct ShardPlanner: Sendable, Hashable {
     // MARK: Planning
 
     /// Expires silent nodes, computes the moves needed now, applies them (owner and a new
-    /// epoch per moved shard) and returns them in shard order.
+    /// epoch per moved shard) and returns them in shard order. A shard moves at most once
+    /// per call.
     /// - Parameter now: the current time of the supervisor's monotonic clock.
     /// - Returns: the moves to write to KV; empty when the placement is settled.
     public mutating func plan(now: ContinuousClock.Instant) -> [ShardMove] {
         expire(now: now)
         let candidates = nodes.filter { Self.isCandidate($0.value) }
-            .map { (id: $0.key, weight: $0.value.capacity, hash: ShardMap.fnv1a64($0.key.rawValue)) }
+            .map { Receiver(id: $0.key, weight: $0.value.capacity, hash: ShardMap.fnv1a64($0.key.rawValue)) }
             .sorted { $0.id < $1.id }
         let stable = candidates.filter { isStable($0.id, now: now) }
         let stableIDs = Set(stable.map(\.id))
         let joined = stableIDs.subtracting(stableAtLastPlan)
         stableAtLastPlan = stableIDs
-        let fallback = stable.isEmpty ? candidates : stable
+        // Shards without a live, eligible owner go to the stable candidates, or to any
+        // candidate while none is stable; owned shards move between stable nodes only.
+        let receivers = stable.isEmpty ? candidates : stable
 
-        var moves: [ShardMove] = []
+        var owners = assignments.map(\.owner)
+        var reasons: [Int: ShardMove.Reason] = [:]
+        var homeless: [(shard: Int, reason: ShardMove.Reason)] = []
         for shard in assignments.indices {
-            let current = assignments[shard]
-            let target: NodeID?
-            let reason: ShardMove.Reason
-            if let owner = current.owner, let state = nodes[owner], state.isAlive {
-                if state.isProvisional { continue }
-                if state.draining || state.capacity <= 0 {
-                    guard let winner = Self.winner(shard, fallback) else { continue }
-                    (target, reason) = (winner, .drain)
-                } else {
-                    var pool = stable
-                    if !stableIDs.contains(owner) {
-                        pool.append((owner, state.capacity, ShardMap.fnv1a64(owner.rawValue)))
-                    }
-                    guard let winner = Self.winner(shard, pool), winner != owner else { continue }
-                    (target, reason) = (winner, joined.contains(winner) ? .nodeJoined : .rebalance)
-                }
-            } else if current.owner != nil {
-                (target, reason) = (Self.winner(shard, fallback), .nodeLost)
-            } else {
-                guard let winner = Self.winner(shard, fallback) else { continue }
-                (target, reason) = (winner, .initial)
+            guard let owner = owners[shard] else {
+                homeless.append((shard, .initial))
+                continue
             }
-            let move = ShardMove(shard: shard, from: current.owner, to: target, epoch: current.epoch + 1, reason: reason)
-            assignments[shard] = ShardAssignment(owner: target, epoch: move.epoch)
+            guard let state = nodes[owner], state.isAlive else {
+                homeless.append((shard, .nodeLost))
+                continue
+            }
+            if !state.isProvisional && (state.draining || state.capacity <= 0) { homeless.append((shard, .drain)) }
+        }
+        guard !receivers.isEmpty else {
+            // Nobody can take a shard: a lost shard is fenced off to nobody, the rest waits.
+            for (shard, reason) in homeless where reason == .nodeLost {
+                owners[shard] = nil
+                reasons[shard] = reason
+            }
+            return apply(owners, reasons)
+        }
+
+        // The receivers' quotas: the shards they may hold (all but those of live owners that
+        // are not receivers — provisional, or within their hold-down) split by capacity.
+        let homelessReasons = Dictionary(uniqueKeysWithValues: homeless.map { ($0.shard, $0.reason) })
+        let index = Dictionary(uniqueKeysWithValues: receivers.enumerated().map { ($1.id, $0) })
+        var load = Array(repeating: 0, count: receivers.count)
+        var held = 0
+        for shard in assignments.indices where homelessReasons[shard] == nil {
+            if let owner = owners[shard], let slot = index[owner] { load[slot] += 1 } else { held += 1 }
+        }
+        let quotas = Self.quotas(shards: shardCount - held, weights: receivers.map(\.weight))
+
+        // 1. Homeless shards, best score first: up to each receiver's lower quota, then its upper.
+        for bound in [\Quota.lower, \Quota.upper] {
+            var pairs: [(score: Double, shard: Int, slot: Int)] = []
+            for (shard, _) in homeless where reasons[shard] == nil {
+                for slot in receivers.indices where load[slot] < quotas[slot][keyPath: bound] {
+                    pairs.append((Self.score(shard, receivers[slot]), shard, slot))
+                }
+            }
+            pairs.sort { $0.score != $1.score ? $0.score > $1.score : ($0.shard, $0.slot) < ($1.shard, $1.slot) }
+            for pair in pairs where reasons[pair.shard] == nil && load[pair.slot] < quotas[pair.slot][keyPath: bound] {
+                owners[pair.shard] = receivers[pair.slot].id
+                load[pair.slot] += 1
+                reasons[pair.shard] = homelessReasons[pair.shard]
+            }
+        }
+        guard stable == receivers else { return apply(owners, reasons) }
+
+        // 2. A stable node below its lower quota takes shards: from nodes above their upper
+        //    quota first, then from nodes above their lower; those whose owner it outranks
+        //    most first (so a joining node takes what it wins, and the others shed evenly).
+        func rebalance(to slot: Int, from shard: Int) {
+            let from = index[owners[shard]!]!
+            load[from] -= 1
+            load[slot] += 1
+            owners[shard] = receivers[slot].id
+            reasons[shard] = joined.contains(receivers[slot].id) ? .nodeJoined : .rebalance
+        }
+        for slot in receivers.indices where load[slot] < quotas[slot].lower {
+            var offers: [(preference: Double, shard: Int)] = []
+            for shard in assignments.indices where reasons[shard] == nil {
+                guard let owner = owners[shard], let from = index[owner], from != slot else { continue }
+                offers.append((Self.score(shard, receivers[slot]) / Self.score(shard, receivers[from]), shard))
+            }
+            offers.sort { $0.preference != $1.preference ? $0.preference > $1.preference : $0.shard < $1.shard }
+            for bound in [\Quota.upper, \Quota.lower] {
+                for offer in offers where load[slot] < quotas[slot].lower && reasons[offer.shard] == nil {
+                    let from = index[owners[offer.shard]!]!
+                    if load[from] > quotas[from][keyPath: bound] { rebalance(to: slot, from: offer.shard) }
+                }
+            }
+        }
+        // 3. A stable node above its upper quota gives shards to nodes below theirs: to nodes
+        //    that joined now first, then to any; those whose taker outranks it most first.
+        let joiners = Set(receivers.indices.filter { joined.contains(receivers[$0].id) })
+        for takers in [joiners, Set(receivers.indices)] {
+            for from in receivers.indices where load[from] > quotas[from].upper {
+                var offers: [(preference: Double, shard: Int, slot: Int)] = []
+                for shard in assignments.indices where reasons[shard] == nil && owners[shard] == receivers[from].id {
+                    let own = Self.score(shard, receivers[from])
+                    for slot in takers.sorted() where slot != from && load[slot] < quotas[slot].upper {
+                        offers.append((Self.score(shard, receivers[slot]) / own, shard, slot))
+                    }
+                }
+                offers.sort { $0.preference != $1.preference ? $0.preference > $1.preference : ($0.shard, $0.slot) < ($1.shard, $1.slot) }
+                for offer in offers
+                where load[from] > quotas[from].upper && reasons[offer.shard] == nil && load[offer.slot] < quotas[offer.slot].upper {
+                    rebalance(to: offer.slot, from: offer.shard)
+                }
+            }
+        }
+        return apply(owners, reasons)
+    }
+
+    /// A receiving node in one plan.
+    private struct Receiver: Sendable, Equatable {
+        var id: NodeID
+        var weight: Double
+        var hash: UInt64
+    }
+
+    /// The bounds of one node's shard count: the floor and the ceiling of its share.
+    struct Quota: Sendable, Hashable {
+        var lower: Int
+        var upper: Int
+    }
+
+    /// Each weight's share of `shards`, as the floor and ceiling of `shards × weight ÷ Σ
+    /// weights` (a share within 10⁻⁹ of a whole number is that number).
+    static func quotas(shards: Int, weights: [Double]) -> [Quota] {
+        let total = weights.reduce(0, +)
+        return weights.map { weight in
+            var share = Double(shards) * weight / total
+            if abs(share - share.rounded()) < 1e-9 { share = share.rounded() }
+            return Quota(lower: Int(share.rounded(.down)), upper: Int(share.rounded(.up)))
+        }
+    }
+
+    private static func score(_ shard: Int, _ node: Receiver) -> Double {
+        Rendezvous.score(hash: Rendezvous.hash(shard: shard, nodeHash: node.hash), weight: node.weight)
+    }
+
+    /// Applies the owners that changed (one new epoch each) and returns their moves in shard order.
+    private mutating func apply(_ owners: [NodeID?], _ reasons: [Int: ShardMove.Reason]) -> [ShardMove] {
+        var moves: [ShardMove] = []
+        for shard in reasons.keys.sorted() where owners[shard] != assignments[shard].owner {
+            let current = assignments[shard]
+            let move = ShardMove(shard: shard, from: current.owner, to: owners[shard], epoch: current.epoch + 1, reason: reasons[shard]!)
+            assignments[shard] = ShardAssignment(owner: owners[shard], epoch: move.epoch)
             moves.append(move)
         }
         return moves
@@ -362,16 +482,5 @@ public struct ShardPlanner: Sendable, Hashable {
 
     private static func isCandidate(_ state: Node) -> Bool {
         state.isAlive && !state.isProvisional && !state.draining && state.capacity > 0
-    }
-
-    private static func winner(_ shard: Int, _ pool: [(id: NodeID, weight: Double, hash: UInt64)]) -> NodeID? {
-        var best: (id: NodeID, score: Double)?
-        for node in pool {
-            let score = Rendezvous.score(hash: Rendezvous.hash(shard: shard, nodeHash: node.hash), weight: node.weight)
-            guard score > 0 else { continue }
-            if let current = best, current.score > score || (current.score == score && current.id < node.id) { continue }
-            best = (node.id, score)
-        }
-        return best?.id
     }
 }
