@@ -64,9 +64,9 @@ struct AgentFlowTests {
             for id in ids { try create(id, kind: "counter") }
             let spread = await TestEnvironment.waitUntil(timeout: .seconds(20)) {
                 let current = self.owners()
-                return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count >= 16 }
+                return current.count == 64 && ["worker-1", "worker-2"].allSatisfy { worker in current.values.filter { $0 == worker }.count == 32 }
             }
-            #expect(spread, "shards not spread over both workers")
+            #expect(spread, "shards not spread 32 and 32 over both workers: \(self.owners())")
             let shardMap = try ShardMap()
             let shards = Set(owners().filter { $0.value == "worker-2" }.keys)
             let victims = ids.filter { shards.contains(shardMap.shard(of: try! AgentID($0))) }
@@ -76,6 +76,19 @@ struct AgentFlowTests {
 
         /// ``shardOwners()``, or none when KV cannot be read.
         func owners() -> [Int: String] { (try? shardOwners()) ?? [:] }
+
+        /// Waits (≤ 30 s) until worker-2, back from a freeze, holds its share (32 of 64) again,
+        /// and expects most of it to be the shards it held before (those it outranks worker-1
+        /// on come back first), with some of `victims` on them.
+        func worker2TakesItsShareBack(held frozenShards: Set<Int>, victims: [String]) async throws {
+            let back = await TestEnvironment.waitUntil(timeout: .seconds(30)) { self.owners().values.count { $0 == "worker-2" } == 32 }
+            #expect(back, "worker-2 did not get its share back: \(processes["supervisor-1"]!.logTail(maxBytes: 1_500))")
+            let shardMap = try ShardMap()
+            let regained = frozenShards.filter { owners()[$0] == "worker-2" }
+            let returned = victims.filter { regained.contains(shardMap.shard(of: try! AgentID($0))) }
+            print("worker-2 took back \(regained.count) of its \(frozenShards.count) shards, with \(returned.count) of \(victims.count) agents")
+            #expect(regained.count >= 16 && !returned.isEmpty, "worker-2 took back \(regained.count) of its shards, \(returned.count) agents")
+        }
 
         /// The owner of each assigned shard, from KV `mesh_shards`.
         func shardOwners() throws -> [Int: String] {
@@ -296,7 +309,7 @@ struct AgentFlowTests {
     /// misses and its shards move; its successor restores the last checkpoints (none) and
     /// changes them. When the frozen worker wakes up and learns of the move, it must drop its
     /// stale agents without checkpointing them: otherwise it would overwrite its successor's
-    /// state, and the agents, once their shards come back to it, would answer with its counts.
+    /// state, and the agents whose shards come back to it would answer with its counts.
     @Test func aWorkerDeclaredDeadDoesNotOverwriteItsSuccessorsCheckpoints() async throws {
         let mesh = try await Mesh()
         defer { mesh.stop() }
@@ -314,13 +327,9 @@ struct AgentFlowTests {
         try await Task.sleep(for: .milliseconds(500))  // worker-1 checkpoints the new counts
         kill(frozen.pid, SIGCONT)
 
-        // Awake, worker-2 heartbeats again and, after its hold-down, wins its shards back:
+        // Awake, worker-2 heartbeats again and, after its hold-down, takes its share back:
         // a planned move, so worker-1 hands them over and worker-2 restores from KV.
-        let back = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
-            let current = mesh.owners()
-            return frozenShards.allSatisfy { current[$0] == "worker-2" }
-        }
-        #expect(back, "worker-2 did not get its shards back: \(mesh.processes["supervisor-1"]!.logTail(maxBytes: 1_500))")
+        try await mesh.worker2TakesItsShareBack(held: frozenShards, victims: victims)
         for id in victims {
             #expect(try await mesh.act(id, "get", timeout: .seconds(15)) == #"{"value":10}"#, "agent \(id) lost its successor's count")
         }
@@ -526,7 +535,7 @@ struct AgentFlowTests {
     /// The same across workers: agents deleted and created again while their worker is
     /// frozen (so it deletes nothing) come up on the worker that takes their shards, where
     /// the old checkpoints are still in KV. They start from nothing, keep what they change
-    /// there, and keep it when the frozen worker wakes up and wins their shards back.
+    /// there, and keep it when the frozen worker wakes up and takes most of their shards back.
     @Test func anAgentCreatedAgainWhileItsWorkerIsFrozenStartsWithoutItsOldState() async throws {
         let mesh = try await Mesh()
         defer { mesh.stop() }
@@ -550,13 +559,9 @@ struct AgentFlowTests {
         try await Task.sleep(for: .milliseconds(500))  // worker-1 checkpoints the new counts
         kill(frozen.pid, SIGCONT)
 
-        // Awake, worker-2 sees the deletes and creates it slept through, and wins its shards
-        // back (a planned move: worker-1 hands them over).
-        let back = await TestEnvironment.waitUntil(timeout: .seconds(30)) {
-            let current = mesh.owners()
-            return frozenShards.allSatisfy { current[$0] == "worker-2" }
-        }
-        #expect(back, "worker-2 did not get its shards back")
+        // Awake, worker-2 sees the deletes and creates it slept through, and takes its share
+        // of the shards back (a planned move: worker-1 hands them over).
+        try await mesh.worker2TakesItsShareBack(held: frozenShards, victims: victims)
         for id in victims {
             #expect(try await mesh.act(id, "get", timeout: .seconds(15)) == #"{"value":3}"#, "agent \(id) lost its new life's count")
         }
