@@ -58,6 +58,18 @@ import Testing
         }
     }
 
+    @Test(arguments: [64, 100, 256])
+    func withEqualCapacitiesAJoinMovesShardsOnlyToTheNewNode(shardCount: Int) throws {
+        for size in 1...12 {
+            let ids = (0...size).map { node("n-\(size)-\($0)") }
+            var planner = try ShardPlanner(shardCount: shardCount)
+            _ = run(&planner, Array(ids.dropLast()), from: 0, to: 2000)
+            let moves = run(&planner, ids, from: 2000, to: 4000)
+            #expect(moves.allSatisfy { $0.to == ids.last && $0.reason == .nodeJoined }, "\(size) + 1 nodes: \(moves)")
+            #expect(moves.count == shardCount / (size + 1), "\(size) + 1 nodes")
+        }
+    }
+
     @Test func quotasSplitShardsByWeightIntoFloorsAndCeilings() {
         let even = ShardPlanner.quotas(shards: 64, weights: [1, 1, 1, 1])
         #expect(even.allSatisfy { $0.lower == 16 && $0.upper == 16 })

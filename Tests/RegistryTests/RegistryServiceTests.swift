@@ -76,6 +76,14 @@ struct RegistryServiceTests {
         }
         #expect(failure(try await get("callback-2")) == .notFound)
         process.kill9()
+        // nats-server drops a killed process's subscriptions once it reads the closed socket;
+        // a request sent before that goes to it and times out instead.
+        let quick = RegistryClient(connection: harness.connection, subjects: harness.subjects, shardMap: harness.shardMap, timeout: .milliseconds(200))
+        let gone = await TestEnvironment.waitUntil(timeout: .seconds(5)) {
+            do { _ = try await quick.get(try AgentID("callback-1")) } catch { return (error as? MeshError)?.code == .unavailable }
+            return false
+        }
+        #expect(gone, "requests still reach the killed registry")
         #expect(failure(try await get("callback-1")) == .unavailable)
     }
 
