@@ -20,45 +20,69 @@ import Testing
         return (Array(same.prefix(2)).sorted(), other, shard)
     }
 
-    @Test func specsOfOtherShardsStayEncodedUntilTheirShardIsTaken() throws {
+    func spec(_ id: String, generation: UInt64 = 1, incarnation: UInt64 = 0, storedAt revision: UInt64) throws -> AgentSpec {
+        SpecTable.spec(of: try AgentRecord(serializedBytes: record(id, generation: generation, incarnation: incarnation)), storedAt: revision)
+    }
+
+    @Test func otherShardsAreKnownByIdUntilTheirShardIsTakenAndTheirSpecsStored() throws {
         let (same, other, shard) = try agents()
         var table = SpecTable(shardMap: shardMap)
-        table.store(same[1], encoded: record(same[1].rawValue), revision: 17)
-        table.store(same[0], encoded: record(same[0].rawValue, generation: 3, incarnation: 9), revision: 40)
-        table.store(other, encoded: record(other.rawValue), revision: 5)
+        table.note(same[1], revision: 17)
+        table.note(same[0], revision: 40)
+        table.note(other, revision: 5)
         #expect(table[same[0]] == nil && table[same[1]] == nil)
+        #expect(table.agents(of: shard) == same)
 
-        let taken = table.take(shard: shard)
-        #expect(taken.agents == same && taken.unreadable.isEmpty)
-        // Generation 1: its life is the revision it was stored at; later ones carry theirs.
+        // Taken: the specs read from KV are stored at their revisions (the read may be newer
+        // than the watch). Generation 1: its life is the revision it was stored at.
+        let result1 = table.store(same[1], spec: try spec(same[1].rawValue, storedAt: 17), revision: 17)
+        #expect(result1 == .new)
+        let result2 = table.store(same[0], spec: try spec(same[0].rawValue, generation: 3, incarnation: 9, storedAt: 41), revision: 41)
+        #expect(result2 == .new)
         #expect(table[same[1]]?.incarnation == 17 && table[same[1]]?.labels == ["team": "a"])
         #expect(table[same[0]]?.incarnation == 9 && table[same[0]]?.generation == 3)
         #expect(table[other] == nil)
+        // The watch entry the read overtook is stale; a later one replaces the spec.
+        let result3 = table.store(same[0], spec: try spec(same[0].rawValue, generation: 2, storedAt: 40), revision: 40)
+        #expect(result3 == .stale)
+        let newer = try spec(same[0].rawValue, generation: 4, incarnation: 9, storedAt: 45)
+        let result4 = table.store(same[0], spec: newer, revision: 45)
+        #expect(result4 == .replaced(try spec(same[0].rawValue, generation: 3, incarnation: 9, storedAt: 41)))
+        #expect(table[same[0]] == newer)
 
-        // Released, then taken again: the same specs, incarnations kept.
-        let before = (table[same[0]], table[same[1]])
+        // Released: the specs go, the agents stay known.
         table.release(shard: shard)
-        #expect(table[same[0]] == nil)
-        #expect(table.take(shard: shard).agents == same)
-        #expect(table[same[0]] == before.0 && table[same[1]] == before.1)
+        #expect(table[same[0]] == nil && table[same[1]] == nil)
+        #expect(table.agents(of: shard) == same)
+        // Noting an older revision changes nothing; a stored spec needs a revision past it.
+        table.note(same[0], revision: 44)
+        let result5 = table.store(same[0], spec: newer, revision: 44)
+        #expect(result5 == .stale)
+        let result6 = table.store(same[0], spec: newer, revision: 45)
+        #expect(result6 == .new)
     }
 
-    @Test func storingRemovingAndUnreadableRecords() throws {
-        let (same, _, shard) = try agents()
+    @Test func deletesOlderThanTheKnownRevisionAreIgnored() throws {
+        let (same, other, shard) = try agents()
         var table = SpecTable(shardMap: shardMap)
-        let spec = SpecTable.spec(of: try AgentRecord(serializedBytes: record(same[0].rawValue)), storedAt: 3)
-        #expect(table.store(same[0], spec: spec) == nil)
-        var changed = spec
-        changed.generation = 2
-        #expect(table.store(same[0], spec: changed) == spec)
-        #expect(table[same[0]] == changed)
+        // Deleted at 20, created again at 21: a read at 21 came before the queued delete.
+        let result7 = table.store(same[0], spec: try spec(same[0].rawValue, storedAt: 21), revision: 21)
+        #expect(result7 == .new)
+        let result8 = table.remove(same[0], revision: 20)
+        #expect(!result8)
+        #expect(table[same[0]] != nil)
+        let result9 = table.remove(same[0], revision: 22)
+        #expect(result9)
+        #expect(table[same[0]] == nil && table.agents(of: shard).isEmpty)
 
-        table.store(same[1], encoded: [0xFF, 0xFF, 0xFF], revision: 8)
-        let taken = table.take(shard: shard)
-        #expect(taken.agents == [same[0]] && taken.unreadable == [same[1]])
-
-        table.remove(same[0])
-        #expect(table[same[0]] == nil)
-        #expect(table.take(shard: shard).agents.isEmpty)
+        table.note(other, revision: 8)
+        let result10 = table.remove(other, revision: 7)
+        #expect(!result10)
+        let result11 = table.remove(other, revision: 9)
+        #expect(result11)
+        #expect(table.agents(of: shardMap.shard(of: other)).isEmpty)
+        // Unknown agents are removed without complaint.
+        let result12 = table.remove(same[1], revision: 1)
+        #expect(result12)
     }
 }

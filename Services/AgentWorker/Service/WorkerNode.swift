@@ -408,11 +408,10 @@ final class WorkerNode: Service, @unchecked Sendable {
     ///   - arrival: how the agents came here, for their timeline (`placed`, or `migrated`
     ///     from the shard's previous owner).
     private func take(_ shard: Int, epoch: UInt64, handedOverBy previous: NodeID? = nil, arrival: Arrival) async {
-        let (agents, unreadable) = specs.take(shard: shard)
-        for agent in unreadable { context.logger.warning("unreadable agent record", metadata: ["mesh.agent.id": "\(agent)"]) }
+        let known = specs.agents(of: shard)
         routing.withLock {
             $0.epochs[shard] = epoch
-            $0.starting.formUnion(agents)
+            $0.starting.formUnion(known)
         }
         do {
             subscriptions[shard] = try context.nats.subscribe(
@@ -421,8 +420,17 @@ final class WorkerNode: Service, @unchecked Sendable {
         } catch {
             context.logger.error("cannot serve shard", metadata: ["mesh.shard": "\(shard)", "error": "\(error)"])
         }
-        if let previous, previous != node, !agents.isEmpty { await awaitHandOver(shard, epoch: epoch, from: previous) }
-        let snapshots = await loadStates(agents)
+        // The agents' specs and (after a failure, with no hand-over to wait for) their
+        // checkpoints are read together.
+        let handingOver = previous.map { $0 != node } ?? false
+        let (agentsBucket, checkpoints, logger) = (resources.agents, self.checkpoints!, context.logger)
+        async let specEntries = Self.readSpecs(of: known, from: agentsBucket, logger: logger)
+        async let earlyStates = handingOver || known.isEmpty ? nil : try? await checkpoints.read(known)
+        if let previous, handingOver, !known.isEmpty { await awaitHandOver(shard, epoch: epoch, from: previous) }
+        let agents = storeSpecs(of: known, await specEntries)
+        let missing = Set(known).subtracting(agents)
+        if !missing.isEmpty { routing.withLock { $0.starting.subtract(missing) } }
+        let snapshots = await loadStates(agents, read: await earlyStates)
         let announcing = !announcements.isEmpty
         for agent in agents {
             await start(
@@ -434,6 +442,44 @@ final class WorkerNode: Service, @unchecked Sendable {
         updateGauges()
         context.logger.info("shard taken", metadata: ["mesh.shard": "\(shard)", "mesh.shard.epoch": "\(epoch)", "mesh.agents": "\(agents.count)"])
     }
+
+    /// Reads the `mesh_agents` records of a shard's agents (batched direct gets): this node
+    /// kept only their ids while another node owned the shard. Retries a failed read
+    /// (≤ ``specReadAttempts`` times, backing off up to 1 s); nil when every attempt failed.
+    private static func readSpecs(of agents: [AgentID], from bucket: KeyValue, logger: Logger) async -> [String: KeyValueEntry]? {
+        guard !agents.isEmpty else { return [:] }
+        var delay = Duration.milliseconds(50)
+        for attempt in 1...specReadAttempts {
+            do {
+                return try await bucket.values(agents.map(\.rawValue))
+            } catch {
+                logger.warning("cannot read the specs of a shard's agents", metadata: ["mesh.agents": "\(agents.count)", "attempt": "\(attempt)", "error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(1))
+            }
+        }
+        logger.error("agents of a taken shard not started: their specs cannot be read", metadata: ["mesh.agents": "\(agents.count)"])
+        return nil
+    }
+
+    /// Stores the specs ``readSpecs(of:from:logger:)`` read.
+    /// - Returns: the agents with a spec, in id order (an agent deleted meanwhile has none).
+    private func storeSpecs(of agents: [AgentID], _ entries: [String: KeyValueEntry]?) -> [AgentID] {
+        guard let entries else { return [] }
+        return agents.filter { agent in
+            guard let entry = entries[agent.rawValue] else { return false }
+            guard let record = try? AgentRecord(serializedBytes: entry.value) else {
+                context.logger.warning("unreadable agent record", metadata: ["mesh.agent.id": "\(agent)"])
+                return false
+            }
+            // A stale read (the watch has a later revision) leaves the spec the watch stored.
+            _ = specs.store(agent, spec: SpecTable.spec(of: record, storedAt: entry.revision), revision: entry.revision)
+            return specs[agent] != nil
+        }
+    }
+
+    /// Reads of a taken shard's specs before its agents are given up.
+    static let specReadAttempts = 8
 
     /// Waits (at most ``handOverTimeout``) until the previous owner of `shard` has written its
     /// hand-over marker for `epoch` or a later one.
@@ -550,22 +596,22 @@ final class WorkerNode: Service, @unchecked Sendable {
         for entry in entries {
             guard let agent = try? AgentID(entry.key) else { continue }
             if entry.operation != .put {
-                specs.remove(agent)
+                guard specs.remove(agent, revision: entry.revision) else { continue }  // created again since
                 if waiting.remove(agent) != nil { _ = routing.withLock { $0.starting.remove(agent) } }
                 await remove(agent, reason: "agent deleted")
                 continue
             }
             guard ownsShard(of: agent) else {
-                specs.store(agent, encoded: entry.value, revision: entry.revision)  // decoded if its shard comes here
+                specs.note(agent, revision: entry.revision)  // its spec is read if its shard comes here
                 continue
             }
             guard let record = try? AgentRecord(serializedBytes: entry.value) else {
                 context.logger.warning("unreadable agent record", metadata: ["mesh.agent.id": "\(agent)"])
                 continue
             }
-            let previous = specs.store(agent, spec: SpecTable.spec(of: record, storedAt: entry.revision))
-            guard !waiting.contains(agent) else { continue }  // a waiting agent starts with its newest spec
-            guard let previous else {
+            let stored = specs.store(agent, spec: SpecTable.spec(of: record, storedAt: entry.revision), revision: entry.revision)
+            guard stored != .stale, !waiting.contains(agent) else { continue }  // a waiting agent starts with its newest spec
+            guard case .replaced(let previous) = stored else {
                 created.append(agent)
                 waiting.insert(agent)
                 routing.withLock { _ = $0.starting.insert(agent) }
@@ -905,11 +951,12 @@ final class WorkerNode: Service, @unchecked Sendable {
     /// at a time would add a round trip per agent): batched direct gets, one request per 256
     /// agents. Each agent's revision is remembered for its next checkpoint. When the batched
     /// read fails (a bucket without direct get, say), the checkpoints are read one by one,
-    /// ``concurrentStateReads`` at a time.
-    private func loadStates(_ agents: [AgentID]) async -> [AgentID: [UInt8]] {
+    /// ``concurrentStateReads`` at a time. `read`: the checkpoints when the caller read them.
+    private func loadStates(_ agents: [AgentID], read: [AgentID: StateCheckpoints.Stored]? = nil) async -> [AgentID: [UInt8]] {
         guard !agents.isEmpty else { return [:] }
         do {
-            let stored = try await checkpoints.read(agents)
+            let stored: [AgentID: StateCheckpoints.Stored]
+            if let read { stored = read } else { stored = try await checkpoints.read(agents) }
             var states: [AgentID: [UInt8]] = [:]
             for agent in agents { states[agent] = restoring(agent, from: stored[agent]) }
             return states
