@@ -35,19 +35,19 @@ import Testing
 
         // Taken: the specs read from KV are stored at their revisions (the read may be newer
         // than the watch). Generation 1: its life is the revision it was stored at.
-        let result1 = table.store(same[1], spec: try spec(same[1].rawValue, storedAt: 17), revision: 17)
-        #expect(result1 == .new)
-        let result2 = table.store(same[0], spec: try spec(same[0].rawValue, generation: 3, incarnation: 9, storedAt: 41), revision: 41)
-        #expect(result2 == .new)
+        let first = table.store(same[1], spec: try spec(same[1].rawValue, storedAt: 17), revision: 17)
+        #expect(first == .new)
+        let second = table.store(same[0], spec: try spec(same[0].rawValue, generation: 3, incarnation: 9, storedAt: 41), revision: 41)
+        #expect(second == .new)
         #expect(table[same[1]]?.incarnation == 17 && table[same[1]]?.labels == ["team": "a"])
         #expect(table[same[0]]?.incarnation == 9 && table[same[0]]?.generation == 3)
         #expect(table[other] == nil)
         // The watch entry the read overtook is stale; a later one replaces the spec.
-        let result3 = table.store(same[0], spec: try spec(same[0].rawValue, generation: 2, storedAt: 40), revision: 40)
-        #expect(result3 == .stale)
+        let overtaken = table.store(same[0], spec: try spec(same[0].rawValue, generation: 2, storedAt: 40), revision: 40)
+        #expect(overtaken == .stale)
         let newer = try spec(same[0].rawValue, generation: 4, incarnation: 9, storedAt: 45)
-        let result4 = table.store(same[0], spec: newer, revision: 45)
-        #expect(result4 == .replaced(try spec(same[0].rawValue, generation: 3, incarnation: 9, storedAt: 41)))
+        let later = table.store(same[0], spec: newer, revision: 45)
+        #expect(later == .replaced(try spec(same[0].rawValue, generation: 3, incarnation: 9, storedAt: 41)))
         #expect(table[same[0]] == newer)
 
         // Released: the specs go, the agents stay known.
@@ -56,33 +56,33 @@ import Testing
         #expect(table.agents(of: shard) == same)
         // Noting an older revision changes nothing; a stored spec needs a revision past it.
         table.note(same[0], revision: 44)
-        let result5 = table.store(same[0], spec: newer, revision: 44)
-        #expect(result5 == .stale)
-        let result6 = table.store(same[0], spec: newer, revision: 45)
-        #expect(result6 == .new)
+        let belowNoted = table.store(same[0], spec: newer, revision: 44)
+        #expect(belowNoted == .stale)
+        let pastNoted = table.store(same[0], spec: newer, revision: 45)
+        #expect(pastNoted == .new)
     }
 
     @Test func deletesOlderThanTheKnownRevisionAreIgnored() throws {
         let (same, other, shard) = try agents()
         var table = SpecTable(shardMap: shardMap)
         // Deleted at 20, created again at 21: a read at 21 came before the queued delete.
-        let result7 = table.store(same[0], spec: try spec(same[0].rawValue, storedAt: 21), revision: 21)
-        #expect(result7 == .new)
-        let result8 = table.remove(same[0], revision: 20)
-        #expect(!result8)
+        let recreated = table.store(same[0], spec: try spec(same[0].rawValue, storedAt: 21), revision: 21)
+        #expect(recreated == .new)
+        let staleDelete = table.remove(same[0], revision: 20)
+        #expect(!staleDelete)
         #expect(table[same[0]] != nil)
-        let result9 = table.remove(same[0], revision: 22)
-        #expect(result9)
+        let delete = table.remove(same[0], revision: 22)
+        #expect(delete)
         #expect(table[same[0]] == nil && table.agents(of: shard).isEmpty)
 
         table.note(other, revision: 8)
-        let result10 = table.remove(other, revision: 7)
-        #expect(!result10)
-        let result11 = table.remove(other, revision: 9)
-        #expect(result11)
+        let staleOtherDelete = table.remove(other, revision: 7)
+        #expect(!staleOtherDelete)
+        let otherDelete = table.remove(other, revision: 9)
+        #expect(otherDelete)
         #expect(table.agents(of: shardMap.shard(of: other)).isEmpty)
         // Unknown agents are removed without complaint.
-        let result12 = table.remove(same[1], revision: 1)
-        #expect(result12)
+        let unknownDelete = table.remove(same[1], revision: 1)
+        #expect(unknownDelete)
     }
 }

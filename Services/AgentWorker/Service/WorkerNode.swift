@@ -443,8 +443,9 @@ final class WorkerNode: Service, @unchecked Sendable {
         context.logger.info("shard taken", metadata: ["mesh.shard": "\(shard)", "mesh.shard.epoch": "\(epoch)", "mesh.agents": "\(agents.count)"])
     }
 
-    /// Reads the `mesh_agents` records of a shard's agents (batched direct gets): this node
-    /// kept only their ids while another node owned the shard. Retries a failed read
+    /// Reads the `mesh_agents` records of a shard's agents (batched direct gets, as the
+    /// lease's re-read of the shard owners: nats-server 2.11 or later): this node kept only
+    /// their ids while another node owned the shard. Retries a failed read
     /// (≤ ``specReadAttempts`` times, backing off up to 1 s); nil when every attempt failed.
     private static func readSpecs(of agents: [AgentID], from bucket: KeyValue, logger: Logger) async -> [String: KeyValueEntry]? {
         guard !agents.isEmpty else { return [:] }
