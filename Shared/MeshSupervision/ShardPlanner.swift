@@ -345,17 +345,18 @@ public struct ShardPlanner: Sendable, Hashable {
 
         var owners = assignments.map(\.owner)
         var reasons: [Int: ShardMove.Reason] = [:]
-        var homeless: [(shard: Int, reason: ShardMove.Reason)] = []
+        // Shards that must move, and why.
+        var homeless: [Int: ShardMove.Reason] = [:]
         for shard in assignments.indices {
             guard let owner = owners[shard] else {
-                homeless.append((shard, .initial))
+                homeless[shard] = .initial
                 continue
             }
             guard let state = nodes[owner], state.isAlive else {
-                homeless.append((shard, .nodeLost))
+                homeless[shard] = .nodeLost
                 continue
             }
-            if !state.isProvisional && (state.draining || state.capacity <= 0) { homeless.append((shard, .drain)) }
+            if !state.isProvisional && (state.draining || state.capacity <= 0) { homeless[shard] = .drain }
         }
         guard !receivers.isEmpty else {
             // Nobody can take a shard: a lost shard is fenced off to nobody, the rest waits.
@@ -368,11 +369,10 @@ public struct ShardPlanner: Sendable, Hashable {
 
         // The receivers' quotas: the shards they may hold (all but those of live owners that
         // are not receivers — provisional, or within their hold-down) split by capacity.
-        let homelessReasons = Dictionary(uniqueKeysWithValues: homeless.map { ($0.shard, $0.reason) })
         let index = Dictionary(uniqueKeysWithValues: receivers.enumerated().map { ($1.id, $0) })
         var load = Array(repeating: 0, count: receivers.count)
         var held = 0
-        for shard in assignments.indices where homelessReasons[shard] == nil {
+        for shard in assignments.indices where homeless[shard] == nil {
             if let owner = owners[shard], let slot = index[owner] { load[slot] += 1 } else { held += 1 }
         }
         let quotas = Self.quotas(shards: shardCount - held, weights: receivers.map(\.weight))
@@ -380,7 +380,7 @@ public struct ShardPlanner: Sendable, Hashable {
         // 1. Homeless shards, best score first: up to each receiver's lower quota, then its upper.
         for bound in [\Quota.lower, \Quota.upper] {
             var pairs: [(score: Double, shard: Int, slot: Int)] = []
-            for (shard, _) in homeless where reasons[shard] == nil {
+            for shard in homeless.keys where reasons[shard] == nil {
                 for slot in receivers.indices where load[slot] < quotas[slot][keyPath: bound] {
                     pairs.append((Self.score(shard, receivers[slot]), shard, slot))
                 }
@@ -389,7 +389,7 @@ public struct ShardPlanner: Sendable, Hashable {
             for pair in pairs where reasons[pair.shard] == nil && load[pair.slot] < quotas[pair.slot][keyPath: bound] {
                 owners[pair.shard] = receivers[pair.slot].id
                 load[pair.slot] += 1
-                reasons[pair.shard] = homelessReasons[pair.shard]
+                reasons[pair.shard] = homeless[pair.shard]
             }
         }
         guard stable == receivers else { return apply(owners, reasons) }
@@ -420,13 +420,13 @@ public struct ShardPlanner: Sendable, Hashable {
         }
         // 3. A stable node above its upper quota gives shards to nodes below theirs: to nodes
         //    that joined now first, then to any; those whose taker outranks it most first.
-        let joiners = Set(receivers.indices.filter { joined.contains(receivers[$0].id) })
-        for takers in [joiners, Set(receivers.indices)] {
+        let joiners = receivers.indices.filter { joined.contains(receivers[$0].id) }
+        for takers in [joiners, Array(receivers.indices)] {
             for from in receivers.indices where load[from] > quotas[from].upper {
                 var offers: [(preference: Double, shard: Int, slot: Int)] = []
                 for shard in assignments.indices where reasons[shard] == nil && owners[shard] == receivers[from].id {
                     let own = Self.score(shard, receivers[from])
-                    for slot in takers.sorted() where slot != from && load[slot] < quotas[slot].upper {
+                    for slot in takers where slot != from && load[slot] < quotas[slot].upper {
                         offers.append((Self.score(shard, receivers[slot]) / own, shard, slot))
                     }
                 }

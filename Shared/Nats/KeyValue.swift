@@ -147,6 +147,8 @@ public final class KeyValue: @unchecked Sendable {
     private var subjectPrefix: String { "$KV.\(bucket)." }
     /// The header marking a delete (`DEL`) or purge (`PURGE`) marker.
     static let operationHeader = "KV-Operation"
+    /// The header that makes a write a compare-and-set on the key's revision.
+    static let expectedRevisionHeader = "Nats-Expected-Last-Subject-Sequence"
 
     /// The current value of `key`; nil when missing, deleted or purged.
     /// The corresponding C function is `kvStore_Get`.
@@ -272,7 +274,7 @@ public final class KeyValue: @unchecked Sendable {
         completion: @escaping @Sendable (Result<PubAck, NatsError>) -> Void
     ) throws(NatsError) {
         var headers = NatsHeaders()
-        headers["Nats-Expected-Last-Subject-Sequence"] = String(expectedRevision)
+        headers[Self.expectedRevisionHeader] = String(expectedRevision)
         try writeAsync(key, value, headers: headers, via: via, completion: completion)
     }
 
@@ -294,7 +296,7 @@ public final class KeyValue: @unchecked Sendable {
     ) throws(NatsError) {
         var headers = NatsHeaders()
         headers[Self.operationHeader] = "DEL"
-        if let expectedRevision { headers["Nats-Expected-Last-Subject-Sequence"] = String(expectedRevision) }
+        if let expectedRevision { headers[Self.expectedRevisionHeader] = String(expectedRevision) }
         try writeAsync(key, [], headers: headers, via: via, completion: completion)
     }
 
